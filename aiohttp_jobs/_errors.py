@@ -17,7 +17,12 @@ __all__ = [
     "NotAwaitableError",
     "SchedulerClosedError",
     "SetupError",
+    "StepFailedError",
     "UnknownPriorityError",
+    "WorkflowCycleError",
+    "WorkflowDefinitionError",
+    "WorkflowStateError",
+    "WorkflowTimeoutError",
 ]
 
 
@@ -55,3 +60,41 @@ class NoCurrentJobError(JobsError, LookupError):
 
 class SetupError(JobsError, RuntimeError):
     """The aiohttp integration is missing (``setup()`` not called) or set up twice."""
+
+
+# -- workflows (aiohttp_jobs._workflow) -------------------------------------------
+
+
+class WorkflowDefinitionError(JobsError, ValueError):
+    """A workflow is built wrongly: a requirement outside the workflow, a step in
+    two workflows, a forever step that others require, a window too small."""
+
+
+class WorkflowCycleError(WorkflowDefinitionError):
+    """The requirements of a workflow's steps form a cycle.
+
+    ``cycle`` holds the labels of the steps in it, the first repeated at the end.
+    """
+
+    def __init__(self, message: str, cycle: list[str]) -> None:
+        super().__init__(message)
+        self.cycle = cycle
+
+
+class WorkflowStateError(JobsError, RuntimeError):
+    """A workflow was run twice, or changed while running or after its run."""
+
+
+class StepFailedError(JobsError, RuntimeError):
+    """A critical step of a critical workflow failed; the run was aborted.
+
+    ``step_label`` names the step and ``__cause__`` is its own exception.
+    """
+
+    def __init__(self, message: str, step_label: str) -> None:
+        super().__init__(message)
+        self.step_label = step_label
+
+
+class WorkflowTimeoutError(JobsError, asyncio.TimeoutError):
+    """A critical workflow did not finish within its ``timeout``."""
