@@ -15,6 +15,7 @@ __all__ = [
     "JobsError",
     "NoCurrentJobError",
     "NotAwaitableError",
+    "NotPicklableError",
     "SchedulerClosedError",
     "SetupError",
     "StepFailedError",
@@ -36,6 +37,10 @@ class SchedulerClosedError(JobsError, RuntimeError):
 
 class NotAwaitableError(JobsError, TypeError):
     """Something that cannot be awaited was given where a coroutine was expected."""
+
+
+class NotPicklableError(JobsError, TypeError):
+    """A function or its arguments cannot be sent to a worker process."""
 
 
 class ConfigError(JobsError, ValueError):

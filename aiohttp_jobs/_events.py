@@ -1,0 +1,149 @@
+"""The stream of job state changes.
+
+Listeners are plain callables run synchronously in the event loop thread right
+after the change; streams are async iterators with a bounded buffer, for consumers
+such as a live dashboard that may fall behind. Emitting costs one attribute check
+when nobody listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._job import Job
+
+__all__ = ["EventBus", "EventKind", "EventStream", "JobEvent", "Listener"]
+
+logger = logging.getLogger("aiohttp_jobs")
+
+
+class EventKind(str, enum.Enum):
+    """What happened to a job."""
+
+    CREATED = "created"  #: spawned; pending until a slot frees up
+    STARTED = "started"  #: its task started running
+    PROGRESS = "progress"  #: the job reported progress
+    FINISHED = "finished"  #: reached a final state (see ``job.state``)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One change of one job. ``at`` is wall-clock time (``time.time()``)."""
+
+    kind: EventKind
+    job: Job[object]
+    at: float
+
+
+Listener = Callable[[JobEvent], None]
+
+
+class EventStream:
+    """An async iterator over events, buffered up to ``maxsize``.
+
+    When the consumer falls behind, the oldest events are dropped and counted in
+    :attr:`dropped`, so a slow reader never slows the scheduler down.
+    """
+
+    __slots__ = ("_buffer", "_closed", "_waiter", "dropped", "maxsize")
+
+    def __init__(self, *, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.dropped = 0
+        self._buffer: deque[JobEvent] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<EventStream buffered={len(self._buffer)} dropped={self.dropped}>"
+
+    def _push(self, event: JobEvent) -> None:
+        if len(self._buffer) >= self.maxsize:
+            self._buffer.popleft()
+            self.dropped += 1
+        self._buffer.append(event)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _close(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> JobEvent:
+        while not self._buffer:
+            if self._closed:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._buffer.popleft()
+
+
+class EventBus:
+    """Fan-out of :class:`JobEvent` to listeners and streams."""
+
+    __slots__ = ("_listeners",)
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def __repr__(self) -> str:
+        return f"<EventBus listeners={len(self._listeners)}>"
+
+    def __bool__(self) -> bool:
+        return bool(self._listeners)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call *listener* with every event from now on."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling *listener*; unknown listeners are ignored."""
+        try:
+            self._listeners.remove(listener)
+        except ValueError:
+            pass
+
+    @asynccontextmanager
+    async def stream(self, *, maxsize: int = 1000) -> AsyncIterator[EventStream]:
+        """Subscribe for the duration of the ``async with`` block."""
+        stream = EventStream(maxsize=maxsize)
+        push = stream._push
+        self.add_listener(push)
+        try:
+            yield stream
+        finally:
+            self.remove_listener(push)
+            stream._close()
+
+    def emit(self, event: JobEvent) -> None:
+        """Deliver *event*; a failing listener is logged and does not stop others."""
+        for listener in tuple(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # noqa: PERF203 - one bad listener must not stop others
+                logger.exception("event listener %r failed on %r", listener, event)
+
+    def close(self) -> None:
+        """Detach every listener (used when the scheduler closes)."""
+        self._listeners.clear()

@@ -1,0 +1,80 @@
+"""A bounded, queryable record of finished jobs."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._job import Job, JobState
+
+__all__ = ["History"]
+
+
+class History:
+    """The last ``maxlen`` finished jobs, oldest first when iterated.
+
+    ``maxlen=0`` keeps nothing. Lookups scan the record, so they cost O(maxlen):
+    fine for inspection, not meant for hot paths.
+    """
+
+    __slots__ = ("_jobs",)
+
+    def __init__(self, *, maxlen: int) -> None:
+        self._jobs: deque[Job[object]] = deque(maxlen=maxlen)
+
+    def __repr__(self) -> str:
+        return f"<History {len(self._jobs)}/{self.maxlen}>"
+
+    @property
+    def maxlen(self) -> int:
+        maxlen = self._jobs.maxlen
+        assert maxlen is not None
+        return maxlen
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __iter__(self) -> Iterator[Job[object]]:
+        return iter(self._jobs)
+
+    def append(self, job: Job[object]) -> None:
+        self._jobs.append(job)
+
+    def clear(self) -> None:
+        self._jobs.clear()
+
+    def query(
+        self,
+        *,
+        state: JobState | str | None = None,
+        name: str | None = None,
+        tag: str | None = None,
+        limit: int | None = None,
+    ) -> list[Job[object]]:
+        """Finished jobs matching every given filter, newest first.
+
+        *state* is a :class:`JobState` or its value (``"failed"``); *name* matches
+        the job name exactly; *tag* keeps jobs carrying that tag.
+        """
+        found: list[Job[object]] = []
+        if limit is not None and limit <= 0:
+            return found
+        for job in reversed(self._jobs):
+            if state is not None and job.state != state:
+                continue
+            if name is not None and job.name != name:
+                continue
+            if tag is not None and tag not in job.tags:
+                continue
+            found.append(job)
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+    def get(self, job_id: str) -> Job[object] | None:
+        for job in reversed(self._jobs):
+            if job.id == job_id:
+                return job
+        return None

@@ -1,0 +1,481 @@
+"""Job: one unit of work owned by a scheduler.
+
+A job wraps exactly one coroutine, run in exactly one :class:`asyncio.Task` that is
+created only when the scheduler grants the job a slot. Besides the aiojobs
+contract (``wait``, ``close``, ``active``, ``pending``, ``closed``) every job has an
+id, a state, timings, a result, progress and tags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import enum
+import itertools
+import secrets
+import sys
+import time
+import traceback
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
+
+from ._errors import JobNotFinishedError, NoCurrentJobError
+from ._priority import Priority
+
+if TYPE_CHECKING:
+    from ._events import EventKind
+
+__all__ = ["Job", "JobState", "Progress", "current_job"]
+
+_T = TypeVar("_T", covariant=True)
+
+#: Random per-process prefix so ids from several processes (or app instances
+#: sharing a store) never collide; the suffix is a process-wide counter.
+_ID_PREFIX = secrets.token_hex(4)
+_next_seq = itertools.count(1).__next__
+
+_current: contextvars.ContextVar[Job[Any] | None] = contextvars.ContextVar(
+    "aiohttp_jobs.current_job", default=None
+)
+
+
+def current_job() -> Job[Any]:
+    """The job whose code is running now (also inside its threads and sub-tasks).
+
+    Raises :class:`NoCurrentJobError` outside of a job.
+    """
+    job = _current.get()
+    if job is None:
+        raise NoCurrentJobError(
+            "current_job() was called outside of a job: only code run by "
+            "Scheduler.spawn() (or spawn_in_thread()) has a current job"
+        )
+    return job
+
+
+def seq_from_id(job_id: str) -> int | None:
+    """The sequence number encoded in an id of this process, else ``None``."""
+    prefix, sep, seq = job_id.partition("-")
+    if not sep or prefix != _ID_PREFIX:
+        return None
+    try:
+        return int(seq, 16)
+    except ValueError:
+        return None
+
+
+class JobState(str, enum.Enum):
+    """Where a job is in its life. The last three are final."""
+
+    PENDING = "pending"  #: waiting for a free slot
+    RUNNING = "running"  #: its task is running
+    SUCCEEDED = "succeeded"  #: returned a value
+    FAILED = "failed"  #: raised an exception
+    CANCELLED = "cancelled"  #: closed or cancelled before it finished
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def final(self) -> bool:
+        return self is not JobState.PENDING and self is not JobState.RUNNING
+
+
+class Progress(NamedTuple):
+    """Progress a job reported: *done* out of *total* (if known), and a message."""
+
+    done: float = 0.0
+    total: float | None = None
+    message: str | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        """``done / total`` clamped to 0..1, or ``None`` when the total is unknown."""
+        if not self.total:
+            return None
+        return max(0.0, min(1.0, self.done / self.total))
+
+
+class JobOwner(Protocol):
+    """What a job needs from the scheduler that owns it."""
+
+    @property
+    def close_timeout(self) -> float | None: ...
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None: ...
+
+    def _job_finished(self, job: Job[Any]) -> None: ...
+
+    def _job_dropped(self, job: Job[Any]) -> None: ...
+
+    def _job_event(self, kind: EventKind, job: Job[Any]) -> None: ...
+
+
+def _resolve_false(fut: asyncio.Future[bool]) -> None:
+    if not fut.done():
+        fut.set_result(False)
+
+
+class Job(Generic[_T]):
+    """A coroutine run by a :class:`~aiohttp_jobs.Scheduler`.
+
+    Jobs are created by ``Scheduler.spawn()``; do not instantiate them directly.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_callbacks",
+        "_closed",
+        "_coro",
+        "_created_at",
+        "_explicit",
+        "_finished_at",
+        "_label",
+        "_loop",
+        "_name",
+        "_owner",
+        "_priority",
+        "_progress",
+        "_seq",
+        "_source_traceback",
+        "_started_at",
+        "_state",
+        "_tags",
+        "_task",
+        "_timer",
+        "_waiters",
+    )
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, _T],
+        owner: JobOwner,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        name: str | None = None,
+        priority: Priority = Priority.NORMAL,
+        tags: tuple[str, ...] = (),
+        label: str | None = None,
+    ) -> None:
+        self._coro: Coroutine[Any, Any, _T] | None = coro
+        self._owner = owner
+        self._loop = loop
+        self._name = name
+        self._label = label
+        self._priority = priority
+        self._tags = tags
+        self._seq = _next_seq()
+        self._state = JobState.PENDING
+        self._task: asyncio.Task[_T] | None = None
+        self._closed = False
+        self._explicit = False
+        self._created_at = time.time()
+        self._started_at: float | None = None
+        self._finished_at: float | None = None
+        self._progress: Progress | None = None
+        self._waiters: list[asyncio.Future[bool]] | None = None
+        self._callbacks: list[Callable[[Job[_T]], object]] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._source_traceback = (
+            traceback.extract_stack(sys._getframe(2)) if loop.get_debug() else None
+        )
+
+    def __repr__(self) -> str:
+        return f"<Job {self.name!r} {self._state.value} id={self.id}>"
+
+    # -- identity ---------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """Unique, URL-safe identifier (unique across processes too)."""
+        return f"{_ID_PREFIX}-{self._seq:x}"
+
+    @property
+    def name(self) -> str:
+        """The name given at spawn, else the coroutine's qualified name."""
+        if self._name is not None:
+            return self._name
+        if self._label is not None:
+            return self._label
+        return getattr(self._coro, "__qualname__", None) or "job"
+
+    def get_name(self) -> str | None:
+        """The task's name (aiojobs): the given name, ``None`` before the start
+        of an unnamed job, asyncio's ``Task-N`` after it."""
+        return self._task.get_name() if self._task is not None else self._name
+
+    def set_name(self, name: str) -> None:
+        self._name = name
+        if self._task is not None:
+            self._task.set_name(name)
+
+    @property
+    def priority(self) -> Priority:
+        return self._priority
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self._tags
+
+    # -- state ------------------------------------------------------------------
+
+    @property
+    def state(self) -> JobState:
+        return self._state
+
+    @property
+    def active(self) -> bool:
+        """Started and not closed (aiojobs)."""
+        return not self._closed and self._task is not None
+
+    @property
+    def pending(self) -> bool:
+        """Waiting for a slot and not closed (aiojobs)."""
+        return self._task is None and not self._closed
+
+    @property
+    def closed(self) -> bool:
+        """Finished, or asked to close (aiojobs)."""
+        return self._closed
+
+    @property
+    def done(self) -> bool:
+        """Reached a final state: succeeded, failed or cancelled."""
+        return self._state.final
+
+    @property
+    def created_at(self) -> float:
+        """When it was spawned (``time.time()`` seconds)."""
+        return self._created_at
+
+    @property
+    def started_at(self) -> float | None:
+        return self._started_at
+
+    @property
+    def finished_at(self) -> float | None:
+        return self._finished_at
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds it ran (so far, if still running); ``None`` if it never started."""
+        if self._started_at is None:
+            return None
+        end = self._finished_at if self._finished_at is not None else time.time()
+        return end - self._started_at
+
+    def result(self) -> _T:
+        """The return value; raises the job's exception, or ``CancelledError``."""
+        task = self._finished_task()
+        if task is None:
+            raise asyncio.CancelledError()
+        return task.result()
+
+    def exception(self) -> BaseException | None:
+        """The exception the job raised, ``None`` if it succeeded.
+
+        Raises ``CancelledError`` for a cancelled job, like ``Future.exception()``.
+        """
+        task = self._finished_task()
+        if task is None:
+            raise asyncio.CancelledError()
+        return task.exception()
+
+    def _finished_task(self) -> asyncio.Task[_T] | None:
+        if not self._state.final:
+            raise JobNotFinishedError(
+                f"{self!r} has not finished: await job.wait() before reading its result"
+            )
+        return self._task
+
+    # -- progress ---------------------------------------------------------------
+
+    @property
+    def progress(self) -> Progress | None:
+        """The last progress reported, ``None`` if the job never reported any."""
+        return self._progress
+
+    def set_progress(
+        self, done: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        """Report progress; safe to call from the job's worker thread as well."""
+        progress = Progress(
+            float(done), None if total is None else float(total), message
+        )
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._store_progress(progress)
+        else:
+            self._loop.call_soon_threadsafe(self._store_progress, progress)
+
+    def _store_progress(self, progress: Progress) -> None:
+        if self._state.final:
+            return
+        from ._events import EventKind
+
+        self._progress = progress
+        self._owner._job_event(EventKind.PROGRESS, self)
+
+    # -- outcome notification ---------------------------------------------------
+
+    def add_done_callback(self, callback: Callable[[Job[_T]], object]) -> None:
+        """Call ``callback(job)`` once the job is final (at once if it already is).
+
+        The caller takes responsibility for the outcome: a failure of this job is
+        no longer passed to the scheduler's exception handler.
+        """
+        self._explicit = True
+        if self._state.final:
+            self._loop.call_soon(callback, self)
+            return
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(callback)
+
+    async def _wait_final(self, timeout: float | None) -> bool:
+        """Wait until the job is final; ``False`` if *timeout* passed first.
+
+        Cancelling the caller cancels only this wait, never the job.
+        """
+        if self._state.final:
+            return True
+        fut: asyncio.Future[bool] = self._loop.create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(fut)
+        timer = (
+            None
+            if timeout is None
+            else self._loop.call_later(timeout, _resolve_false, fut)
+        )
+        try:
+            return await fut
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if not self._state.final:
+                self._waiters.remove(fut)
+
+    # -- aiojobs contract -------------------------------------------------------
+
+    async def wait(self, *, timeout: float | None = None) -> _T:
+        """Wait for the job and return its result (or raise its exception).
+
+        If *timeout* passes first, the job is closed and ``TimeoutError`` raised.
+        Cancelling the waiting task propagates to it and leaves the job running.
+        """
+        if not self._closed:
+            self._explicit = True
+        if not await self._wait_final(timeout):
+            await self._close(self._owner.close_timeout)
+            raise asyncio.TimeoutError(
+                f"{self!r} did not finish within {timeout} seconds and was closed"
+            )
+        return self.result()
+
+    async def close(self, *, timeout: float | None = None) -> None:
+        """Cancel the job and wait up to *timeout* (default: the scheduler's
+        ``close_timeout``) for it to finish.
+
+        Raises ``TimeoutError`` if it did not, and re-raises an exception other
+        than cancellation that the job ended with. Cancelling the caller
+        propagates to it (the job is cancelled regardless).
+        """
+        if self._closed:
+            return
+        self._explicit = True
+        if timeout is None:
+            timeout = self._owner.close_timeout
+        await self._close(timeout)
+
+    async def _close(self, timeout: float | None) -> None:
+        self._closed = True
+        task = self._task
+        if task is None:
+            if not self._state.final:
+                self._owner._job_dropped(self)
+            return
+        if task.done():
+            return
+        task.cancel()
+        if not await self._wait_final(timeout):
+            if self._explicit:
+                raise asyncio.TimeoutError(
+                    f"{self!r} did not finish within {timeout} seconds of being closed"
+                )
+            self._report("Job closing timed out", asyncio.TimeoutError())
+            return
+        if not task.cancelled():
+            exc = task.exception()
+            if exc is not None and self._explicit:
+                raise exc
+
+    # -- driven by the scheduler -------------------------------------------------
+
+    def _start(self) -> None:
+        coro = self._coro
+        assert coro is not None and self._task is None
+        self._state = JobState.RUNNING
+        self._started_at = time.time()
+        if sys.version_info >= (3, 11):
+            ctx = contextvars.copy_context()
+            ctx.run(_current.set, self)
+            task = self._loop.create_task(coro, name=self._name, context=ctx)
+        else:  # pragma: no cover - exercised on Python 3.10 only
+            task = self._loop.create_task(_run_as(self, coro), name=self._name)
+        self._task = task
+        task.add_done_callback(self._on_task_done)
+
+    def _on_task_done(self, task: asyncio.Task[_T]) -> None:
+        self._finished_at = time.time()
+        self._closed = True
+        exc: BaseException | None = None
+        if task.cancelled():
+            self._state = JobState.CANCELLED
+        else:
+            exc = task.exception()
+            self._state = JobState.SUCCEEDED if exc is None else JobState.FAILED
+        self._owner._job_finished(self)
+        if exc is not None and not self._explicit:
+            self._report("Job processing failed", exc)
+        self._notify()
+
+    def _drop(self) -> None:
+        """Finish a job that never started: it counts as cancelled."""
+        self._closed = True
+        self._state = JobState.CANCELLED
+        self._finished_at = time.time()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        coro = self._coro
+        if coro is not None:
+            coro.close()  # never started: avoid "coroutine was never awaited"
+        self._notify()
+
+    def _notify(self) -> None:
+        waiters = self._waiters
+        if waiters is not None:
+            self._waiters = None
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(True)
+        callbacks = self._callbacks
+        if callbacks is not None:
+            self._callbacks = None
+            for callback in callbacks:
+                self._loop.call_soon(callback, self)
+
+    def _report(self, message: str, exc: BaseException) -> None:
+        context: dict[str, Any] = {"message": message, "job": self, "exception": exc}
+        if self._source_traceback is not None:
+            context["source_traceback"] = self._source_traceback
+        self._owner.call_exception_handler(context)
+
+
+async def _run_as(job: Job[_T], coro: Coroutine[Any, Any, _T]) -> _T:
+    _current.set(job)
+    return await coro

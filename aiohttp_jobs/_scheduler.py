@@ -1,0 +1,672 @@
+"""Scheduler: spawns jobs under a concurrency limit, with priorities, pools and history.
+
+A drop-in superset of ``aiojobs.Scheduler``: the same constructor, methods and
+properties behave the same way, and everything else is opt-in keyword arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import pickle
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator
+from concurrent.futures import Executor
+from contextvars import copy_context
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ._errors import (
+    ConfigError,
+    JobNotFoundError,
+    NotAwaitableError,
+    NotPicklableError,
+    SchedulerClosedError,
+)
+from ._events import EventBus, EventKind, JobEvent
+from ._history import History
+from ._job import Job, seq_from_id
+from ._pools import Pools, default_sizes
+from ._priority import Priority, parse_priority
+
+__all__ = ["ExceptionHandler", "Scheduler", "StartTimeoutHandler"]
+
+logger = logging.getLogger("aiohttp_jobs")
+
+_T = TypeVar("_T")
+_S = TypeVar("_S", bound="Scheduler")
+
+ExceptionHandler = Callable[["Scheduler", dict[str, Any]], None]
+#: Called as ``handler(job, level)`` with level ``"warning"`` or ``"critical"``.
+StartTimeoutHandler = Callable[[Job[Any], str], None]
+
+_LOW, _NORMAL, _HIGH, _CRITICAL = Priority
+_PENDING_ORDER = (_HIGH, _NORMAL, _LOW)
+
+
+def _check_timeout(name: str, value: float | None) -> None:
+    if value is not None and value < 0:
+        raise ConfigError(f"{name} must be >= 0 seconds or None, got {value!r}")
+
+
+def _check_count(name: str, value: object, *, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+async def _await(aw: Awaitable[_T]) -> _T:
+    return await aw
+
+
+async def _call_in(
+    pool: Callable[[], Executor], fn: Callable[..., _T], args: tuple[Any, ...]
+) -> _T:
+    # Runs inside the job's task: the copied context carries current_job().
+    call = functools.partial(copy_context().run, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(pool(), call)
+
+
+async def _call_in_process(
+    pool: Callable[[], Executor], fn: Callable[..., _T], args: tuple[Any, ...]
+) -> _T:
+    call = functools.partial(fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(pool(), call)
+
+
+class Scheduler(Collection[Job[Any]]):
+    """Runs jobs concurrently, at most ``limit`` at a time (``None``: no limit).
+
+    Jobs beyond the limit wait in a pending list of at most ``pending_limit``
+    entries (0: unbounded); ``spawn()`` itself waits while that list is full.
+    """
+
+    def __init__(
+        self,
+        *,
+        close_timeout: float | None = 0.1,
+        wait_timeout: float | None = 60,
+        limit: int | None = 100,
+        pending_limit: int = 10000,
+        exception_handler: ExceptionHandler | None = None,
+        reserve_normal: int = 0,
+        reserve_high: int = 0,
+        history_limit: int = 1000,
+        start_timeout_warning: float | None = None,
+        start_timeout_critical: float | None = None,
+        on_start_timeout: StartTimeoutHandler | None = None,
+        thread_pool_size: int | None = None,
+        process_pool_size: int | None = None,
+    ) -> None:
+        if exception_handler is not None and not callable(exception_handler):
+            raise TypeError(
+                f"exception_handler must be a callable or None, "
+                f"got {exception_handler!r}"
+            )
+        if on_start_timeout is not None and not callable(on_start_timeout):
+            raise TypeError(
+                f"on_start_timeout must be a callable or None, got {on_start_timeout!r}"
+            )
+        if limit is not None:
+            _check_count("limit", limit, minimum=1)
+        _check_count("pending_limit", pending_limit, minimum=0)
+        _check_count("reserve_normal", reserve_normal, minimum=0)
+        _check_count("reserve_high", reserve_high, minimum=0)
+        _check_count("history_limit", history_limit, minimum=0)
+        _check_timeout("close_timeout", close_timeout)
+        _check_timeout("wait_timeout", wait_timeout)
+        _check_timeout("start_timeout_warning", start_timeout_warning)
+        _check_timeout("start_timeout_critical", start_timeout_critical)
+        if (
+            start_timeout_warning is not None
+            and start_timeout_critical is not None
+            and start_timeout_critical < start_timeout_warning
+        ):
+            raise ConfigError(
+                "start_timeout_critical must not be shorter than start_timeout_warning"
+            )
+        self._close_timeout = close_timeout
+        self._wait_timeout = wait_timeout
+        self._limit = limit
+        self._pending_limit = pending_limit
+        self._exception_handler = exception_handler
+        self._reserves = (reserve_normal, reserve_high)
+        # Capacity per priority: LOW, NORMAL, HIGH (CRITICAL is never capped).
+        self._caps: tuple[int, int, int] | None = (
+            None
+            if limit is None
+            else (limit, limit + reserve_normal, limit + reserve_normal + reserve_high)
+        )
+        self._start_warning = start_timeout_warning
+        self._start_critical = start_timeout_critical
+        self._on_start_timeout = on_start_timeout
+        threads, processes = default_sizes(
+            None if self._caps is None else self._caps[2]
+        )
+        self._pools = Pools(
+            thread_size=_check_count("thread_pool_size", thread_pool_size, minimum=1)
+            if thread_pool_size is not None
+            else threads,
+            process_size=_check_count("process_pool_size", process_pool_size, minimum=1)
+            if process_pool_size is not None
+            else processes,
+        )
+
+        self._jobs: dict[int, Job[Any]] = {}  # active and pending, in spawn order
+        self._pending: tuple[deque[Job[Any]], ...] = (deque(), deque(), deque())
+        self._pending_count = 0
+        self._active_count = 0
+        self._space_waiters: deque[asyncio.Future[None]] = deque()
+        self._reserved = 0  # pending places promised to woken spawn() calls
+        self._shields: set[asyncio.Future[Any]] = set()
+        self._idle_waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._history = History(maxlen=history_limit)
+        self._events = EventBus()
+
+    def __repr__(self) -> str:
+        state = "closed " if self._closed else ""
+        return (
+            f"<Scheduler {state}active={self._active_count} "
+            f"pending={self._pending_count} limit={self._limit}>"
+        )
+
+    # -- collection of current jobs (aiojobs) -----------------------------------
+
+    def __iter__(self) -> Iterator[Job[Any]]:
+        return iter(list(self._jobs.values()))
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __contains__(self, obj: object) -> bool:
+        return isinstance(obj, Job) and self._jobs.get(obj._seq) is obj
+
+    async def __aenter__(self: _S) -> _S:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self.wait_and_close()
+
+    # -- settings and counters (aiojobs) ----------------------------------------
+
+    @property
+    def limit(self) -> int | None:
+        return self._limit
+
+    @property
+    def pending_limit(self) -> int:
+        return self._pending_limit
+
+    @property
+    def close_timeout(self) -> float | None:
+        return self._close_timeout
+
+    @property
+    def wait_timeout(self) -> float | None:
+        return self._wait_timeout
+
+    @property
+    def active_count(self) -> int:
+        return self._active_count
+
+    @property
+    def pending_count(self) -> int:
+        return self._pending_count
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def exception_handler(self) -> ExceptionHandler | None:
+        return self._exception_handler
+
+    # -- extensions ---------------------------------------------------------------
+
+    @property
+    def reserve_normal(self) -> int:
+        return self._reserves[0]
+
+    @property
+    def reserve_high(self) -> int:
+        return self._reserves[1]
+
+    @property
+    def history(self) -> History:
+        """The most recent finished jobs (``history_limit`` of them)."""
+        return self._history
+
+    @property
+    def events(self) -> EventBus:
+        """Subscribe here to every job state change."""
+        return self._events
+
+    @property
+    def pools(self) -> Pools:
+        return self._pools
+
+    def capacity(self, priority: Priority | int | str = Priority.NORMAL) -> int | None:
+        """How many jobs may run at once for a job of *priority* (``None``: no cap)."""
+        prio = parse_priority(priority)
+        if self._caps is None or prio is _CRITICAL:
+            return None
+        return self._caps[prio]
+
+    def get_job(self, job_id: str) -> Job[Any]:
+        """The active, pending or remembered finished job with this id."""
+        seq = seq_from_id(job_id)
+        job = None if seq is None else self._jobs.get(seq)
+        if job is None:
+            job = self._history.get(job_id)
+        if job is None:
+            raise JobNotFoundError(
+                f"no job with id {job_id!r}: it never existed here, or it finished "
+                f"and left the history (history_limit={self._history.maxlen})"
+            )
+        return job
+
+    # -- spawning -------------------------------------------------------------------
+
+    async def spawn(
+        self,
+        coro: Coroutine[Any, Any, _T] | Awaitable[_T],
+        name: str | None = None,
+        *,
+        priority: Priority | int | str = Priority.NORMAL,
+        tags: Collection[str] = (),
+    ) -> Job[_T]:
+        """Start *coro* as a job now, or queue it until a slot frees up.
+
+        Waits while the pending list is full. Raises :class:`SchedulerClosedError`
+        once the scheduler is closed.
+        """
+        return await self._spawn(coro, name, priority, tags, None)
+
+    async def spawn_in_thread(
+        self,
+        fn: Callable[..., _T],
+        /,
+        *args: Any,
+        name: str | None = None,
+        priority: Priority | int | str = Priority.NORMAL,
+        tags: Collection[str] = (),
+    ) -> Job[_T]:
+        """Run the blocking ``fn(*args)`` in the thread pool, as a job.
+
+        The job has the same limits, priority, result and history as any other;
+        inside ``fn``, ``current_job()`` works and progress may be reported.
+        """
+        _check_blocking("spawn_in_thread", fn)
+        return await self._spawn(
+            _call_in(self._pools.thread, fn, args),
+            name,
+            priority,
+            tags,
+            _qualname(fn),
+        )
+
+    async def spawn_in_process(
+        self,
+        fn: Callable[..., _T],
+        /,
+        *args: Any,
+        name: str | None = None,
+        priority: Priority | int | str = Priority.NORMAL,
+        tags: Collection[str] = (),
+    ) -> Job[_T]:
+        """Run ``fn(*args)`` in the process pool, as a job.
+
+        *fn* and *args* must be picklable (a module-level function, not a lambda).
+        """
+        _check_blocking("spawn_in_process", fn)
+        try:
+            pickle.dumps((fn, args))
+        except Exception as exc:
+            raise NotPicklableError(
+                f"spawn_in_process() must send {_qualname(fn)} and its arguments "
+                f"to another process, but they cannot be pickled ({exc}); use a "
+                "module-level function and plain data, or spawn_in_thread()"
+            ) from exc
+        return await self._spawn(
+            _call_in_process(self._pools.process, fn, args),
+            name,
+            priority,
+            tags,
+            _qualname(fn),
+        )
+
+    async def _spawn(
+        self,
+        coro: Coroutine[Any, Any, _T] | Awaitable[_T],
+        name: str | None,
+        priority: Priority | int | str,
+        tags: Collection[str],
+        label: str | None,
+    ) -> Job[_T]:
+        if not asyncio.iscoroutine(coro):
+            coro = _as_coroutine(coro)
+        if self._closed:
+            coro.close()
+            raise SchedulerClosedError(
+                "cannot spawn a job: the scheduler is closed (spawn before "
+                "close() or wait_and_close())"
+            )
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is None:
+                self._loop = loop
+            else:
+                coro.close()
+                raise RuntimeError(f"{self!r} is bound to a different event loop")
+        prio = priority if type(priority) is Priority else parse_priority(priority)
+        job: Job[_T] = Job(
+            coro,
+            self,
+            loop=loop,
+            name=name,
+            priority=prio,
+            tags=tags if type(tags) is tuple else tuple(tags),
+            label=label,
+        )
+        caps = self._caps
+        if caps is None or prio is _CRITICAL or self._active_count < caps[prio]:
+            self._jobs[job._seq] = job
+            self._start(job, created=True)
+            return job
+        limit = self._pending_limit
+        if limit and (
+            self._space_waiters or self._pending_count + self._reserved >= limit
+        ):
+            await self._wait_for_space(job)
+            if self._active_count < caps[prio]:
+                self._jobs[job._seq] = job
+                self._start(job, created=True)
+                return job
+        self._jobs[job._seq] = job
+        self._pending[prio].append(job)
+        self._pending_count += 1
+        if self._start_warning is not None or self._start_critical is not None:
+            self._arm_start_timer(job)
+        if self._events:
+            self._emit(EventKind.CREATED, job)
+        return job
+
+    async def _wait_for_space(self, job: Job[Any]) -> None:
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._space_waiters.append(fut)
+        try:
+            await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                # A place was promised to us; hand it to the next in line.
+                self._reserved -= 1
+                self._grant_space()
+            elif not fut.done():
+                self._space_waiters.remove(fut)
+            job._drop()
+            raise
+        self._reserved -= 1
+
+    def _grant_space(self) -> None:
+        limit = self._pending_limit
+        waiters = self._space_waiters
+        while waiters and self._pending_count + self._reserved < limit:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                self._reserved += 1
+
+    def _start(self, job: Job[Any], *, created: bool = False) -> None:
+        self._active_count += 1
+        job._start()
+        if self._events:
+            if created:
+                self._emit(EventKind.CREATED, job)
+            self._emit(EventKind.STARTED, job)
+
+    def _start_pending(self) -> None:
+        caps = self._caps
+        assert caps is not None
+        pending = self._pending
+        for prio in _PENDING_ORDER:
+            queue = pending[prio]
+            cap = caps[prio]
+            while queue and self._active_count < cap:
+                job = queue.popleft()
+                self._pending_count -= 1
+                if job._timer is not None:
+                    job._timer.cancel()
+                    job._timer = None
+                self._start(job)
+        if self._space_waiters:
+            self._grant_space()
+
+    # -- callbacks from jobs (the JobOwner protocol) ----------------------------------
+
+    def _job_finished(self, job: Job[Any]) -> None:
+        if self._jobs.pop(job._seq, None) is not None:
+            self._active_count -= 1
+        self._history.append(job)
+        if self._pending_count:
+            self._start_pending()
+        if self._events:
+            self._emit(EventKind.FINISHED, job)
+        if self._idle_waiter is not None and not self._jobs and not self._shields:
+            self._set_idle()
+
+    def _job_dropped(self, job: Job[Any]) -> None:
+        """A pending job was closed: it leaves without ever starting."""
+        if self._jobs.pop(job._seq, None) is not None:
+            self._pending[job._priority].remove(job)
+            self._pending_count -= 1
+        job._drop()
+        self._history.append(job)
+        if self._space_waiters:
+            self._grant_space()
+        if self._events:
+            self._emit(EventKind.FINISHED, job)
+        if self._idle_waiter is not None and not self._jobs and not self._shields:
+            self._set_idle()
+
+    def _job_event(self, kind: EventKind, job: Job[Any]) -> None:
+        if self._events:
+            self._emit(kind, job)
+
+    def _emit(self, kind: EventKind, job: Job[Any]) -> None:
+        self._events.emit(JobEvent(kind, job, time.time()))
+
+    # -- start timeouts -------------------------------------------------------------
+
+    def _arm_start_timer(self, job: Job[Any]) -> None:
+        assert self._loop is not None
+        first = self._start_warning if self._start_warning is not None else None
+        level = "warning"
+        if first is None:
+            first, level = self._start_critical, "critical"
+        assert first is not None
+        job._timer = self._loop.call_later(first, self._start_timed_out, job, level)
+
+    def _start_timed_out(self, job: Job[Any], level: str) -> None:
+        job._timer = None
+        if not job.pending:
+            return
+        waited = time.time() - job.created_at
+        log = logger.warning if level == "warning" else logger.error
+        log(
+            "%r has waited %.3f s to start (start_timeout_%s); "
+            "active=%d pending=%d limit=%s",
+            job,
+            waited,
+            level,
+            self._active_count,
+            self._pending_count,
+            self._limit,
+        )
+        if self._on_start_timeout is not None:
+            try:
+                self._on_start_timeout(job, level)
+            except Exception as exc:
+                self.call_exception_handler(
+                    {
+                        "message": "on_start_timeout handler failed",
+                        "job": job,
+                        "exception": exc,
+                    }
+                )
+        if level == "warning" and self._start_critical is not None:
+            assert self._loop is not None and self._start_warning is not None
+            job._timer = self._loop.call_later(
+                self._start_critical - self._start_warning,
+                self._start_timed_out,
+                job,
+                "critical",
+            )
+
+    # -- shielding --------------------------------------------------------------------
+
+    def shield(self, arg: Awaitable[_T]) -> asyncio.Future[_T]:
+        """Protect *arg* from the caller's cancellation; ``wait_and_close()``
+        waits for it and ``close()`` cancels it (aiojobs)."""
+        inner = asyncio.ensure_future(arg)
+        if inner.done():
+            return inner
+        self._shields.add(inner)
+        inner.add_done_callback(self._shield_done)
+        return asyncio.shield(inner)
+
+    def _shield_done(self, fut: asyncio.Future[Any]) -> None:
+        self._shields.discard(fut)
+        if not fut.cancelled():
+            fut.exception()  # retrieved here: the shielded caller gets it, if any
+        if self._idle_waiter is not None and not self._jobs and not self._shields:
+            self._set_idle()
+
+    # -- closing ----------------------------------------------------------------------
+
+    def _set_idle(self) -> None:
+        waiter = self._idle_waiter
+        self._idle_waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no job is active or pending and nothing is shielded.
+
+        Returns ``False`` if *timeout* passed first. Jobs spawned meanwhile are
+        waited for too.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while self._jobs or self._shields:
+            if self._idle_waiter is None:
+                self._idle_waiter = loop.create_future()
+            waiter = self._idle_waiter
+            if deadline is None:
+                await asyncio.shield(waiter)
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            done, _ = await asyncio.wait((waiter,), timeout=remaining)
+            if not done:
+                return False
+        return True
+
+    async def wait_and_close(self, timeout: float | None = None) -> None:
+        """Wait up to *timeout* (default ``wait_timeout``) for every job, then close."""
+        if timeout is None:
+            timeout = self._wait_timeout
+        await self.wait_idle(timeout)
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop accepting jobs, drop pending ones and cancel the running ones,
+        waiting up to ``close_timeout`` for them; then shut the pools down."""
+        if self._closed:
+            return
+        self._closed = True
+        closed_error = SchedulerClosedError(
+            "the scheduler was closed while spawn() waited for a pending place"
+        )
+        while self._space_waiters:
+            fut = self._space_waiters.popleft()
+            if not fut.done():
+                fut.set_exception(closed_error)
+        for queue in self._pending:
+            while queue:
+                job = queue.popleft()
+                self._pending_count -= 1
+                self._jobs.pop(job._seq, None)
+                job._drop()
+                self._history.append(job)
+                if self._events:
+                    self._emit(EventKind.FINISHED, job)
+        running = [job for job in self._jobs.values() if job._task is not None]
+        waiting: set[asyncio.Future[Any]] = set()
+        for job in running:
+            job._closed = True
+            task = job._task
+            assert task is not None
+            task.cancel()
+            waiting.add(task)
+        for fut in self._shields:
+            fut.cancel()
+            waiting.add(fut)
+        try:
+            if waiting:
+                await asyncio.wait(waiting, timeout=self._close_timeout)
+            for job in running:
+                if not job.done and not job._explicit:
+                    job._report("Job closing timed out", asyncio.TimeoutError())
+        finally:
+            self._jobs.clear()
+            self._pools.shutdown()
+            self._set_idle()
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """Pass *context* to the ``exception_handler``, else to the loop's."""
+        if self._exception_handler is None:
+            asyncio.get_running_loop().call_exception_handler(context)
+        else:
+            self._exception_handler(self, context)
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__qualname__
+
+
+def _check_blocking(method: str, fn: object) -> None:
+    if not callable(fn):
+        raise NotAwaitableError(
+            f"{method}() expected a function, got {type(fn).__qualname__}"
+        )
+    if inspect.iscoroutinefunction(fn):
+        raise NotAwaitableError(
+            f"{method}() runs blocking functions; {_qualname(fn)} is a coroutine "
+            f"function: use spawn({_qualname(fn)}(...)) instead"
+        )
+
+
+def _as_coroutine(aw: object) -> Coroutine[Any, Any, Any]:
+    if inspect.isawaitable(aw):
+        return _await(aw)
+    if inspect.iscoroutinefunction(aw):
+        raise NotAwaitableError(
+            f"spawn() expected a coroutine, got the coroutine function "
+            f"{_qualname(aw)}: call it, spawn({_qualname(aw)}(...))"
+        )
+    raise NotAwaitableError(
+        f"spawn() expected a coroutine or another awaitable, got "
+        f"{type(aw).__qualname__}: {aw!r:.60}"
+    )
