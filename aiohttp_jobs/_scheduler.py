@@ -164,6 +164,7 @@ class Scheduler(Collection[Job[Any]]):
         self._shields: set[asyncio.Future[Any]] = set()
         self._idle_waiter: asyncio.Future[None] | None = None
         self._closed = False
+        self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._history = History(maxlen=history_limit)
         self._events = EventBus()
@@ -230,6 +231,28 @@ class Scheduler(Collection[Job[Any]]):
     @property
     def exception_handler(self) -> ExceptionHandler | None:
         return self._exception_handler
+
+    @property
+    def draining(self) -> bool:
+        """``drain()`` was called: no new jobs, the current ones carry on."""
+        return self._draining
+
+    @property
+    def full(self) -> bool:
+        """Whether ``spawn()`` of a non-critical job could wait for a pending place
+        now (the pending list is at ``pending_limit``)."""
+        limit = self._pending_limit
+        return bool(limit) and (
+            bool(self._space_waiters) or self._pending_count + self._reserved >= limit
+        )
+
+    def drain(self) -> None:
+        """Refuse new jobs from now on, letting active and pending ones run.
+
+        ``spawn()`` raises :class:`SchedulerClosedError`; ``closed`` stays false
+        until ``close()``. Used at the start of a graceful shutdown.
+        """
+        self._draining = True
 
     # -- extensions ---------------------------------------------------------------
 
@@ -355,11 +378,12 @@ class Scheduler(Collection[Job[Any]]):
     ) -> Job[_T]:
         if not asyncio.iscoroutine(coro):
             coro = _as_coroutine(coro)
-        if self._closed:
+        if self._closed or self._draining:
             coro.close()
+            state = "closed" if self._closed else "draining (shutting down)"
             raise SchedulerClosedError(
-                "cannot spawn a job: the scheduler is closed (spawn before "
-                "close() or wait_and_close())"
+                f"cannot spawn a job: the scheduler is {state}; spawn before "
+                "drain(), close() or wait_and_close()"
             )
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
