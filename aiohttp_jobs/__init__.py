@@ -22,10 +22,25 @@ from ._history import History
 from ._job import Job, JobState, Progress, current_job
 from ._priority import Priority
 from ._scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
+from .web import (
+    SCHEDULER_KEY,
+    TASKS_KEY,
+    SchedulerOptions,
+    atomic,
+    get_scheduler,
+    get_scheduler_from_app,
+    get_scheduler_from_request,
+    get_tasks,
+    setup,
+    shield,
+    spawn,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "SCHEDULER_KEY",
+    "TASKS_KEY",
     "ConfigError",
     "EventBus",
     "EventKind",
@@ -45,9 +60,18 @@ __all__ = [
     "Progress",
     "Scheduler",
     "SchedulerClosedError",
+    "SchedulerOptions",
     "SetupError",
     "StartTimeoutHandler",
     "UnknownPriorityError",
     "__version__",
+    "atomic",
     "current_job",
+    "get_scheduler",
+    "get_scheduler_from_app",
+    "get_scheduler_from_request",
+    "get_tasks",
+    "setup",
+    "shield",
+    "spawn",
 ]

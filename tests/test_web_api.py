@@ -1,0 +1,394 @@
+"""The aiohttp API: setup, getters, spawn, shield, @atomic, back-pressure."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, make_mocked_request
+
+import aiohttp_jobs
+from aiohttp_jobs import (
+    SCHEDULER_KEY,
+    ConfigError,
+    Job,
+    Priority,
+    Scheduler,
+    SchedulerClosedError,
+    SetupError,
+)
+
+ClientFactory = Any  # pytest-aiohttp's aiohttp_client fixture
+
+
+async def test_get_scheduler_without_setup_tells_to_call_setup(
+    aiohttp_client: ClientFactory,
+) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        with pytest.raises(SetupError, match=r"aiohttp_jobs\.setup\(app\)"):
+            aiohttp_jobs.get_scheduler(request)
+        assert aiohttp_jobs.get_scheduler_from_request(request) is None
+        assert aiohttp_jobs.get_scheduler_from_app(request.app) is None
+        return web.Response(text="checked")
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
+    resp = await client.get("/")
+    assert await resp.text() == "checked"
+
+
+def test_setup_twice_is_an_error() -> None:
+    app = web.Application()
+    aiohttp_jobs.setup(app)
+    with pytest.raises(SetupError, match="called twice"):
+        aiohttp_jobs.setup(app)
+
+
+def test_setup_checks_scheduler_options_at_once() -> None:
+    with pytest.raises(ConfigError):
+        aiohttp_jobs.setup(web.Application(), limit=0)
+    with pytest.raises(SetupError, match="retry_after"):
+        aiohttp_jobs.setup(web.Application(), retry_after=0)
+
+
+async def test_atomic_without_setup_tells_to_call_setup() -> None:
+    @aiohttp_jobs.atomic
+    async def handler(request: web.Request) -> web.Response:
+        raise AssertionError("must not run")  # pragma: no cover
+
+    request = make_mocked_request("POST", "/", app=web.Application())
+    with pytest.raises(SetupError, match=r"aiohttp_jobs\.setup\(app\)"):
+        await handler(request)
+    gc.collect()  # the handler's coroutine was closed: no "never awaited" warning
+
+
+async def test_spawn_without_setup_closes_the_coroutine() -> None:
+    ran = False
+
+    async def job() -> None:  # pragma: no cover - must never run
+        nonlocal ran
+        ran = True
+
+    request = make_mocked_request("POST", "/", app=web.Application())
+    with pytest.raises(SetupError):
+        await aiohttp_jobs.spawn(request, job())
+    gc.collect()  # filterwarnings=error turns "never awaited" into a failure
+    assert not ran
+
+
+async def test_sub_application_handlers_use_the_root_scheduler(
+    aiohttp_client: ClientFactory,
+) -> None:
+    seen: list[Scheduler] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        scheduler = aiohttp_jobs.get_scheduler(request)
+        seen.append(scheduler)
+        assert aiohttp_jobs.get_scheduler_from_request(request) is scheduler
+        job = await aiohttp_jobs.spawn(request, asyncio.sleep(0, "sub"), "in-sub")
+        return web.Response(text=await job.wait())
+
+    root = web.Application()
+    aiohttp_jobs.setup(root, limit=5)
+    sub = web.Application()
+    sub.router.add_get("/x", handler)
+    root.add_subapp("/sub", sub)
+    client = await aiohttp_client(root)
+    resp = await client.get("/sub/x")
+    assert resp.status == 200
+    assert await resp.text() == "sub"
+    assert seen == [root[SCHEDULER_KEY]]
+    assert aiohttp_jobs.get_scheduler_from_app(root) is seen[0]
+    assert seen[0].limit == 5
+    assert [job.name for job in seen[0].history.query()] == ["in-sub"]
+
+
+async def test_spawn_passes_name_priority_and_tags(
+    aiohttp_client: ClientFactory,
+) -> None:
+    jobs: list[Job[int]] = []
+
+    async def compute() -> int:
+        return 42
+
+    async def handler(request: web.Request) -> web.Response:
+        job = await aiohttp_jobs.spawn(
+            request, compute(), "compute", priority=Priority.HIGH, tags=("a", "b")
+        )
+        jobs.append(job)
+        return web.json_response({"id": job.id, "result": await job.wait()})
+
+    app = web.Application()
+    aiohttp_jobs.setup(app)
+    app.router.add_post("/", handler)
+    client = await aiohttp_client(app)
+    resp = await client.post("/")
+    body = await resp.json()
+    assert body == {"id": jobs[0].id, "result": 42}
+    assert (jobs[0].name, jobs[0].priority, jobs[0].tags) == (
+        "compute",
+        Priority.HIGH,
+        ("a", "b"),
+    )
+
+
+class _Item(web.View):
+    @aiohttp_jobs.atomic
+    async def post(self) -> web.Response:
+        await asyncio.sleep(0)
+        return web.json_response({"view": self.request.match_info["name"]})
+
+
+async def test_atomic_returns_the_response_of_handlers_and_views(
+    aiohttp_client: ClientFactory,
+) -> None:
+    @aiohttp_jobs.atomic
+    async def plain(request: web.Request) -> web.Response:
+        """Plain handler."""
+        await asyncio.sleep(0)
+        return web.json_response({"plain": True}, status=201)
+
+    app = web.Application()
+    aiohttp_jobs.setup(app)
+    app.router.add_post("/plain", plain)
+    app.router.add_view("/items/{name}", _Item)
+    client = await aiohttp_client(app)
+
+    resp = await client.post("/plain")
+    assert resp.status == 201
+    assert await resp.json() == {"plain": True}
+    resp = await client.post("/items/x")
+    assert resp.status == 200
+    assert await resp.json() == {"view": "x"}
+    assert plain.__name__ == "plain"
+    assert plain.__doc__ == "Plain handler."
+
+
+async def test_atomic_propagates_http_errors_and_exceptions(
+    aiohttp_client: ClientFactory,
+) -> None:
+    @aiohttp_jobs.atomic
+    async def not_found(request: web.Request) -> web.Response:
+        await asyncio.sleep(0)
+        raise web.HTTPNotFound(text="nope")
+
+    @aiohttp_jobs.atomic
+    async def broken(request: web.Request) -> web.Response:
+        await asyncio.sleep(0)
+        raise ValueError("boom")
+
+    app = web.Application()
+    aiohttp_jobs.setup(app)
+    app.router.add_get("/404", not_found)
+    app.router.add_get("/500", broken)
+    client = await aiohttp_client(app)
+    resp = await client.get("/404")
+    assert (resp.status, await resp.text()) == (404, "nope")
+    resp = await client.get("/500")
+    assert resp.status == 500
+
+
+async def test_shield_protects_work_from_the_caller_cancellation() -> None:
+    app = web.Application()
+    aiohttp_jobs.setup(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        request = make_mocked_request("POST", "/", app=app)
+        gate = asyncio.Event()
+
+        async def work() -> str:
+            await gate.wait()
+            return "done"
+
+        fut = aiohttp_jobs.shield(request, work())
+        waiter = asyncio.ensure_future(fut)
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        other = aiohttp_jobs.shield(request, work())
+        gate.set()
+        assert await other == "done"
+    finally:
+        await runner.cleanup()
+
+
+async def test_spawn_answers_503_with_retry_after_when_the_pending_list_is_full(
+    aiohttp_client: ClientFactory,
+) -> None:
+    gate = asyncio.Event()
+
+    async def blocked() -> None:
+        await gate.wait()
+
+    async def handler(request: web.Request) -> web.Response:
+        reject = {"yes": True, "no": False}.get(request.query.get("reject", ""))
+        retry = float(request.query["retry"]) if "retry" in request.query else None
+        prio = request.query.get("prio", "normal")
+        job = await aiohttp_jobs.spawn(
+            request,
+            blocked(),
+            priority=prio,
+            reject_when_full=reject,
+            retry_after=retry,
+        )
+        return web.Response(text=job.id, status=202)
+
+    app = web.Application()
+    aiohttp_jobs.setup(app, limit=1, pending_limit=1, reject_when_full=True)
+    app.router.add_post("/", handler)
+    client = await aiohttp_client(app)
+
+    assert (await client.post("/")).status == 202  # runs
+    assert (await client.post("/")).status == 202  # pending: the list is now full
+    resp = await client.post("/")
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "1"
+    assert "too much background work" in await resp.text()
+    resp = await client.post("/?retry=2.5")
+    assert resp.headers["Retry-After"] == "3"
+    # CRITICAL jobs never wait for a pending place, so they are never refused.
+    assert (await client.post("/?prio=critical")).status == 202
+
+    # Opting out per call: the handler waits for a place instead.
+    waiting = asyncio.ensure_future(client.post("/?reject=no"))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    gate.set()
+    resp = await waiting
+    assert resp.status == 202
+
+
+async def test_back_pressure_is_opt_in(aiohttp_client: ClientFactory) -> None:
+    scheduler_full = asyncio.Event()
+    gate = asyncio.Event()
+
+    async def blocked() -> None:
+        await gate.wait()
+
+    async def handler(request: web.Request) -> web.Response:
+        if aiohttp_jobs.get_scheduler(request).full:
+            scheduler_full.set()
+        reject = request.query.get("reject") == "yes"
+        await aiohttp_jobs.spawn(request, blocked(), reject_when_full=reject or None)
+        return web.Response(status=202)
+
+    app = web.Application()
+    aiohttp_jobs.setup(app, limit=1, pending_limit=1)
+    app.router.add_post("/", handler)
+    client = await aiohttp_client(app)
+    await client.post("/")
+    await client.post("/")
+    assert (await client.post("/?reject=yes")).status == 503
+    waiting = asyncio.ensure_future(client.post("/"))
+    await scheduler_full.wait()
+    assert not waiting.done()
+    gate.set()
+    assert (await waiting).status == 202
+
+
+async def test_spawn_is_refused_once_shutdown_has_begun(serve: Any) -> None:
+    app = web.Application()
+    aiohttp_jobs.setup(app)
+    runner, _ = await serve(app)
+    request = make_mocked_request("POST", "/", app=app)
+    scheduler = app[SCHEDULER_KEY]
+    await runner.shutdown()  # what aiohttp runs first: on_shutdown
+    assert scheduler.closed
+    with pytest.raises(SchedulerClosedError):
+        await aiohttp_jobs.spawn(request, asyncio.sleep(0))
+    with pytest.raises(web.HTTPServiceUnavailable) as info:
+        await aiohttp_jobs.spawn(request, asyncio.sleep(0), reject_when_full=True)
+    assert info.value.headers["Retry-After"] == "1"
+    with pytest.raises(web.HTTPServiceUnavailable):
+        aiohttp_jobs.shield(request, asyncio.sleep(0))
+    gc.collect()
+
+
+class _FakeRuntime:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+
+class _FakeTasks:
+    """Stands in for ``aiohttp_jobs.Tasks``: only the ``runtime()`` contract."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.received: dict[str, object] = {}
+
+    @asynccontextmanager
+    async def runtime(
+        self, *, app: web.Application, scheduler: Scheduler, clock: object
+    ) -> AsyncIterator[_FakeRuntime]:
+        self.received = {"app": app, "scheduler": scheduler, "clock": clock}
+        self.log.append("runtime started")
+        try:
+            yield _FakeRuntime(self.log)
+        finally:
+            # Its in-flight runs may still spawn: the scheduler is not draining yet.
+            assert not scheduler.draining
+            job = await scheduler.spawn(asyncio.sleep(0), "last-run")
+            await job.wait()
+            self.log.append("runtime stopped")
+
+
+async def test_task_runtime_starts_with_the_app_and_stops_before_the_drain(
+    serve: Any,
+) -> None:
+    tasks = _FakeTasks()
+    clock = object()
+    app = web.Application()
+    aiohttp_jobs.setup(app, tasks=tasks, clock=clock)  # type: ignore[arg-type]
+
+    async def handler(request: web.Request) -> web.Response:
+        runtime = aiohttp_jobs.get_tasks(request)
+        assert runtime is aiohttp_jobs.get_tasks(request.app)
+        assert isinstance(runtime, _FakeRuntime)
+        return web.Response(text=",".join(runtime.log))
+
+    app.router.add_get("/", handler)
+    runner, port = await serve(app)
+    scheduler = app[SCHEDULER_KEY]
+    assert tasks.received == {"app": app, "scheduler": scheduler, "clock": clock}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/") as resp,
+    ):
+        assert await resp.text() == "runtime started"
+    await runner.cleanup()
+    assert tasks.log == ["runtime started", "runtime stopped"]
+    assert scheduler.closed
+    assert [job.name for job in scheduler.history.query()] == ["last-run"]
+
+
+async def test_get_tasks_without_a_registry_is_an_error() -> None:
+    app = web.Application()
+    with pytest.raises(SetupError, match=r"aiohttp_jobs\.setup\(app\)"):
+        aiohttp_jobs.get_tasks(app)
+    aiohttp_jobs.setup(app)
+    with pytest.raises(SetupError, match="tasks=tasks"):
+        aiohttp_jobs.get_tasks(app)
+
+
+async def test_scheduler_is_created_at_startup_and_closed_at_cleanup(
+    serve: Any,
+) -> None:
+    app = web.Application()
+    aiohttp_jobs.setup(app, close_timeout=0.5)
+    assert aiohttp_jobs.get_scheduler_from_app(app) is None
+    runner, _ = await serve(app)
+    scheduler = aiohttp_jobs.get_scheduler_from_app(app)
+    assert scheduler is not None
+    assert scheduler.close_timeout == 0.5
+    assert not scheduler.closed
+    await runner.cleanup()
+    assert scheduler.closed
