@@ -13,12 +13,15 @@ __all__ = [
     "JobNotFinishedError",
     "JobNotFoundError",
     "JobsError",
+    "LeaseLostError",
     "NoCurrentJobError",
     "NotAwaitableError",
     "NotPicklableError",
     "SchedulerClosedError",
     "SetupError",
     "StepFailedError",
+    "TaskDefinitionError",
+    "TaskNotFoundError",
     "UnknownPriorityError",
     "WorkflowCycleError",
     "WorkflowDefinitionError",
@@ -103,3 +106,18 @@ class StepFailedError(JobsError, RuntimeError):
 
 class WorkflowTimeoutError(JobsError, asyncio.TimeoutError):
     """A critical workflow did not finish within its ``timeout``."""
+
+
+class TaskDefinitionError(ConfigError):
+    """A scheduled task, fixture or middleware was declared with unusable arguments."""
+
+
+class TaskNotFoundError(JobsError, LookupError):
+    """No scheduled task (or dynamic task instance) has the given name."""
+
+
+class LeaseLostError(JobsError, RuntimeError):
+    """A task run's lease expired or was taken over: another run may be executing.
+
+    Raised by ``context.heartbeat()``; stop the work and let the exception propagate.
+    """
