@@ -1,0 +1,261 @@
+"""Graceful shutdown: in-flight atomic work completes within wait_timeout, what
+is left is cancelled and logged; real sockets, real SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+import aiohttp_jobs
+from aiohttp_jobs import SCHEDULER_KEY, JobState, Scheduler
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def _until(predicate: Any, what: str) -> None:
+    for _ in range(2000):
+        if predicate():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"timed out waiting until {what}")  # pragma: no cover
+
+
+async def _post(port: int, path: str) -> tuple[asyncio.StreamReader, Any]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n".encode()
+    )
+    await writer.drain()
+    return reader, writer
+
+
+async def _response(reader: asyncio.StreamReader, writer: Any) -> bytes:
+    data = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    await writer.wait_closed()
+    return data
+
+
+async def test_atomic_work_in_flight_at_shutdown_completes_and_answers(
+    serve: Any,
+) -> None:
+    started, gate, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    @aiohttp_jobs.atomic
+    async def write(request: web.Request) -> web.Response:
+        started.set()
+        await gate.wait()
+        done.set()
+        return web.Response(text="written")
+
+    app = web.Application()
+    aiohttp_jobs.setup(app, wait_timeout=5)
+    app.router.add_post("/write", write)
+    runner, port = await serve(app, handler_cancellation=True)
+    scheduler = app[SCHEDULER_KEY]
+
+    reader, writer = await _post(port, "/write")
+    await started.wait()
+    cleanup = asyncio.ensure_future(runner.cleanup())
+    await _until(lambda: scheduler.draining, "the drain began")
+    assert not cleanup.done()
+    gate.set()
+    data = await _response(reader, writer)
+    await cleanup
+    assert done.is_set()
+    assert data.startswith(b"HTTP/1.1 200 OK")
+    assert data.endswith(b"written")
+    assert scheduler.closed
+
+
+async def test_jobs_and_shielded_work_finish_before_cleanup_contexts_exit(
+    serve: Any,
+) -> None:
+    """A resource from a cleanup_ctx registered after setup() (a DB pool, say)
+    is still open while jobs and shielded work finish during the drain."""
+    gate = asyncio.Event()
+    used_open_db: list[str] = []
+    db_open = False
+
+    async def db_ctx(app: web.Application) -> Any:
+        nonlocal db_open
+        db_open = True
+        yield
+        db_open = False
+
+    async def use_db(what: str) -> None:
+        await gate.wait()
+        if db_open:
+            used_open_db.append(what)
+
+    async def handler(request: web.Request) -> web.Response:
+        await aiohttp_jobs.spawn(request, use_db("job"), "use-db")
+        aiohttp_jobs.shield(request, use_db("shield"))
+        return web.Response(status=202)
+
+    app = web.Application()
+    aiohttp_jobs.setup(app, wait_timeout=5)
+    app.cleanup_ctx.append(db_ctx)
+    app.router.add_post("/", handler)
+    runner, port = await serve(app)
+    scheduler = app[SCHEDULER_KEY]
+    data = await _response(*await _post(port, "/"))
+    assert data.startswith(b"HTTP/1.1 202")
+
+    cleanup = asyncio.ensure_future(runner.cleanup())
+    await _until(lambda: scheduler.draining, "the drain began")
+    gate.set()
+    await cleanup
+    assert sorted(used_open_db) == ["job", "shield"]
+    assert not db_open
+    assert [job.state for job in scheduler.history.query()] == [JobState.SUCCEEDED]
+
+
+async def test_work_past_wait_timeout_is_cancelled_and_reported(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    started = asyncio.Event()
+    never = asyncio.Event()
+    jobs_cancelled: list[str] = []
+
+    async def forever(tag: str) -> None:
+        try:
+            await never.wait()
+        except asyncio.CancelledError:
+            jobs_cancelled.append(tag)
+            raise
+
+    @aiohttp_jobs.atomic
+    async def slow(request: web.Request) -> web.Response:
+        await aiohttp_jobs.spawn(request, forever("running"), "report-forever")
+        await aiohttp_jobs.spawn(request, forever("pending"), "queued")
+        started.set()
+        await never.wait()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    app = web.Application()
+    aiohttp_jobs.setup(app, wait_timeout=0.05, close_timeout=0.05, limit=1)
+    app.router.add_post("/slow", slow)
+    runner, port = await serve(app, handler_cancellation=True)
+    scheduler: Scheduler = app[SCHEDULER_KEY]
+    reader, writer = await _post(port, "/slow")
+    await started.wait()
+    running, queued = list(scheduler)
+
+    with caplog.at_level(logging.WARNING, logger="aiohttp_jobs.web"):
+        await runner.cleanup()
+    data = await _response(reader, writer)
+
+    assert data.startswith(b"HTTP/1.1 503")
+    assert b"Retry-After: 1" in data
+    assert jobs_cancelled == ["running"]
+    assert running.state is JobState.CANCELLED
+    assert queued.state is JobState.CANCELLED
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(
+        f"job 'report-forever' (id={running.id}) cancelled after running" in m
+        for m in messages
+    ), messages
+    assert any(
+        f"dropped pending job 'queued' (id={queued.id})" in m for m in messages
+    ), messages
+    assert any(
+        "atomic handler for POST /slow cancelled after running" in m for m in messages
+    ), messages
+
+
+async def test_cleanup_without_shutdown_still_drains() -> None:
+    app = web.Application()
+    aiohttp_jobs.setup(app, wait_timeout=5)
+    gate = asyncio.Event()
+    app.on_startup.freeze()  # what AppRunner does, minus the server
+    await app.startup()
+    app.freeze()
+    scheduler = app[SCHEDULER_KEY]
+    job = await scheduler.spawn(gate.wait(), "finishes-in-cleanup")
+    cleanup = asyncio.ensure_future(app.cleanup())
+    await _until(lambda: scheduler.draining, "the drain began")
+    gate.set()
+    await cleanup
+    assert job.state is JobState.SUCCEEDED
+    assert scheduler.closed
+
+
+_SIGTERM_APP = textwrap.dedent(
+    """
+    import asyncio, socket, sys
+    from aiohttp import web
+    import aiohttp_jobs
+
+    @aiohttp_jobs.atomic
+    async def write(request):
+        print("started", flush=True)
+        loop = asyncio.get_running_loop()
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        print("side effect done:", line.strip(), flush=True)
+        return web.Response(text="written")
+
+    async def announce(app):
+        print("shutdown begins", flush=True)
+
+    app = web.Application()
+    app.on_shutdown.append(announce)  # before setup(): runs before the drain
+    aiohttp_jobs.setup(app, wait_timeout=10)
+    app.router.add_post("/write", write)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # connections wait in the backlog until run_app serves
+    print("port", sock.getsockname()[1], flush=True)
+    web.run_app(app, sock=sock, print=None, handler_cancellation=True,
+                shutdown_timeout=0.01)
+    print("exited cleanly", flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_sigterm_lets_atomic_work_finish_and_answer(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(_SIGTERM_APP)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+
+    async def line() -> str:
+        assert proc.stdout is not None
+        return (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
+
+    try:
+        port = int((await line()).split()[1])
+        reader, writer = await _post(port, "/write")
+        assert await line() == "started"
+        proc.send_signal(signal.SIGTERM)
+        assert await line() == "shutdown begins"
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+        data = await _response(reader, writer)
+        assert data.startswith(b"HTTP/1.1 200 OK")
+        assert data.endswith(b"written")
+        assert await line() == "side effect done: go"
+        assert await line() == "exited cleanly"
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:  # pragma: no cover - only when a step failed
+            proc.kill()
+            await proc.wait()
