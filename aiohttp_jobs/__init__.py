@@ -5,16 +5,21 @@ The core :class:`Scheduler` and :class:`Job` are a drop-in superset of aiojobs 1
 
 from __future__ import annotations
 
+from ._clock import Clock, SystemClock
+from ._cron import CronSchedule, IntervalSchedule, OnceSchedule, Schedule
 from ._errors import (
     ConfigError,
     JobNotFinishedError,
     JobNotFoundError,
     JobsError,
+    LeaseLostError,
     NoCurrentJobError,
     NotAwaitableError,
     NotPicklableError,
     SchedulerClosedError,
     SetupError,
+    TaskDefinitionError,
+    TaskNotFoundError,
     UnknownPriorityError,
 )
 from ._events import EventBus, EventKind, EventStream, JobEvent
@@ -22,6 +27,8 @@ from ._history import History
 from ._job import Job, JobState, Progress, current_job
 from ._priority import Priority
 from ._scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
+from ._task_runtime import Context, RunInfo, TaskInfo, TaskRuntime
+from ._tasks import ExecutionMode, FailureMode, Misfire, Overlap, Task, Tasks
 from .web import (
     SCHEDULER_KEY,
     TASKS_KEY,
@@ -41,28 +48,47 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "SCHEDULER_KEY",
     "TASKS_KEY",
+    "Clock",
     "ConfigError",
+    "Context",
+    "CronSchedule",
     "EventBus",
     "EventKind",
     "EventStream",
     "ExceptionHandler",
+    "ExecutionMode",
+    "FailureMode",
     "History",
+    "IntervalSchedule",
     "Job",
     "JobEvent",
     "JobNotFinishedError",
     "JobNotFoundError",
     "JobState",
     "JobsError",
+    "LeaseLostError",
+    "Misfire",
     "NoCurrentJobError",
     "NotAwaitableError",
     "NotPicklableError",
+    "OnceSchedule",
+    "Overlap",
     "Priority",
     "Progress",
+    "RunInfo",
+    "Schedule",
     "Scheduler",
     "SchedulerClosedError",
     "SchedulerOptions",
     "SetupError",
     "StartTimeoutHandler",
+    "SystemClock",
+    "Task",
+    "TaskDefinitionError",
+    "TaskInfo",
+    "TaskNotFoundError",
+    "TaskRuntime",
+    "Tasks",
     "UnknownPriorityError",
     "__version__",
     "atomic",

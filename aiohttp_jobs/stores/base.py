@@ -51,7 +51,7 @@ class TaskRecord:
     task: str
     """The name of the declared task that runs it."""
     schedule: dict[str, str | float] | None = None
-    """:meth:`Schedule.to_spec` of a dynamic instance; ``None`` for declared ones."""
+    """``Schedule.to_spec()`` of its schedule; ``None`` for keyword-fired tasks."""
     params: dict[str, JSON] = field(default_factory=dict)
     enabled: bool = True
     fire_at: float | None = None

@@ -19,10 +19,11 @@ _CURSOR, _RUN, _LEASE = 0, 1, 2
 
 
 class _Rec:
-    __slots__ = ("held", "record", "running", "version")
+    __slots__ = ("held", "record", "running", "runs", "version")
 
     def __init__(self, record: TaskRecord) -> None:
         self.record = record
+        self.runs: set[str] = set()
         self.version = 0
         self.held: str | None = None  # run id holding the cursor
         self.running = 0  # cursor runs in progress
@@ -121,9 +122,10 @@ class MemoryStore(TaskStore):
         return None if rec is None else rec.record
 
     async def delete(self, key: str) -> bool:
-        if self._records.pop(key, None) is None:
+        rec = self._records.pop(key, None)
+        if rec is None:
             return False
-        for run_id in [r.run_id for r in self._runs.values() if r.key == key]:
+        for run_id in rec.runs:
             del self._runs[run_id]
         return True
 
@@ -146,6 +148,7 @@ class MemoryStore(TaskStore):
             n += 1
             run_id = f"{base}.{n}"
         run = self._runs[run_id] = _Run(run_id, key, fire_at, False, payload)
+        self._records[key].runs.add(run_id)
         self._push_run(run)
         return run_id
 
@@ -177,6 +180,7 @@ class MemoryStore(TaskStore):
                 run_id = f"{ident}@{round(record.fire_at * 1000)}"
                 run = _Run(run_id, ident, record.fire_at, True, None)
                 self._runs[run_id] = run
+                rec.runs.add(run_id)
                 rec.held = run_id
                 rec.running += 1
             else:
@@ -246,6 +250,7 @@ class MemoryStore(TaskStore):
             self._push_run(run)
         elif not keep_lease:
             del self._runs[run.run_id]
+            rec.runs.discard(run.run_id)
             run.version += 1
             if run.from_cursor:
                 rec.running -= 1

@@ -1,0 +1,516 @@
+"""Scheduled task declarations: the ``Tasks`` registry, its decorators, and options.
+
+Declarations are checked at import time, so a typo in a cron string or a time
+zone fails when the module loads, not at three in the morning. The runner that
+fires them lives in :mod:`._task_runtime`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import inspect
+import json
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from ._clock import Clock
+from ._cron import (
+    CronSchedule,
+    IntervalSchedule,
+    OnceSchedule,
+    Schedule,
+    parse_timezone,
+    to_timestamp,
+)
+from ._errors import TaskDefinitionError
+from ._priority import Priority, parse_priority
+from .stores.base import JSON, TaskStore
+from .stores.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from ._scheduler import Scheduler
+    from ._task_runtime import Context, TaskRuntime
+
+__all__ = [
+    "ExecutionMode",
+    "FailureMode",
+    "Misfire",
+    "Overlap",
+    "Task",
+    "TaskFunc",
+    "Tasks",
+]
+
+
+class ExecutionMode(enum.Enum):
+    """How often one occurrence may run."""
+
+    AT_LEAST_ONCE = "at_least_once"
+    """Leased while it runs; a run that fails or whose lease expires runs again."""
+    AT_MOST_ONCE = "at_most_once"
+    """The next occurrence is committed before the run starts; no retries."""
+
+
+class FailureMode(enum.Enum):
+    """What an at-least-once occurrence does once its retries are used up."""
+
+    NONE = "none"
+    """Keep the lease: the occurrence runs again when the lease expires."""
+    UNLOCK = "unlock"
+    """Release the lease: the occurrence runs again after the backoff delay."""
+    COMMIT = "commit"
+    """Count the failure as done and move on to the next occurrence."""
+
+
+class Overlap(enum.Enum):
+    """What happens to occurrences that come due while the previous run goes on."""
+
+    SKIP = "skip"
+    """They are skipped (and logged); the next run is the next future occurrence."""
+    QUEUE = "queue"
+    """They run one after the other once the current run ends (up to queue_limit)."""
+    ALLOW = "allow"
+    """They start on time, up to ``max_overlap`` runs at once."""
+
+
+class Misfire(enum.Enum):
+    """What happens at start-up to occurrences missed while the app was down."""
+
+    RUN_ONCE = "run_once"
+    """Run once now for all of them (``context.missed`` says how many)."""
+    RUN_ALL = "run_all"
+    """Run each of them, oldest first, up to ``misfire_limit``; skip the rest."""
+    SKIP = "skip"
+    """Skip them all (logged); wait for the next future occurrence."""
+
+
+TaskFunc = Callable[["Context"], Awaitable[object]]
+Middleware = Callable[["Context", Callable[[], Awaitable[object]]], Awaitable[object]]
+Fixture = Callable[[Any], AsyncIterator[object]]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# Context attributes that a fixture name would shadow.
+_RESERVED = frozenset(
+    {
+        "app",
+        "task",
+        "params",
+        "payload",
+        "scheduled_at",
+        "fire_at",
+        "run_id",
+        "attempt",
+        "missed",
+        "job",
+        "runtime",
+        "fixtures",
+        "heartbeat",
+        "leased",
+        "name",
+    }
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """One declared task (see :meth:`Tasks.task` for the meaning of each option)."""
+
+    name: str
+    func: TaskFunc
+    schedule: Schedule | None
+    keyword: str | None
+    dynamic: bool
+    params: Mapping[str, JSON]
+    enabled: bool
+    timezone: tzinfo | None
+    execution_mode: ExecutionMode
+    failure_mode: FailureMode
+    lease_duration: float
+    heartbeat: float | None
+    retries: int
+    retry_backoff: float
+    retry_backoff_max: float
+    overlap: Overlap
+    max_overlap: int
+    queue_limit: int
+    misfire: Misfire
+    misfire_limit: int
+    priority: Priority
+    options: Mapping[str, object] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        kind = (
+            "dynamic"
+            if self.dynamic
+            else f"keyword={self.keyword!r}"
+            if self.keyword is not None
+            else repr(self.schedule)
+        )
+        return f"<Task {self.name!r} {kind}>"
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt + 1``."""
+        return min(self.retry_backoff * 2.0 ** min(attempt, 60), self.retry_backoff_max)
+
+
+def check_params(params: Mapping[str, object], where: str) -> dict[str, JSON]:
+    """*params* as a plain dict, after checking that JSON can carry it."""
+    try:
+        json.dumps(params, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TaskDefinitionError(
+            f"{where}: parameters must be JSON-serialisable ({exc}); pass ids or "
+            "plain data and load objects inside the task or from a fixture"
+        ) from None
+    return dict(params)  # type: ignore[arg-type]
+
+
+def _seconds(value: float | timedelta, what: str, *, zero: bool = False) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TaskDefinitionError(
+            f"{what} must be seconds or a timedelta, got {value!r}"
+        )
+    if math.isnan(seconds) or seconds < 0 or (not zero and seconds == 0):
+        raise TaskDefinitionError(f"{what} must be positive, got {value!r}")
+    return float(seconds)
+
+
+def _count(value: int, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise TaskDefinitionError(
+            f"{what} must be an integer >= {minimum}, got {value!r}"
+        )
+    return value
+
+
+def build_schedule(
+    where: str,
+    *,
+    schedule: str | None,
+    interval: float | timedelta | None,
+    execute_at: datetime | float | None,
+    timezone: tzinfo | None,
+    start_at: datetime | float | None,
+    end_at: datetime | float | None,
+) -> Schedule:
+    """The schedule of a task or dynamic instance; exactly one kind must be given."""
+    given = [
+        n
+        for n, v in (
+            ("schedule", schedule),
+            ("interval", interval),
+            ("execute_at", execute_at),
+        )
+        if v is not None
+    ]
+    if len(given) != 1:
+        raise TaskDefinitionError(
+            f"{where}: give exactly one of schedule= (cron), interval= or execute_at=, "
+            f"got {' and '.join(given) if given else 'none'}"
+        )
+    start = None if start_at is None else to_timestamp(start_at, timezone, "start_at")
+    end = None if end_at is None else to_timestamp(end_at, timezone, "end_at")
+    if schedule is not None:
+        return CronSchedule(schedule, timezone=timezone, start_at=start, end_at=end)
+    if interval is not None:
+        return IntervalSchedule(
+            _seconds(interval, f"{where}: interval"), start_at=start, end_at=end
+        )
+    assert execute_at is not None
+    if start is not None or end is not None:
+        raise TaskDefinitionError(
+            f"{where}: execute_at= takes no start_at/end_at window"
+        )
+    return OnceSchedule(to_timestamp(execute_at, timezone, "execute_at"))
+
+
+class Tasks:
+    """A registry of scheduled tasks, fixtures and middlewares.
+
+    Declare it at module level, decorate functions, and hand it to
+    ``aiohttp_jobs.setup(app, tasks=tasks)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: TaskStore | None = None,
+        concurrency_limit: int | None = None,
+        batch_size: int = 100,
+        owner: str | None = None,
+    ) -> None:
+        if concurrency_limit is not None:
+            _count(concurrency_limit, "concurrency_limit", 1)
+        self.store: TaskStore = store if store is not None else MemoryStore()
+        self.concurrency_limit = concurrency_limit
+        self.batch_size = _count(batch_size, "batch_size", 1)
+        self.owner = owner
+        self._tasks: dict[str, Task] = {}
+        self._fixtures: dict[str, Fixture] = {}
+        self._middlewares: list[Middleware] = []
+
+    def __repr__(self) -> str:
+        return f"<Tasks tasks={len(self._tasks)} fixtures={len(self._fixtures)}>"
+
+    @property
+    def tasks(self) -> Mapping[str, Task]:
+        return self._tasks
+
+    @property
+    def fixtures(self) -> Mapping[str, Fixture]:
+        return self._fixtures
+
+    @property
+    def middlewares(self) -> tuple[Middleware, ...]:
+        return tuple(self._middlewares)
+
+    def __getitem__(self, name: str) -> Task:
+        return self._tasks[name]
+
+    # -- declarations ---------------------------------------------------------------
+
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        schedule: str | None = None,
+        interval: float | timedelta | None = None,
+        keyword: str | None = None,
+        timezone: str | tzinfo | None = None,
+        start_at: datetime | float | None = None,
+        end_at: datetime | float | None = None,
+        enabled: bool = True,
+        execution_mode: ExecutionMode = ExecutionMode.AT_LEAST_ONCE,
+        failure_mode: FailureMode = FailureMode.NONE,
+        lease_duration: float | timedelta = 60.0,
+        heartbeat: float | timedelta | None = None,
+        retries: int = 0,
+        retry_backoff: float | timedelta = 1.0,
+        retry_backoff_max: float | timedelta = 300.0,
+        overlap: Overlap = Overlap.SKIP,
+        max_overlap: int = 1,
+        queue_limit: int = 100,
+        misfire: Misfire = Misfire.RUN_ONCE,
+        misfire_limit: int = 100,
+        priority: Priority | int | str = Priority.NORMAL,
+        **params: JSON,
+    ) -> Callable[[_F], _F]:
+        """Declare a task fired by a cron ``schedule``, an ``interval`` or ``keyword``.
+
+        Extra keyword arguments become ``context.params`` (JSON-serialisable).
+        """
+        return self._declare(
+            locals(), dynamic=False, schedule_args=(schedule, interval, keyword)
+        )
+
+    def dynamic_task(
+        self,
+        *,
+        name: str | None = None,
+        timezone: str | tzinfo | None = None,
+        enabled: bool = True,
+        execution_mode: ExecutionMode = ExecutionMode.AT_LEAST_ONCE,
+        failure_mode: FailureMode = FailureMode.NONE,
+        lease_duration: float | timedelta = 60.0,
+        heartbeat: float | timedelta | None = None,
+        retries: int = 0,
+        retry_backoff: float | timedelta = 1.0,
+        retry_backoff_max: float | timedelta = 300.0,
+        overlap: Overlap = Overlap.SKIP,
+        max_overlap: int = 1,
+        queue_limit: int = 100,
+        misfire: Misfire = Misfire.RUN_ONCE,
+        misfire_limit: int = 100,
+        priority: Priority | int | str = Priority.NORMAL,
+        **params: JSON,
+    ) -> Callable[[_F], _F]:
+        """Declare a task whose instances are scheduled at run time.
+
+        Use ``runtime.schedule_task(func, "instance", schedule=... | interval=... |
+        execute_at=..., **params)``.
+        """
+        return self._declare(locals(), dynamic=True, schedule_args=(None, None, None))
+
+    def _declare(
+        self,
+        args: dict[str, Any],
+        *,
+        dynamic: bool,
+        schedule_args: tuple[str | None, float | timedelta | None, str | None],
+    ) -> Callable[[_F], _F]:
+        schedule, interval, keyword = schedule_args
+        name: str | None = args["name"]
+        where = f"task {name!r}" if name else "task"
+        tz = None if args["timezone"] is None else parse_timezone(args["timezone"])
+        sched: Schedule | None = None
+        if not dynamic:
+            if keyword is not None:
+                if not isinstance(keyword, str) or not keyword:
+                    raise TaskDefinitionError(
+                        f"{where}: keyword must be a non-empty string"
+                    )
+                if schedule is not None or interval is not None:
+                    raise TaskDefinitionError(
+                        f"{where}: a keyword-fired task takes no schedule= or interval="
+                    )
+            else:
+                sched = build_schedule(
+                    where,
+                    schedule=schedule,
+                    interval=interval,
+                    execute_at=None,
+                    timezone=tz,
+                    start_at=args["start_at"],
+                    end_at=args["end_at"],
+                )
+        params = check_params(args["params"], where)
+        execution_mode = args["execution_mode"]
+        if not isinstance(execution_mode, ExecutionMode):
+            raise TaskDefinitionError(
+                f"{where}: execution_mode must be an ExecutionMode"
+            )
+        retries = _count(args["retries"], f"{where}: retries", 0)
+        if execution_mode is ExecutionMode.AT_MOST_ONCE and retries:
+            raise TaskDefinitionError(
+                f"{where}: retries need execution_mode=AT_LEAST_ONCE (an at-most-once "
+                "run is never repeated)"
+            )
+        for option, kind in (
+            ("failure_mode", FailureMode),
+            ("overlap", Overlap),
+            ("misfire", Misfire),
+        ):
+            if not isinstance(args[option], kind):
+                raise TaskDefinitionError(
+                    f"{where}: {option} must be a {kind.__name__}"
+                )
+        heartbeat = args["heartbeat"]
+        lease = _seconds(args["lease_duration"], f"{where}: lease_duration")
+        beat = None if heartbeat is None else _seconds(heartbeat, f"{where}: heartbeat")
+        if beat is not None and beat >= lease:
+            raise TaskDefinitionError(
+                f"{where}: heartbeat ({beat:g}s) must be shorter than lease_duration "
+                f"({lease:g}s), or the lease expires between beats"
+            )
+
+        def decorator(func: _F) -> _F:
+            task_name = name or getattr(func, "__name__", None)
+            if not task_name or not isinstance(task_name, str):
+                raise TaskDefinitionError("a task needs a name: pass name=")
+            if not inspect.iscoroutinefunction(func):
+                raise TaskDefinitionError(
+                    f"task {task_name!r}: {func!r} is not an async function; declare "
+                    "it with 'async def' (run blocking code with "
+                    "scheduler.spawn_in_thread inside it)"
+                )
+            if ":" in task_name:
+                raise TaskDefinitionError(
+                    f"task name {task_name!r} must not contain ':' (it separates "
+                    "dynamic instances)"
+                )
+            if task_name in self._tasks:
+                raise TaskDefinitionError(
+                    f"task name {task_name!r} is already declared; when several "
+                    "decorators share one function, give each an explicit name="
+                )
+            self._tasks[task_name] = Task(
+                name=task_name,
+                func=func,
+                schedule=sched,
+                keyword=keyword,
+                dynamic=dynamic,
+                params=params,
+                enabled=bool(args["enabled"]),
+                timezone=tz,
+                execution_mode=execution_mode,
+                failure_mode=args["failure_mode"],
+                lease_duration=lease,
+                heartbeat=beat,
+                retries=retries,
+                retry_backoff=_seconds(
+                    args["retry_backoff"], "retry_backoff", zero=True
+                ),
+                retry_backoff_max=_seconds(
+                    args["retry_backoff_max"], "retry_backoff_max", zero=True
+                ),
+                overlap=args["overlap"],
+                max_overlap=_count(args["max_overlap"], f"{where}: max_overlap", 1),
+                queue_limit=_count(args["queue_limit"], f"{where}: queue_limit", 1),
+                misfire=args["misfire"],
+                misfire_limit=_count(
+                    args["misfire_limit"], f"{where}: misfire_limit", 1
+                ),
+                priority=parse_priority(args["priority"]),
+            )
+            return func
+
+        return decorator
+
+    @overload
+    def fixture(self, func: _F, /) -> _F: ...
+    @overload
+    def fixture(
+        self, func: None = None, /, *, name: str | None = None
+    ) -> Callable[[_F], _F]: ...
+
+    def fixture(
+        self, func: _F | None = None, /, *, name: str | None = None
+    ) -> _F | Callable[[_F], _F]:
+        """Declare an async generator ``fixture(app)`` whose value tasks receive.
+
+        Set up in declaration order before the first run; torn down in reverse
+        order after the last run. Tasks read it as ``context.<name>``.
+        """
+
+        def decorator(fn: _F) -> _F:
+            fixture_name = name or str(getattr(fn, "__name__", ""))
+            if not inspect.isasyncgenfunction(fn):
+                raise TaskDefinitionError(
+                    f"fixture {fixture_name!r}: {fn!r} must be an async generator "
+                    "function (async def with a single yield)"
+                )
+            if not fixture_name.isidentifier():
+                raise TaskDefinitionError(
+                    f"fixture name {fixture_name!r} must be a Python identifier"
+                )
+            if fixture_name in _RESERVED or fixture_name.startswith("_"):
+                raise TaskDefinitionError(
+                    f"fixture name {fixture_name!r} clashes with a context attribute; "
+                    "pass another name="
+                )
+            if fixture_name in self._fixtures:
+                raise TaskDefinitionError(
+                    f"fixture name {fixture_name!r} is already declared; pass name="
+                )
+            self._fixtures[fixture_name] = fn
+            return fn
+
+        return decorator(func) if func is not None else decorator
+
+    def middleware(self, func: _F) -> _F:
+        """Declare ``async def mw(context, call_next)`` wrapping every run.
+
+        Middlewares run in declaration order, the first one outermost.
+        """
+        if not inspect.iscoroutinefunction(func):
+            raise TaskDefinitionError(f"middleware {func!r} must be an async function")
+        self._middlewares.append(func)
+        return func
+
+    # -- running --------------------------------------------------------------------
+
+    def runtime(
+        self, *, app: object, scheduler: Scheduler, clock: Clock | None = None
+    ) -> contextlib.AbstractAsyncContextManager[TaskRuntime]:
+        """Set up fixtures, start firing, and yield the :class:`TaskRuntime`.
+
+        On exit: stop firing, wait for the runs in flight, tear fixtures down.
+        """
+        from ._task_runtime import run_tasks
+
+        return run_tasks(self, app=app, scheduler=scheduler, clock=clock)
