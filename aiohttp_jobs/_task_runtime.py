@@ -18,8 +18,14 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from ._clock import Clock, SystemClock, TimerHandle, sleep_until
-from ._cron import OnceSchedule, Schedule, schedule_from_spec
-from ._errors import LeaseLostError, SchedulerClosedError, TaskNotFoundError
+from ._cron import OnceSchedule, Schedule, parse_timezone, schedule_from_spec
+from ._errors import (
+    ConfigError,
+    LeaseLostError,
+    SchedulerClosedError,
+    TaskDefinitionError,
+    TaskNotFoundError,
+)
 from ._job import Job
 from ._tasks import (
     ExecutionMode,
@@ -41,6 +47,7 @@ __all__ = ["Context", "RunInfo", "TaskInfo", "TaskRuntime"]
 log = logging.getLogger("aiohttp_jobs.tasks")
 
 _COUNT_CAP = 1000  # missed/skipped occurrences are counted up to this many
+_RETRY_LOOP = 1.0  # seconds between attempts when the store fails
 
 
 class Context:
@@ -302,9 +309,10 @@ class TaskRuntime:
         where = f"dynamic task {key!r}"
         tz = declared.timezone
         if timezone is not None:
-            from ._cron import parse_timezone
-
-            tz = parse_timezone(timezone)
+            try:
+                tz = parse_timezone(timezone)
+            except ConfigError as exc:
+                raise TaskDefinitionError(f"{where}: {exc}") from None
         sched = build_schedule(
             where,
             schedule=schedule,
@@ -569,6 +577,14 @@ class TaskRuntime:
             self._timer = self._clock.call_at(when, self._on_timer)
 
     async def _run_loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self._run_some()
+            except Exception:  # noqa: PERF203 - the loop restarts after an error
+                log.exception("task runner: store error; retrying in %gs", _RETRY_LOOP)
+                await sleep_until(self._clock, self._clock.time() + _RETRY_LOOP)
+
+    async def _run_some(self) -> None:
         store = self._store
         limit = self.tasks.concurrency_limit
         batch = self.tasks.batch_size

@@ -26,7 +26,7 @@ from ._cron import (
     parse_timezone,
     to_timestamp,
 )
-from ._errors import TaskDefinitionError
+from ._errors import ConfigError, TaskDefinitionError
 from ._priority import Priority, parse_priority
 from .stores.base import JSON, TaskStore
 from .stores.memory import MemoryStore
@@ -199,6 +199,32 @@ def build_schedule(
     end_at: datetime | float | None,
 ) -> Schedule:
     """The schedule of a task or dynamic instance; exactly one kind must be given."""
+    try:
+        return _build_schedule(
+            where,
+            schedule=schedule,
+            interval=interval,
+            execute_at=execute_at,
+            timezone=timezone,
+            start_at=start_at,
+            end_at=end_at,
+        )
+    except TaskDefinitionError:
+        raise
+    except ConfigError as exc:
+        raise TaskDefinitionError(f"{where}: {exc}") from None
+
+
+def _build_schedule(
+    where: str,
+    *,
+    schedule: str | None,
+    interval: float | timedelta | None,
+    execute_at: datetime | float | None,
+    timezone: tzinfo | None,
+    start_at: datetime | float | None,
+    end_at: datetime | float | None,
+) -> Schedule:
     given = [
         n
         for n, v in (
@@ -346,7 +372,10 @@ class Tasks:
         schedule, interval, keyword = schedule_args
         name: str | None = args["name"]
         where = f"task {name!r}" if name else "task"
-        tz = None if args["timezone"] is None else parse_timezone(args["timezone"])
+        try:
+            tz = None if args["timezone"] is None else parse_timezone(args["timezone"])
+        except ConfigError as exc:
+            raise TaskDefinitionError(f"{where}: {exc}") from None
         sched: Schedule | None = None
         if not dynamic:
             if keyword is not None:
