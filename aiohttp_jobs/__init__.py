@@ -18,9 +18,14 @@ from ._errors import (
     NotPicklableError,
     SchedulerClosedError,
     SetupError,
+    StepFailedError,
     TaskDefinitionError,
     TaskNotFoundError,
     UnknownPriorityError,
+    WorkflowCycleError,
+    WorkflowDefinitionError,
+    WorkflowStateError,
+    WorkflowTimeoutError,
 )
 from ._events import EventBus, EventKind, EventStream, JobEvent
 from ._history import History
@@ -29,6 +34,7 @@ from ._priority import Priority
 from ._scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
 from ._task_runtime import Context, RunInfo, TaskInfo, TaskRuntime
 from ._tasks import ExecutionMode, FailureMode, Misfire, Overlap, Task, Tasks
+from ._workflow import BaseStep, Sequence, Step, StepState, Workflow
 from .web import (
     SCHEDULER_KEY,
     TASKS_KEY,
@@ -48,6 +54,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "SCHEDULER_KEY",
     "TASKS_KEY",
+    "BaseStep",
     "Clock",
     "ConfigError",
     "Context",
@@ -80,8 +87,12 @@ __all__ = [
     "Scheduler",
     "SchedulerClosedError",
     "SchedulerOptions",
+    "Sequence",
     "SetupError",
     "StartTimeoutHandler",
+    "Step",
+    "StepFailedError",
+    "StepState",
     "SystemClock",
     "Task",
     "TaskDefinitionError",
@@ -90,6 +101,11 @@ __all__ = [
     "TaskRuntime",
     "Tasks",
     "UnknownPriorityError",
+    "Workflow",
+    "WorkflowCycleError",
+    "WorkflowDefinitionError",
+    "WorkflowStateError",
+    "WorkflowTimeoutError",
     "__version__",
     "atomic",
     "current_job",

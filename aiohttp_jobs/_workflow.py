@@ -1,395 +1,33 @@
 """Workflows: graphs of steps with requirements, run as jobs on a scheduler.
 
-This module holds the model (:class:`Step`, :class:`Workflow`, :class:`Sequence`)
-and its validation; running lives in ``_workflow_run``, listings and drawings in
-``_workflow_render``.
+This module holds :class:`Workflow` and its validation; steps and sequences live
+in ``_workflow_step``, running in ``_workflow_run``, listings in
+``_workflow_render`` and the drawing in ``_workflow_svg``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import enum
-import functools
-import inspect
-import itertools
-import secrets
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
-from typing import TYPE_CHECKING, Generic, TypeVar, Union
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ._errors import (
     ConfigError,
     JobNotFinishedError,
-    NotAwaitableError,
     WorkflowCycleError,
     WorkflowDefinitionError,
     WorkflowStateError,
 )
-from ._priority import Priority, parse_priority
+from ._priority import Priority
+from ._workflow_step import BaseStep, Requirements, Sequence, Step, StepState
 
 if TYPE_CHECKING:
-    from ._job import Job
     from ._scheduler import Scheduler
 
 __all__ = ["BaseStep", "Sequence", "Step", "StepState", "Workflow"]
 
-_T = TypeVar("_T", covariant=True)
-
-_ID_PREFIX = secrets.token_hex(3)
-_next_seq = itertools.count(1).__next__
-
 #: Workflows that have started running, by id (the dashboard looks them up).
 _registry: weakref.WeakValueDictionary[str, Workflow] = weakref.WeakValueDictionary()
-
-
-class StepState(str, enum.Enum):
-    """Where a step (or a nested workflow) is in its run. The last three are final."""
-
-    IDLE = "idle"  #: its requirements have not all finished
-    READY = "ready"  #: may start; waits for a window slot or a scheduler slot
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"  #: a forever step at the end, or stopped by an abort
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def final(self) -> bool:
-        return self in _FINAL
-
-
-_FINAL = frozenset({StepState.SUCCEEDED, StepState.FAILED, StepState.CANCELLED})
-
-#: What a requirement may name: a step, a nested workflow, or a sequence (its last).
-Requirement = Union["BaseStep", "Sequence"]
-Requirements = Union[Requirement, Iterable[Requirement]]
-
-
-def _flatten(requires: Requirements) -> list[BaseStep]:
-    items: Iterable[Requirement]
-    if isinstance(requires, (BaseStep, Sequence)):
-        items = (requires,)
-    else:
-        items = requires
-    out: list[BaseStep] = []
-    for item in items:
-        if isinstance(item, Sequence):
-            out.append(item.last)
-        elif isinstance(item, BaseStep):
-            out.append(item)
-        else:
-            raise TypeError(
-                f"a requirement must be a Step, a Workflow or a Sequence, "
-                f"not {type(item).__name__}"
-            )
-    return out
-
-
-class BaseStep:
-    """What steps and nested workflows share: a label, requirements, flags, state."""
-
-    __slots__ = (
-        "__weakref__",
-        "_critical",
-        "_exception",
-        "_finished_at",
-        "_forever",
-        "_id",
-        "_index",
-        "_label",
-        "_owner",
-        "_priority",
-        "_requires",
-        "_started_at",
-        "_state",
-    )
-
-    def __init__(
-        self,
-        *,
-        label: str,
-        requires: Requirements,
-        critical: bool,
-        forever: bool,
-        priority: Priority | int | str | None,
-    ) -> None:
-        self._id = f"{_ID_PREFIX}-{_next_seq():x}"
-        self._label = label
-        self._critical = bool(critical)
-        self._forever = bool(forever)
-        self._priority = None if priority is None else parse_priority(priority)
-        self._requires: dict[BaseStep, None] = {}
-        self._owner: Workflow | None = None
-        self._index = -1
-        self._state = StepState.IDLE
-        self._exception: BaseException | None = None
-        self._started_at: float | None = None
-        self._finished_at: float | None = None
-        self.require(requires)
-
-    @property
-    def id(self) -> str:
-        """Unique, URL-safe identifier (used in job tags and drawings)."""
-        return self._id
-
-    @property
-    def label(self) -> str:
-        return self._label
-
-    @property
-    def critical(self) -> bool:
-        """A failure of a critical step aborts its workflow."""
-        return self._critical
-
-    @property
-    def forever(self) -> bool:
-        """A forever step is not waited for: it is cancelled once the others end."""
-        return self._forever
-
-    @property
-    def priority(self) -> Priority | None:
-        """The job priority; ``None`` takes the workflow's."""
-        return self._priority
-
-    @property
-    def requires(self) -> tuple[BaseStep, ...]:
-        """The steps that must finish before this one starts."""
-        return tuple(self._requires)
-
-    @property
-    def workflow(self) -> Workflow | None:
-        """The workflow this step was added to."""
-        return self._owner
-
-    @property
-    def state(self) -> StepState:
-        return self._state
-
-    @property
-    def done(self) -> bool:
-        return self._state.final
-
-    @property
-    def started_at(self) -> float | None:
-        """When it started (``loop.time()`` seconds), ``None`` if it never did."""
-        return self._started_at
-
-    @property
-    def finished_at(self) -> float | None:
-        return self._finished_at
-
-    def require(self, *requires: Requirements) -> None:
-        """Add requirements: steps (or the last step of sequences) of the same
-        workflow that must finish, successfully or not, before this one starts."""
-        owner = self._owner
-        if owner is not None:
-            owner._check_editable()
-        for group in requires:
-            for step in _flatten(group):
-                if step is self:
-                    raise WorkflowCycleError(
-                        f"step {self.label!r} cannot require itself",
-                        [self.label, self.label],
-                    )
-                if owner is not None and step._owner not in (None, owner):
-                    raise WorkflowDefinitionError(
-                        f"step {self.label!r} (in {owner!r}) cannot require "
-                        f"{step.label!r}, which belongs to {step._owner!r}: a step "
-                        "may only require steps of its own workflow"
-                    )
-                self._requires[step] = None
-        if owner is not None:
-            owner._plan = None
-
-    def _outcome(self) -> str:
-        raise NotImplementedError
-
-    def _discard(self) -> None:
-        """Release what a step that will never run holds (its coroutine)."""
-
-
-class Step(BaseStep, Generic[_T]):
-    """One coroutine to run as a job of a workflow.
-
-    *body* is a coroutine (``fetch(url)``), or a coroutine function taking no
-    argument (``fetch`` or ``functools.partial(fetch, url)``), called when the
-    step starts.
-    """
-
-    __slots__ = ("_body", "_job", "_result")
-
-    def __init__(
-        self,
-        body: Awaitable[_T] | Callable[[], Awaitable[_T]],
-        *,
-        label: str | None = None,
-        requires: Requirements = (),
-        critical: bool = True,
-        forever: bool = False,
-        priority: Priority | int | str | None = None,
-    ) -> None:
-        if not (inspect.isawaitable(body) or _is_async_callable(body)):
-            raise NotAwaitableError(
-                f"a step needs a coroutine or an async function, got "
-                f"{body!r}: write 'async def', or wrap blocking code with "
-                "asyncio.to_thread()"
-            )
-        if label is None:
-            label = _name_of(body)
-        super().__init__(
-            label=label,
-            requires=requires,
-            critical=critical,
-            forever=forever,
-            priority=priority,
-        )
-        self._body: Awaitable[_T] | Callable[[], Awaitable[_T]] | None = body
-        self._job: Job[_T] | None = None
-        self._result: _T | None = None
-
-    def __repr__(self) -> str:
-        return f"<Step {self.label!r} {self.state.value}>"
-
-    @property
-    def job(self) -> Job[_T] | None:
-        """The scheduler job that runs (or ran) this step."""
-        return self._job
-
-    @property
-    def state(self) -> StepState:
-        job = self._job
-        if self._state is StepState.RUNNING and job is not None and job.pending:
-            return StepState.READY  # spawned, but the scheduler has no slot yet
-        return self._state
-
-    def result(self) -> _T:
-        """The value the step returned; raises its exception, or ``CancelledError``.
-
-        Raises :class:`JobNotFinishedError` before the step finished.
-        """
-        self._check_finished()
-        if self._state is StepState.CANCELLED:
-            raise asyncio.CancelledError(f"step {self.label!r} was cancelled")
-        if self._exception is not None:
-            raise self._exception
-        return self._result  # type: ignore[return-value]
-
-    def exception(self) -> BaseException | None:
-        """The exception the step raised; ``None`` if it succeeded or was cancelled."""
-        self._check_finished()
-        return self._exception
-
-    def _check_finished(self) -> None:
-        if not self._state.final:
-            raise JobNotFinishedError(
-                f"step {self.label!r} is {self.state.value}: await the workflow's "
-                "run() before reading the step's result"
-            )
-
-    def _coroutine(self) -> Coroutine[object, object, _T]:
-        body = self._body
-        self._body = None
-        if body is None:
-            raise WorkflowStateError(f"step {self.label!r} has already run")
-        if inspect.iscoroutine(body):
-            return body
-        if inspect.isawaitable(body):
-            return _await(body)
-        return _call(body, self.label)
-
-    def _discard(self) -> None:
-        body = self._body
-        self._body = None
-        if inspect.iscoroutine(body):
-            body.close()
-
-
-async def _await(awaitable: Awaitable[_T]) -> _T:
-    return await awaitable
-
-
-async def _call(function: Callable[[], Awaitable[_T]], label: str) -> _T:
-    awaitable = function()
-    if not inspect.isawaitable(awaitable):
-        raise NotAwaitableError(
-            f"step {label!r}: {function!r} returned {awaitable!r}, which cannot "
-            "be awaited"
-        )
-    return await awaitable
-
-
-def _is_async_callable(obj: object) -> bool:
-    while isinstance(obj, functools.partial):
-        obj = obj.func
-    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
-        getattr(obj, "__call__", None)  # noqa: B004 - async __call__ of an instance
-    )
-
-
-def _name_of(body: object) -> str:
-    while isinstance(body, functools.partial):
-        body = body.func
-    name = getattr(body, "__qualname__", None) or getattr(body, "__name__", None)
-    return name if isinstance(name, str) else type(body).__name__
-
-
-class Sequence:
-    """Steps that run one after the other: each requires the one before.
-
-    A sequence is added to a workflow as a whole; requiring a sequence means
-    requiring its last step, and *requires* applies to its first.
-    """
-
-    __slots__ = ("_steps",)
-
-    def __init__(
-        self, *steps: BaseStep | Sequence, requires: Requirements = ()
-    ) -> None:
-        flat: list[BaseStep] = []
-        previous: BaseStep | None = None
-        for item in steps:
-            chunk = item._steps if isinstance(item, Sequence) else [item]
-            if not isinstance(item, (Sequence, BaseStep)):
-                raise TypeError(
-                    f"a Sequence holds Steps, Workflows or Sequences, "
-                    f"not {type(item).__name__}"
-                )
-            if previous is not None and chunk:
-                chunk[0].require(previous)
-            flat.extend(chunk)
-            if chunk:
-                previous = chunk[-1]
-        if not flat:
-            raise ConfigError("a Sequence needs at least one step")
-        flat[0].require(requires)
-        self._steps = flat
-
-    def __repr__(self) -> str:
-        return f"<Sequence of {len(self._steps)} steps>"
-
-    @property
-    def steps(self) -> tuple[BaseStep, ...]:
-        return tuple(self._steps)
-
-    @property
-    def first(self) -> BaseStep:
-        return self._steps[0]
-
-    @property
-    def last(self) -> BaseStep:
-        return self._steps[-1]
-
-    def require(self, *requires: Requirements) -> None:
-        """Add requirements to the first step of the sequence."""
-        self._steps[0].require(*requires)
-
-    def __iter__(self) -> Iterator[BaseStep]:
-        return iter(self._steps)
-
-    def __len__(self) -> int:
-        return len(self._steps)
 
 
 class _Plan:
@@ -610,14 +248,16 @@ class Workflow(BaseStep):
                 "which could hold every slot: raise the window"
             )
         remaining = indegree.copy()
-        order = [step for step, n in zip(steps, remaining) if n == 0]
+        order = [step for step, n in zip(steps, remaining, strict=True) if n == 0]
         for step in order:  # grows while iterating: Kahn's algorithm
             for index in dependents[step._index]:
                 remaining[index] -= 1
                 if remaining[index] == 0:
                     order.append(steps[index])
         if len(order) != len(steps):
-            cycle = _find_cycle([s for s, n in zip(steps, remaining) if n > 0])
+            cycle = _find_cycle(
+                [s for s, n in zip(steps, remaining, strict=True) if n > 0]
+            )
             labels = [s.label for s in cycle]
             raise WorkflowCycleError(
                 f"the requirements of {self!r} form a cycle: "
@@ -651,7 +291,9 @@ class Workflow(BaseStep):
         constructor, else a private scheduler) and wait for the outcome."""
         from ._workflow_run import run_workflow
 
-        return await run_workflow(self, scheduler or self._scheduler)
+        if scheduler is None:  # not "or": an idle Scheduler is falsy (empty)
+            scheduler = self._scheduler
+        return await run_workflow(self, scheduler)
 
     # -- inspection ---------------------------------------------------------------
 

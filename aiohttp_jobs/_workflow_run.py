@@ -1,0 +1,347 @@
+"""Running a workflow: each step becomes a job as soon as its requirements end.
+
+Work is O(steps + requirements): every step keeps a count of unfinished
+requirements; a finished step decrements its dependents' counts (a job done
+callback, no rescan) and the ones reaching zero join a ready queue, from which
+the driver spawns while the window has room. Nested workflows run as plain tasks
+driving their own steps on the same scheduler, so that a waiting orchestrator
+never holds one of the scheduler's slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections import deque
+from typing import TYPE_CHECKING
+
+from ._errors import StepFailedError, WorkflowStateError, WorkflowTimeoutError
+from ._job import JobState
+from ._priority import Priority
+from ._workflow import BaseStep, Step, StepState, Workflow, _registry
+
+if TYPE_CHECKING:
+    from ._job import Job
+    from ._scheduler import Scheduler
+
+__all__ = ["run_workflow"]
+
+
+async def run_workflow(workflow: Workflow, scheduler: Scheduler | None) -> bool:
+    """Validate *workflow*, run it on *scheduler* (or a private one), conclude."""
+    if workflow._owner is not None:
+        raise WorkflowStateError(
+            f"{workflow!r} is nested in {workflow._owner!r}: run the outermost "
+            "workflow, which runs this one"
+        )
+    workflow._check_editable()
+    workflow.validate()
+    _freeze(workflow)
+    private = scheduler is None
+    if scheduler is None:
+        from ._scheduler import Scheduler
+
+        scheduler = Scheduler(limit=None, history_limit=0)
+    try:
+        run = _Run(workflow, scheduler, workflow, Priority.NORMAL)
+        return await run.execute()
+    finally:
+        if private:
+            await scheduler.close()
+
+
+def _freeze(workflow: Workflow) -> None:
+    workflow._phase = "running"
+    for step in workflow._steps:
+        if isinstance(step, Workflow):
+            _freeze(step)
+
+
+def _discard(step: BaseStep) -> None:
+    """A step that will never start: release its coroutine (nested ones too)."""
+    step._discard()
+    if isinstance(step, Workflow):
+        step._phase = "done"
+        for inner in step._steps:
+            if not inner._state.final:
+                _discard(inner)
+
+
+class _Run:
+    """The state of one workflow's run; callbacks feed it, ``_drive`` spawns."""
+
+    __slots__ = (
+        "active",
+        "dependents",
+        "failure",
+        "indegree",
+        "late",
+        "loop",
+        "priority",
+        "ready",
+        "remaining",
+        "root",
+        "scheduler",
+        "steps",
+        "stopping",
+        "tags",
+        "timed_out",
+        "waiter",
+        "window",
+        "workflow",
+    )
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        scheduler: Scheduler,
+        root: Workflow,
+        priority: Priority,
+    ) -> None:
+        plan = workflow._prepare()
+        self.workflow = workflow
+        self.scheduler = scheduler
+        self.root = root
+        self.priority = priority if workflow._priority is None else workflow._priority
+        self.steps = plan.steps
+        self.dependents = plan.dependents
+        self.indegree = plan.indegree.copy()
+        self.ready = deque(i for i, n in enumerate(self.indegree) if n == 0)
+        self.remaining = sum(not step._forever for step in self.steps)
+        self.window = workflow._window or len(self.steps) + 1
+        self.active: dict[BaseStep, Job[object] | asyncio.Task[bool]] = {}
+        self.failure: BaseStep | None = None
+        self.timed_out = False
+        self.late: list[str] = []
+        self.stopping = False
+        self.waiter: asyncio.Future[None] | None = None
+        tags = [f"workflow:{root._id}"]
+        if workflow is not root:
+            tags.append(f"workflow:{workflow._id}")
+        self.tags = tuple(tags)
+        self.loop = asyncio.get_running_loop()
+
+    async def execute(self) -> bool:
+        workflow = self.workflow
+        loop = self.loop
+        _registry[workflow._id] = workflow
+        workflow._state = StepState.RUNNING
+        workflow._started_at = loop.time()
+        for index in self.ready:
+            self.steps[index]._state = StepState.READY
+        timer = (
+            None
+            if workflow._timeout is None
+            else loop.call_later(workflow._timeout, self._on_timeout)
+        )
+        try:
+            await self._drive()
+        except BaseException as exc:
+            await self._stop()
+            workflow._finished_at = loop.time()
+            workflow._phase = "done"
+            if isinstance(exc, asyncio.CancelledError):
+                workflow._state = StepState.CANCELLED
+            else:
+                workflow._state = StepState.FAILED
+                workflow._exception = exc
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if self.timed_out and self.failure is None:
+            self.late = [
+                s._label for s in self.steps if not s._state.final and not s._forever
+            ]
+        await self._stop()
+        return self._conclude()
+
+    # -- the driver -------------------------------------------------------------
+
+    async def _drive(self) -> None:
+        ready = self.ready
+        active = self.active
+        window = self.window
+        launch = self._launch
+        while True:
+            while (
+                ready
+                and len(active) < window
+                and self.failure is None
+                and not self.timed_out
+            ):
+                await launch(ready.popleft())
+            if self.failure is not None or self.timed_out or self.remaining == 0:
+                return
+            if not active:  # pragma: no cover - prevented by validation
+                raise RuntimeError(f"{self.workflow!r} cannot progress: report a bug")
+            waiter = self.waiter = self.loop.create_future()
+            await waiter
+            self.waiter = None
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _on_timeout(self) -> None:
+        self.timed_out = True
+        self._wake()
+
+    async def _launch(self, index: int) -> None:
+        step = self.steps[index]
+        step._state = StepState.RUNNING
+        step._started_at = self.loop.time()
+        if isinstance(step, Step):
+            prio = step._priority
+            try:
+                job = await self.scheduler.spawn(
+                    step._coroutine(),
+                    step._label,
+                    priority=self.priority if prio is None else prio,
+                    tags=(*self.tags, f"step:{step._id}"),
+                )
+            except Exception as exc:  # e.g. the scheduler was closed
+                step._state = StepState.FAILED
+                step._exception = exc
+                step._finished_at = self.loop.time()
+                self._finished(step)
+                return
+            step._job = job
+            self.active[step] = job
+            job.add_done_callback(functools.partial(self._job_done, step))
+        else:
+            assert isinstance(step, Workflow)
+            inner = _Run(step, self.scheduler, self.root, self.priority)
+            task = self.loop.create_task(inner.execute(), name=f"workflow {step.label}")
+            self.active[step] = task
+            task.add_done_callback(functools.partial(self._task_done, step))
+
+    # -- outcomes, as callbacks -------------------------------------------------
+
+    def _job_done(self, step: Step[object], job: Job[object]) -> None:
+        if step._state.final:
+            return
+        _record_job(step, job, self.loop.time())
+        self._finished(step)
+
+    def _task_done(self, step: Workflow, task: asyncio.Task[bool]) -> None:
+        if step._state.final and step not in self.active:
+            return
+        _record_task(step, task, self.loop.time())
+        self._finished(step)
+
+    def _finished(self, step: BaseStep) -> None:
+        self.active.pop(step, None)
+        if self.stopping:
+            return
+        if step._state is not StepState.SUCCEEDED and step._critical:
+            if self.failure is None:
+                self.failure = step
+            self._wake()
+            return
+        if not step._forever:
+            self.remaining -= 1
+        indegree = self.indegree
+        steps = self.steps
+        for index in self.dependents[step._index]:
+            indegree[index] -= 1
+            if indegree[index] == 0:
+                self.ready.append(index)
+                steps[index]._state = StepState.READY
+        self._wake()
+
+    # -- the end ----------------------------------------------------------------
+
+    async def _stop(self) -> None:
+        """Cancel what still runs (forever steps, or everything on an abort),
+        wait for it, and release the steps that never started."""
+        self.stopping = True
+        active = self.active
+        if active:
+            closing = []
+            tasks = []
+            for handle in active.values():
+                if isinstance(handle, asyncio.Task):
+                    handle.cancel()
+                    tasks.append(handle)
+                else:
+                    closing.append(handle.close())
+            if closing:
+                await asyncio.gather(*closing, return_exceptions=True)
+            if tasks:
+                await asyncio.wait(tasks)
+            now = self.loop.time()
+            for step, handle in list(active.items()):
+                if isinstance(handle, asyncio.Task):
+                    _record_task(step, handle, now)  # type: ignore[arg-type]
+                    del active[step]
+                elif handle.done:
+                    _record_job(step, handle, now)  # type: ignore[arg-type]
+                    del active[step]
+        for step in self.steps:
+            if not step._state.final and step not in active:
+                _discard(step)
+
+    def _conclude(self) -> bool:
+        workflow = self.workflow
+        workflow._finished_at = self.loop.time()
+        workflow._phase = "done"
+        error: Exception
+        failed = self.failure
+        if failed is not None:
+            cause = failed._exception
+            what = f"failed: {cause!r}" if cause is not None else "was cancelled"
+            error = StepFailedError(
+                f"workflow {workflow.label!r} aborted: critical step "
+                f"{failed.label!r} {what}",
+                failed.label,
+            )
+            error.__cause__ = cause
+            workflow._reason = failed
+        elif self.timed_out:
+            workflow._timed_out = True
+            late = self.late
+            shown = ", ".join(repr(label) for label in late[:5])
+            more = f" and {len(late) - 5} more" if len(late) > 5 else ""
+            error = WorkflowTimeoutError(
+                f"workflow {workflow.label!r} did not finish within "
+                f"{workflow._timeout:g} s; unfinished steps: {shown}{more}"
+            )
+        else:
+            workflow._state = StepState.SUCCEEDED
+            workflow._result = True
+            return True
+        workflow._state = StepState.FAILED
+        workflow._exception = error
+        workflow._result = False
+        if workflow._critical:
+            raise error
+        return False
+
+
+def _record_job(step: Step[object], job: Job[object], now: float) -> None:
+    step._finished_at = now
+    state = job.state
+    if state is JobState.SUCCEEDED:
+        step._result = job.result()
+        step._state = StepState.SUCCEEDED
+    elif state is JobState.FAILED:
+        step._exception = job.exception()
+        step._state = StepState.FAILED
+    else:
+        step._state = StepState.CANCELLED
+
+
+def _record_task(step: Workflow, task: asyncio.Task[bool], now: float) -> None:
+    """The outcome of a nested workflow; its run already set it, unless the task
+    was cancelled before it began or died of an unexpected error."""
+    if step._state.final:
+        return
+    step._finished_at = now
+    if task.cancelled():
+        step._state = StepState.CANCELLED
+        _discard(step)
+    else:
+        step._state = StepState.FAILED
+        step._exception = task.exception()

@@ -1,0 +1,219 @@
+"""Cost of running workflows: aiohttp-jobs vs raw asyncio vs asynciojobs.
+
+Three shapes, each at two sizes to show that time grows with steps + edges:
+
+* fan-out: N independent steps (raw baseline: ``asyncio.gather``);
+* chain: N steps, each requiring the one before (raw: await one task after the
+  other);
+* layers: L layers of 100 steps, each requiring two steps of the layer before
+  (raw: one ``gather`` per layer).
+
+Every step body is ``await asyncio.sleep(0)`` (one trip through the loop), and
+each timing includes building the graph. Rounds alternate the variants (the
+garbage collector is emptied before each timing); the script prints ONE JSON
+line with the medians, ``ratio_vs_raw`` (raw time / our time: 1.0 means as fast
+as raw asyncio), ``speedup_vs_asynciojobs`` (its time / ours) and the time per
+step-or-edge at both sizes (``growth`` near 1.0 means linear).
+
+    python benchmarks/workflow.py [--rounds 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aiohttp_jobs import Sequence, Step, Workflow
+
+try:
+    import asynciojobs
+except ImportError:  # pragma: no cover - optional baseline
+    asynciojobs = None
+
+WIDTH = 100
+
+
+async def nop() -> None:
+    await asyncio.sleep(0)
+
+
+# -- aiohttp-jobs ---------------------------------------------------------------
+
+
+async def ours_fanout(n: int) -> None:
+    assert await Workflow(*[Step(nop()) for _ in range(n)]).run()
+
+
+async def ours_chain(n: int) -> None:
+    assert await Workflow(Sequence(*[Step(nop()) for _ in range(n)])).run()
+
+
+async def ours_layers(layers: int) -> None:
+    workflow = Workflow()
+    previous: list[Step[None]] = []
+    for _ in range(layers):
+        layer = [
+            Step(nop(), requires=(previous[i], previous[(i + 1) % WIDTH]))
+            if previous
+            else Step(nop())
+            for i in range(WIDTH)
+        ]
+        workflow.add(*layer)
+        previous = layer
+    assert await workflow.run()
+
+
+# -- raw asyncio ----------------------------------------------------------------
+
+
+async def raw_fanout(n: int) -> None:
+    await asyncio.gather(*[nop() for _ in range(n)])
+
+
+async def raw_chain(n: int) -> None:
+    for _ in range(n):
+        await asyncio.create_task(nop())
+
+
+async def raw_layers(layers: int) -> None:
+    for _ in range(layers):
+        await asyncio.gather(*[nop() for _ in range(WIDTH)])
+
+
+# -- asynciojobs ------------------------------------------------------------------
+
+
+async def aj_fanout(n: int) -> None:
+    assert asynciojobs is not None
+    jobs = [asynciojobs.Job(nop()) for _ in range(n)]
+    assert await asynciojobs.Scheduler(*jobs).co_run()
+
+
+async def aj_chain(n: int) -> None:
+    assert asynciojobs is not None
+    jobs = [asynciojobs.Job(nop()) for _ in range(n)]
+    assert await asynciojobs.Scheduler(asynciojobs.Sequence(*jobs)).co_run()
+
+
+async def aj_layers(layers: int) -> None:
+    assert asynciojobs is not None
+    jobs: list[object] = []
+    previous: list[object] = []
+    for _ in range(layers):
+        layer = [
+            asynciojobs.Job(
+                nop(),
+                required=(previous[i], previous[(i + 1) % WIDTH]) if previous else None,
+            )
+            for i in range(WIDTH)
+        ]
+        jobs.extend(layer)
+        previous = layer
+    assert await asynciojobs.Scheduler(*jobs).co_run()
+
+
+Runner = Callable[[int], Awaitable[None]]
+
+SHAPES: dict[str, tuple[Runner, Runner, Runner]] = {
+    "fanout": (ours_fanout, raw_fanout, aj_fanout),
+    "chain": (ours_chain, raw_chain, aj_chain),
+    "layers": (ours_layers, raw_layers, aj_layers),
+}
+
+
+def units(shape: str, size: int) -> int:
+    """Steps + requirement edges of a shape at *size*."""
+    if shape == "fanout":
+        return size
+    if shape == "chain":
+        return size + size - 1
+    return size * WIDTH + (size - 1) * WIDTH * 2
+
+
+async def timed(runner: Runner, size: int) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    await runner(size)
+    return time.perf_counter() - start
+
+
+async def measure(rounds: int, sizes: dict[str, tuple[int, int]]) -> dict[str, object]:
+    results: dict[str, object] = {}
+    for shape, (ours, raw, aj) in SHAPES.items():
+        variants = {"ours": ours, "raw": raw}
+        if asynciojobs is not None:
+            variants["asynciojobs"] = aj
+        per_size = []
+        for size in sizes[shape]:
+            times: dict[str, list[float]] = {name: [] for name in variants}
+            names = list(variants)
+            await variants["ours"](min(size, 100))  # warm up
+            for index in range(rounds):
+                rotated = names[index % len(names) :] + names[: index % len(names)]
+                for name in rotated:
+                    times[name].append(await timed(variants[name], size))
+            medians = {name: statistics.median(t) for name, t in times.items()}
+            entry: dict[str, object] = {
+                "size": size,
+                "steps_plus_edges": units(shape, size),
+                "median_s": {k: round(v, 5) for k, v in medians.items()},
+                "ratio_vs_raw": round(medians["raw"] / medians["ours"], 3),
+                "us_per_unit": round(1e6 * medians["ours"] / units(shape, size), 3),
+            }
+            if "asynciojobs" in medians:
+                entry["speedup_vs_asynciojobs"] = round(
+                    medians["asynciojobs"] / medians["ours"], 2
+                )
+                entry["asynciojobs_ratio_vs_raw"] = round(
+                    medians["raw"] / medians["asynciojobs"], 3
+                )
+            per_size.append(entry)
+        small, big = per_size
+        results[shape] = {
+            "sizes": per_size,
+            "growth": round(
+                float(big["us_per_unit"]) / float(small["us_per_unit"]),  # type: ignore[arg-type]
+                3,
+            ),
+        }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes (for a smoke test)"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        sizes = {"fanout": (200, 400), "chain": (100, 200), "layers": (2, 4)}
+    else:
+        sizes = {"fanout": (5000, 10000), "chain": (1000, 2000), "layers": (50, 100)}
+    started = time.perf_counter()
+    results = asyncio.run(measure(args.rounds, sizes))
+    report = {
+        "benchmark": "workflow",
+        "python": sys.version.split()[0],
+        "asynciojobs": getattr(asynciojobs, "__version__", None)
+        if asynciojobs is not None
+        else None,
+        "rounds": args.rounds,
+        "step_body": "await asyncio.sleep(0)",
+        "shapes": results,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
