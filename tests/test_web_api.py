@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -392,3 +393,52 @@ async def test_scheduler_is_created_at_startup_and_closed_at_cleanup(
     assert not scheduler.closed
     await runner.cleanup()
     assert scheduler.closed
+
+
+async def test_atomic_handler_keeps_its_own_timeouts_and_task_groups(
+    aiohttp_client: ClientFactory,
+) -> None:
+    @aiohttp_jobs.atomic
+    async def bounded(request: web.Request) -> web.Response:
+        try:
+            await asyncio.wait_for(asyncio.Event().wait(), 0.01)
+        except asyncio.TimeoutError:
+            return web.Response(text="timed out inside")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @aiohttp_jobs.atomic
+    async def cancels_sub_task(request: web.Request) -> web.Response:
+        sub = asyncio.ensure_future(asyncio.Event().wait())
+        await asyncio.sleep(0)
+        sub.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sub
+        return web.Response(text="sub-task cancelled")
+
+    app = web.Application()
+    aiohttp_jobs.setup(app)
+    app.router.add_get("/bounded", bounded)
+    app.router.add_get("/sub", cancels_sub_task)
+    client = await aiohttp_client(app)
+    assert await (await client.get("/bounded")).text() == "timed out inside"
+    assert await (await client.get("/sub")).text() == "sub-task cancelled"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is 3.11+")
+async def test_atomic_handler_keeps_asyncio_timeout(
+    aiohttp_client: ClientFactory,
+) -> None:
+    @aiohttp_jobs.atomic
+    async def bounded(request: web.Request) -> web.Response:
+        try:
+            async with asyncio.timeout(0.01):
+                await asyncio.Event().wait()
+        except TimeoutError:
+            return web.Response(text="timed out inside")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    app = web.Application()
+    aiohttp_jobs.setup(app)
+    app.router.add_get("/", bounded)
+    client = await aiohttp_client(app)
+    assert await (await client.get("/")).text() == "timed out inside"

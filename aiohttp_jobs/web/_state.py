@@ -1,0 +1,251 @@
+"""What ``setup()`` keeps per application, and the ordered graceful shutdown.
+
+How aiohttp stops (``runner.cleanup()``, which ``web.run_app`` runs on SIGINT
+and SIGTERM): 1. the listening sockets close and idle keep-alive connections
+are dropped; 2. ``on_shutdown`` runs while the handlers in flight still run
+and their clients are still connected; 3. handlers get ``shutdown_timeout``,
+then are cancelled; 4. ``on_cleanup`` and the ``cleanup_ctx`` exits run.
+
+The drain happens in step 2: the task runtime stops, new jobs are refused,
+atomic and shielded work and the scheduler's jobs get up to ``wait_timeout``
+to finish (so atomic handlers still answer their clients), then what is left
+is cancelled and logged and the scheduler closes with ``close_timeout``. The
+``cleanup_ctx`` exit runs the same drain if step 2 never happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, TypeVar
+
+from aiohttp import web
+
+from .._errors import SetupError
+from .._job import Job
+from .._scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
+from ._protect import Entry, ProtectedWork, describe
+
+if TYPE_CHECKING:
+    from .._clock import Clock
+
+__all__ = [
+    "NOT_SET_UP",
+    "SCHEDULER_KEY",
+    "STATE_KEY",
+    "TASKS_KEY",
+    "SchedulerOptions",
+    "TaskRegistry",
+    "WebState",
+]
+
+logger = logging.getLogger("aiohttp_jobs.web")
+
+_RT_co = TypeVar("_RT_co", covariant=True)
+
+SCHEDULER_KEY: Final = web.AppKey("aiohttp_jobs.scheduler", Scheduler)
+"""Where ``setup()`` keeps the application's scheduler once it has started."""
+
+TASKS_KEY: Final = web.AppKey("aiohttp_jobs.tasks", object)
+"""Where ``setup(tasks=...)`` keeps the running task runtime (see ``get_tasks``)."""
+
+
+class SchedulerOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`Scheduler`, accepted by ``setup()``."""
+
+    close_timeout: float | None
+    wait_timeout: float | None
+    limit: int | None
+    pending_limit: int
+    exception_handler: ExceptionHandler | None
+    reserve_normal: int
+    reserve_high: int
+    history_limit: int
+    start_timeout_warning: float | None
+    start_timeout_critical: float | None
+    on_start_timeout: StartTimeoutHandler | None
+    thread_pool_size: int | None
+    process_pool_size: int | None
+
+
+class TaskRegistry(Protocol[_RT_co]):
+    """What ``setup(tasks=...)`` needs from a task registry."""
+
+    def runtime(
+        self, *, app: web.Application, scheduler: Scheduler, clock: Clock | None
+    ) -> AbstractAsyncContextManager[_RT_co]: ...
+
+
+class WebState:
+    """Everything ``setup()`` keeps for one application."""
+
+    __slots__ = (
+        "_drained",
+        "_stack",
+        "clock",
+        "options",
+        "protected",
+        "reject_when_full",
+        "runtime",
+        "scheduler",
+        "tasks",
+    )
+
+    def __init__(
+        self,
+        *,
+        options: SchedulerOptions,
+        tasks: TaskRegistry[object] | None,
+        clock: Clock | None,
+        reject_when_full: bool,
+        retry_after: float,
+    ) -> None:
+        self.options = options
+        self.tasks = tasks
+        self.clock = clock
+        self.reject_when_full = reject_when_full
+        self.protected = ProtectedWork(retry_after=retry_after)
+        self.scheduler: Scheduler | None = None
+        self.runtime: object | None = None
+        self._stack = AsyncExitStack()
+        self._drained: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<WebState {self.scheduler!r} {self.protected!r}>"
+
+    @property
+    def retry_after(self) -> float:
+        return self.protected.retry_after
+
+    def require_scheduler(self) -> Scheduler:
+        scheduler = self.scheduler
+        if scheduler is None:
+            raise SetupError(
+                "the aiohttp_jobs scheduler does not exist yet: it is created when "
+                "the application starts (in cleanup_ctx); use it from handlers, "
+                "or from on_startup hooks and cleanup contexts registered after "
+                "aiohttp_jobs.setup(app)"
+            )
+        return scheduler
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def start(self, app: web.Application) -> None:
+        scheduler = Scheduler(**self.options)
+        self.scheduler = scheduler
+        app[SCHEDULER_KEY] = scheduler
+        if self.tasks is not None:
+            try:
+                self.runtime = await self._stack.enter_async_context(
+                    self.tasks.runtime(app=app, scheduler=scheduler, clock=self.clock)
+                )
+            except BaseException:
+                await scheduler.close()
+                raise
+            app[TASKS_KEY] = self.runtime
+
+    async def shutdown(self) -> None:
+        """Drain and close, once; later and concurrent calls wait for the first."""
+        if self._drained is not None:
+            await asyncio.shield(self._drained)
+            return
+        loop = asyncio.get_running_loop()
+        self._drained = loop.create_future()
+        try:
+            await self._drain(loop)
+        except Exception:
+            # aiohttp stops running shutdown and cleanup hooks at the first one
+            # that raises: never let a problem here cut the others off.
+            logger.exception("aiohttp_jobs: error during graceful shutdown")
+        finally:
+            self._drained.set_result(None)
+
+    async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        scheduler = self.scheduler
+        if scheduler is None:  # startup never ran, or failed before the scheduler
+            self.protected.closing = True
+            return
+        wait_timeout = scheduler.wait_timeout
+        close_timeout = scheduler.close_timeout
+        deadline = None if wait_timeout is None else loop.time() + wait_timeout
+
+        # 1. The task runtime stops firing and waits for its in-flight runs
+        #    (jobs of this scheduler, which still accepts their sub-jobs).
+        runtime_exit = loop.create_task(self._stack.aclose())
+        await asyncio.wait((runtime_exit,), timeout=_remaining(loop, deadline))
+        # 2. No new jobs; running and pending ones carry on.
+        scheduler.drain()
+        # 3. Atomic and shielded work and all jobs get what is left of
+        #    wait_timeout: atomic handlers still answer their clients.
+        await self.protected.wait(_remaining(loop, deadline))
+        await scheduler.wait_idle(_remaining(loop, deadline))
+        # 4. Cancel what is left, and say what was cut off.
+        now, loop_now = time.time(), loop.time()
+        left_jobs = [job for job in scheduler if not job.done]
+        left_work, _ = await asyncio.gather(
+            self.protected.cancel_all(close_timeout), scheduler.close()
+        )
+        _log_cut_off(left_jobs, left_work, now, loop_now)
+        if not runtime_exit.done():
+            await asyncio.wait((runtime_exit,), timeout=close_timeout)
+        if not runtime_exit.done():
+            runtime_exit.cancel()
+            logger.error(
+                "shutdown: the task runtime did not stop within wait_timeout + "
+                "close_timeout; it was cancelled"
+            )
+        elif not runtime_exit.cancelled() and runtime_exit.exception() is not None:
+            logger.error(
+                "shutdown: the task runtime failed while stopping",
+                exc_info=runtime_exit.exception(),
+            )
+
+
+def _remaining(loop: asyncio.AbstractEventLoop, deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    return max(0.0, deadline - loop.time())
+
+
+def _log_cut_off(
+    jobs: list[Job[Any]],
+    work: dict[asyncio.Future[Any], Entry],
+    now: float,
+    loop_now: float,
+) -> None:
+    for job in jobs:
+        if job.started_at is None:
+            logger.warning(
+                "shutdown: dropped pending job %r (id=%s): it never started",
+                job.name,
+                job.id,
+            )
+            continue
+        outcome = "cancelled" if job.done else "did not stop within close_timeout"
+        logger.warning(
+            "shutdown: job %r (id=%s) %s after running %.3f s: it did not "
+            "finish within wait_timeout",
+            job.name,
+            job.id,
+            outcome,
+            now - job.started_at,
+        )
+    for fut, entry in work.items():
+        outcome = "cancelled" if fut.done() else "did not stop within close_timeout"
+        logger.warning(
+            "shutdown: %s %s after running %.3f s: it did not finish within "
+            "wait_timeout",
+            describe(entry),
+            outcome,
+            loop_now - entry[1],
+        )
+
+
+STATE_KEY: Final = web.AppKey("aiohttp_jobs.web_state", WebState)
+
+NOT_SET_UP = (
+    "aiohttp_jobs is not set up for this application: call "
+    "aiohttp_jobs.setup(app) on the root application before it starts"
+)
