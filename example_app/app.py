@@ -1,0 +1,81 @@
+"""Builds the example application from its feature modules.
+
+A feature module has ``register(app, options)``: it adds its routes to *app*
+and may add keyword arguments for ``aiohttp_jobs.setup()`` to *options* (for
+example ``options["tasks"] = tasks``). Add a capability by appending its
+module to ``FEATURES``.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import logging
+from typing import Any
+
+from aiohttp import web
+
+import aiohttp_jobs
+
+FEATURES = [
+    "example_app.jobs",
+]
+
+logger = logging.getLogger("example_app")
+
+
+def _exception_handler(
+    scheduler: aiohttp_jobs.Scheduler, context: dict[str, Any]
+) -> None:
+    job = context.get("job")
+    logger.error(
+        "%s (job %s): %r",
+        context.get("message"),
+        getattr(job, "id", "-"),
+        context.get("exception"),
+    )
+
+
+def create_app(**setup_options: Any) -> web.Application:
+    """The application; *setup_options* override the ``setup()`` arguments."""
+    app = web.Application()
+    options: dict[str, Any] = {
+        "limit": 10,
+        "pending_limit": 20,
+        "wait_timeout": 10.0,
+        "close_timeout": 1.0,
+        "exception_handler": _exception_handler,
+        "reject_when_full": True,  # overload answers 503 + Retry-After
+    }
+    options.update(setup_options)
+    for name in FEATURES:
+        importlib.import_module(name).register(app, options)
+    aiohttp_jobs.setup(app, **options)
+    app.router.add_get("/", index)
+    return app
+
+
+async def index(request: web.Request) -> web.Response:
+    """This page: every endpoint of the example application."""
+    rows = []
+    for route in request.app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter") or ""
+        if route.method == "HEAD" or not path:
+            continue
+        doc = (getattr(route.handler, "__doc__", None) or "").strip().split("\n")[0]
+        rows.append(
+            f"<tr><td><code>{route.method}</code></td>"
+            f"<td><code>{html.escape(path)}</code></td><td>{html.escape(doc)}</td></tr>"
+        )
+    body = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<title>aiohttp-jobs example</title></head><body>"
+        "<h1>aiohttp-jobs example application</h1>"
+        "<p>JSON endpoints; try them with curl, e.g. "
+        "<code>curl -X POST http://127.0.0.1:8080/api/reports</code>.</p>"
+        "<table><tr><th>method</th><th>path</th><th>what it shows</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )
+    return web.Response(text=body, content_type="text/html")

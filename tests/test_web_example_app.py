@@ -1,0 +1,133 @@
+"""The example application: every endpoint, and ``python -m example_app``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from example_app.app import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def _finished(client: Any, job_id: str) -> dict[str, Any]:
+    for _ in range(500):
+        resp = await client.get(f"/api/jobs/{job_id}")
+        job: dict[str, Any] = await resp.json()
+        if job["state"] not in ("pending", "running"):
+            return job
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"job {job_id} did not finish")  # pragma: no cover
+
+
+async def test_index_lists_every_endpoint(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(create_app())
+    resp = await client.get("/")
+    assert resp.status == 200
+    page = await resp.text()
+    for path in (
+        "/api/orders",
+        "/api/orders/unprotected",
+        "/api/reports",
+        "/api/thumbnails",
+        "/api/failing",
+        "/api/jobs",
+        "/api/jobs/{job_id}",
+    ):
+        assert f"<code>{path}</code>" in page
+
+
+async def test_orders_reports_thumbnails_and_failures(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(create_app())
+
+    resp = await client.post("/api/orders?delay=0&item=pen")
+    assert resp.status == 201
+    assert (await resp.json())["item"] == "pen"
+    assert [o["item"] for o in await (await client.get("/api/orders")).json()] == [
+        "pen"
+    ]
+
+    resp = await client.post("/api/reports?steps=3&delay=0")
+    assert resp.status == 202
+    report = await resp.json()
+    assert resp.headers["Location"] == f"/api/jobs/{report['id']}"
+    report = await _finished(client, report["id"])
+    assert report["state"] == "succeeded"
+    assert report["result"] == {"sections": 3}
+    assert report["progress"] == {
+        "done": 3.0,
+        "total": 3.0,
+        "message": "done",
+        "fraction": 1.0,
+    }
+
+    resp = await client.post("/api/thumbnails?size=10&seconds=0")
+    thumb = await _finished(client, (await resp.json())["id"])
+    assert thumb["state"] == "succeeded"
+    assert len(thumb["result"]) == 16
+
+    resp = await client.post("/api/failing")
+    failed = await _finished(client, (await resp.json())["id"])
+    assert failed["state"] == "failed"
+    assert "payment provider" in failed["error"]
+
+    listing = await (await client.get("/api/jobs")).json()
+    assert {job["name"] for job in listing["history"]} == {
+        "report",
+        "thumbnail",
+        "charge-card",
+    }
+    resp = await client.get("/api/jobs/unknown")
+    assert resp.status == 404
+    assert "no job with id" in (await resp.json())["error"]
+    assert (await client.post("/api/reports?steps=x")).status == 400
+
+
+async def test_overload_answers_503_with_retry_after(aiohttp_client: Any) -> None:
+    app = create_app(limit=1, pending_limit=1, wait_timeout=0.01, close_timeout=0.01)
+    client = await aiohttp_client(app)
+    assert (await client.post("/api/reports?steps=1&delay=30")).status == 202
+    assert (await client.post("/api/reports?steps=1&delay=30")).status == 202
+    resp = await client.post("/api/reports?steps=1&delay=30")
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "1"
+    listing = await (await client.get("/api/jobs")).json()
+    assert (listing["active"], listing["pending"]) == (1, 1)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_python_m_example_app_serves_and_stops_on_sigterm() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "example_app",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert line.startswith("example_app: listening on http://127.0.0.1:")
+        url = line.split()[3]
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            assert resp.status == 200
+            assert "aiohttp-jobs example application" in await resp.text()
+        proc.send_signal(signal.SIGTERM)
+        rest = (await asyncio.wait_for(proc.stdout.read(), 20)).decode()
+        assert rest.strip() == "example_app: stopped"
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:  # pragma: no cover - only when a step failed
+            proc.kill()
+            await proc.wait()
