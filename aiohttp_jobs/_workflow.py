@@ -39,7 +39,7 @@ class _Plan:
         self,
         steps: list[BaseStep],
         order: list[BaseStep],
-        dependents: list[list[int]],
+        dependents: list[list[int] | tuple[()]],
         indegree: list[int],
     ) -> None:
         self.steps = steps
@@ -218,7 +218,9 @@ class Workflow(BaseStep):
         steps = list(self._steps)
         for index, step in enumerate(steps):
             step._index = index
-        dependents: list[list[int]] = [[] for _ in steps]
+        # One shared () for the many steps nobody requires: fewer objects for
+        # the garbage collector to scan while a big workflow runs.
+        dependents: list[list[int] | tuple[()]] = [()] * len(steps)
         indegree = [0] * len(steps)
         forever = 0
         for index, step in enumerate(steps):
@@ -240,7 +242,11 @@ class Workflow(BaseStep):
                         f"{required.label!r}, which is only cancelled at the end: "
                         "it would never start"
                     )
-                dependents[required._index].append(index)
+                waiting = dependents[required._index]
+                if waiting:
+                    waiting.append(index)
+                else:
+                    dependents[required._index] = [index]
                 indegree[index] += 1
         if self._window is not None and forever >= self._window:
             raise WorkflowDefinitionError(

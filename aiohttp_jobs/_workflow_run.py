@@ -11,7 +11,7 @@ never holds one of the scheduler's slots.
 from __future__ import annotations
 
 import asyncio
-import functools
+import time
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -109,24 +109,24 @@ class _Run:
         self.ready = deque(i for i, n in enumerate(self.indegree) if n == 0)
         self.remaining = sum(not step._forever for step in self.steps)
         self.window = workflow._window or len(self.steps) + 1
-        self.active: dict[BaseStep, Job[object] | asyncio.Task[bool]] = {}
+        self.active: dict[Job[object] | asyncio.Task[bool], BaseStep] = {}
         self.failure: BaseStep | None = None
         self.timed_out = False
         self.late: list[str] = []
         self.stopping = False
         self.waiter: asyncio.Future[None] | None = None
-        tags = [f"workflow:{root._id}"]
+        tags = [f"workflow:{root.id}"]
         if workflow is not root:
-            tags.append(f"workflow:{workflow._id}")
+            tags.append(f"workflow:{workflow.id}")
         self.tags = tuple(tags)
         self.loop = asyncio.get_running_loop()
 
     async def execute(self) -> bool:
         workflow = self.workflow
         loop = self.loop
-        _registry[workflow._id] = workflow
+        _registry[workflow.id] = workflow
         workflow._state = StepState.RUNNING
-        workflow._started_at = loop.time()
+        workflow._started_at = time.time()
         for index in self.ready:
             self.steps[index]._state = StepState.READY
         timer = (
@@ -138,7 +138,7 @@ class _Run:
             await self._drive()
         except BaseException as exc:
             await self._stop()
-            workflow._finished_at = loop.time()
+            workflow._finished_at = time.time()
             workflow._phase = "done"
             if isinstance(exc, asyncio.CancelledError):
                 workflow._state = StepState.CANCELLED
@@ -162,7 +162,13 @@ class _Run:
         ready = self.ready
         active = self.active
         window = self.window
-        launch = self._launch
+        steps = self.steps
+        loop = self.loop
+        spawn = self.scheduler.spawn
+        job_done = self._job_done
+        tags = self.tags
+        priority = self.priority
+        running = StepState.RUNNING
         while True:
             while (
                 ready
@@ -170,14 +176,42 @@ class _Run:
                 and self.failure is None
                 and not self.timed_out
             ):
-                await launch(ready.popleft())
+                step = steps[ready.popleft()]
+                step._state = running
+                if isinstance(step, Workflow):
+                    self._launch_nested(step)
+                    continue
+                assert isinstance(step, Step)
+                prio = step._priority
+                try:
+                    job = await spawn(
+                        step._coroutine(),
+                        step._label,
+                        priority=priority if prio is None else prio,
+                        tags=tags,
+                    )
+                except Exception as exc:  # e.g. the scheduler was closed
+                    step._state = StepState.FAILED
+                    step._exception = exc
+                    step._finished_at = time.time()
+                    self._settle(step)
+                    continue
+                step._job = job
+                active[job] = step
+                job.add_done_callback(job_done)
             if self.failure is not None or self.timed_out or self.remaining == 0:
                 return
             if not active:  # pragma: no cover - prevented by validation
                 raise RuntimeError(f"{self.workflow!r} cannot progress: report a bug")
-            waiter = self.waiter = self.loop.create_future()
+            waiter = self.waiter = loop.create_future()
             await waiter
             self.waiter = None
+
+    def _launch_nested(self, step: Workflow) -> None:
+        inner = _Run(step, self.scheduler, self.root, self.priority)
+        task = self.loop.create_task(inner.execute(), name=f"workflow {step.label}")
+        self.active[task] = step
+        task.add_done_callback(self._task_done)
 
     def _wake(self) -> None:
         waiter = self.waiter
@@ -188,51 +222,24 @@ class _Run:
         self.timed_out = True
         self._wake()
 
-    async def _launch(self, index: int) -> None:
-        step = self.steps[index]
-        step._state = StepState.RUNNING
-        step._started_at = self.loop.time()
-        if isinstance(step, Step):
-            prio = step._priority
-            try:
-                job = await self.scheduler.spawn(
-                    step._coroutine(),
-                    step._label,
-                    priority=self.priority if prio is None else prio,
-                    tags=(*self.tags, f"step:{step._id}"),
-                )
-            except Exception as exc:  # e.g. the scheduler was closed
-                step._state = StepState.FAILED
-                step._exception = exc
-                step._finished_at = self.loop.time()
-                self._finished(step)
-                return
-            step._job = job
-            self.active[step] = job
-            job.add_done_callback(functools.partial(self._job_done, step))
-        else:
-            assert isinstance(step, Workflow)
-            inner = _Run(step, self.scheduler, self.root, self.priority)
-            task = self.loop.create_task(inner.execute(), name=f"workflow {step.label}")
-            self.active[step] = task
-            task.add_done_callback(functools.partial(self._task_done, step))
-
     # -- outcomes, as callbacks -------------------------------------------------
 
-    def _job_done(self, step: Step[object], job: Job[object]) -> None:
-        if step._state.final:
+    def _job_done(self, job: Job[object]) -> None:
+        step = self.active.pop(job, None)
+        if step is None:  # already settled by _stop()
             return
-        _record_job(step, job, self.loop.time())
-        self._finished(step)
+        _record_job(step, job)  # type: ignore[arg-type]
+        self._settle(step)
 
-    def _task_done(self, step: Workflow, task: asyncio.Task[bool]) -> None:
-        if step._state.final and step not in self.active:
+    def _task_done(self, task: asyncio.Task[bool]) -> None:
+        step = self.active.pop(task, None)
+        if step is None:
             return
-        _record_task(step, task, self.loop.time())
-        self._finished(step)
+        _record_task(step, task)  # type: ignore[arg-type]
+        self._settle(step)
 
-    def _finished(self, step: BaseStep) -> None:
-        self.active.pop(step, None)
+    def _settle(self, step: BaseStep) -> None:
+        """A step reached a final state: abort, or release its dependents."""
         if self.stopping:
             return
         if step._state is not StepState.SUCCEEDED and step._critical:
@@ -243,12 +250,11 @@ class _Run:
         if not step._forever:
             self.remaining -= 1
         indegree = self.indegree
-        steps = self.steps
         for index in self.dependents[step._index]:
             indegree[index] -= 1
             if indegree[index] == 0:
                 self.ready.append(index)
-                steps[index]._state = StepState.READY
+                self.steps[index]._state = StepState.READY
         self._wake()
 
     # -- the end ----------------------------------------------------------------
@@ -261,7 +267,7 @@ class _Run:
         if active:
             closing = []
             tasks = []
-            for handle in active.values():
+            for handle in active:
                 if isinstance(handle, asyncio.Task):
                     handle.cancel()
                     tasks.append(handle)
@@ -271,21 +277,21 @@ class _Run:
                 await asyncio.gather(*closing, return_exceptions=True)
             if tasks:
                 await asyncio.wait(tasks)
-            now = self.loop.time()
-            for step, handle in list(active.items()):
+            for handle, step in list(active.items()):
                 if isinstance(handle, asyncio.Task):
-                    _record_task(step, handle, now)  # type: ignore[arg-type]
-                    del active[step]
+                    _record_task(step, handle)  # type: ignore[arg-type]
+                    del active[handle]
                 elif handle.done:
-                    _record_job(step, handle, now)  # type: ignore[arg-type]
-                    del active[step]
+                    _record_job(step, handle)  # type: ignore[arg-type]
+                    del active[handle]
+        waiting = set(active.values())  # jobs that ignored their cancellation
         for step in self.steps:
-            if not step._state.final and step not in active:
+            if not step._state.final and step not in waiting:
                 _discard(step)
 
     def _conclude(self) -> bool:
         workflow = self.workflow
-        workflow._finished_at = self.loop.time()
+        workflow._finished_at = time.time()
         workflow._phase = "done"
         error: Exception
         failed = self.failure
@@ -320,8 +326,7 @@ class _Run:
         return False
 
 
-def _record_job(step: Step[object], job: Job[object], now: float) -> None:
-    step._finished_at = now
+def _record_job(step: Step[object], job: Job[object]) -> None:
     state = job.state
     if state is JobState.SUCCEEDED:
         step._result = job.result()
@@ -333,12 +338,12 @@ def _record_job(step: Step[object], job: Job[object], now: float) -> None:
         step._state = StepState.CANCELLED
 
 
-def _record_task(step: Workflow, task: asyncio.Task[bool], now: float) -> None:
+def _record_task(step: Workflow, task: asyncio.Task[bool]) -> None:
     """The outcome of a nested workflow; its run already set it, unless the task
     was cancelled before it began or died of an unexpected error."""
     if step._state.final:
         return
-    step._finished_at = now
+    step._finished_at = time.time()
     if task.cancelled():
         step._state = StepState.CANCELLED
         _discard(step)

@@ -13,7 +13,7 @@ import inspect
 import itertools
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
-from typing import TYPE_CHECKING, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Generic, NoReturn, TypeAlias, TypeVar
 
 from ._errors import (
     ConfigError,
@@ -35,6 +35,10 @@ _T = TypeVar("_T", covariant=True)
 
 _ID_PREFIX = secrets.token_hex(3)
 _next_seq = itertools.count(1).__next__
+
+
+#: Shared by every step without requirements (most of them); never mutated.
+_NO_REQUIREMENTS: dict[BaseStep, None] = {}
 
 
 class StepState(str, enum.Enum):
@@ -91,12 +95,12 @@ class BaseStep:
         "_exception",
         "_finished_at",
         "_forever",
-        "_id",
         "_index",
         "_label",
         "_owner",
         "_priority",
         "_requires",
+        "_seq",
         "_started_at",
         "_state",
     )
@@ -110,12 +114,12 @@ class BaseStep:
         forever: bool,
         priority: Priority | int | str | None,
     ) -> None:
-        self._id = f"{_ID_PREFIX}-{_next_seq():x}"
+        self._seq = _next_seq()
         self._label = label
         self._critical = bool(critical)
         self._forever = bool(forever)
         self._priority = None if priority is None else parse_priority(priority)
-        self._requires: dict[BaseStep, None] = {}
+        self._requires: dict[BaseStep, None] = _NO_REQUIREMENTS  # copied on write
         self._owner: Workflow | None = None
         self._index = -1
         self._state = StepState.IDLE
@@ -128,7 +132,7 @@ class BaseStep:
     @property
     def id(self) -> str:
         """Unique, URL-safe identifier (used in job tags and drawings)."""
-        return self._id
+        return f"{_ID_PREFIX}-{self._seq:x}"
 
     @property
     def label(self) -> str:
@@ -169,7 +173,7 @@ class BaseStep:
 
     @property
     def started_at(self) -> float | None:
-        """When it started (``loop.time()`` seconds), ``None`` if it never did."""
+        """When it started (``time.time()`` seconds), ``None`` if it never did."""
         return self._started_at
 
     @property
@@ -195,6 +199,8 @@ class BaseStep:
                         f"{step.label!r}, which belongs to {step._owner!r}: a step "
                         "may only require steps of its own workflow"
                     )
+                if self._requires is _NO_REQUIREMENTS:
+                    self._requires = {}
                 self._requires[step] = None
         if owner is not None:
             owner._plan = None
@@ -251,6 +257,17 @@ class Step(BaseStep, Generic[_T]):
         return self._job
 
     @property
+    def started_at(self) -> float | None:
+        """When its job started (``time.time()`` seconds), ``None`` if it never did."""
+        job = self._job
+        return self._started_at if job is None else job.started_at
+
+    @property
+    def finished_at(self) -> float | None:
+        job = self._job
+        return self._finished_at if job is None else job.finished_at
+
+    @property
     def state(self) -> StepState:
         job = self._job
         if self._state is StepState.RUNNING and job is not None and job.pending:
@@ -290,7 +307,20 @@ class Step(BaseStep, Generic[_T]):
             return body
         if inspect.isawaitable(body):
             return _await(body)
-        return _call(body, self.label)
+        try:
+            made: object = body()
+        except Exception as exc:  # fail the step, not the workflow's driver
+            return _raise(exc)
+        if inspect.iscoroutine(made):
+            return made
+        if inspect.isawaitable(made):
+            return _await(made)
+        return _raise(
+            NotAwaitableError(
+                f"step {self.label!r}: {body!r} returned {made!r}, which cannot "
+                "be awaited"
+            )
+        )
 
     def _discard(self) -> None:
         body = self._body
@@ -303,14 +333,8 @@ async def _await(awaitable: Awaitable[_T]) -> _T:
     return await awaitable
 
 
-async def _call(function: Callable[[], Awaitable[_T]], label: str) -> _T:
-    awaitable = function()
-    if not inspect.isawaitable(awaitable):
-        raise NotAwaitableError(
-            f"step {label!r}: {function!r} returned {awaitable!r}, which cannot "
-            "be awaited"
-        )
-    return await awaitable
+async def _raise(exc: Exception) -> NoReturn:
+    raise exc
 
 
 def _is_async_callable(obj: object) -> bool:

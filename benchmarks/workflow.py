@@ -13,7 +13,11 @@ each timing includes building the graph. Rounds alternate the variants (the
 garbage collector is emptied before each timing); the script prints ONE JSON
 line with the medians, ``ratio_vs_raw`` (raw time / our time: 1.0 means as fast
 as raw asyncio), ``speedup_vs_asynciojobs`` (its time / ours) and the time per
-step-or-edge at both sizes (``growth`` near 1.0 means linear).
+step-or-edge at both sizes (``growth`` near 1.0 means linear). Big graphs keep
+many objects alive, so CPython's cyclic collector adds a cost that grows with
+the heap; ``growth_without_gc`` repeats our timings with the collector paused,
+to show the scheduling itself is linear. ``core_jobs_only`` (fan-out) spawns
+the same bare jobs on the scheduler: the floor under any workflow.
 
     python benchmarks/workflow.py [--rounds 5] [--quick]
 """
@@ -32,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiohttp_jobs import Sequence, Step, Workflow
+from aiohttp_jobs import Job, Scheduler, Sequence, Step, Workflow
 
 try:
     import asynciojobs
@@ -70,6 +74,25 @@ async def ours_layers(layers: int) -> None:
         workflow.add(*layer)
         previous = layer
     assert await workflow.run()
+
+
+async def core_fanout(n: int) -> None:
+    """The floor under any workflow: n bare jobs and their done callbacks."""
+    scheduler = Scheduler(limit=None, history_limit=0)
+    done = asyncio.get_running_loop().create_future()
+    left = n
+
+    def finished(job: Job[None]) -> None:
+        nonlocal left
+        left -= 1
+        if not left:
+            done.set_result(None)
+
+    for _ in range(n):
+        job = await scheduler.spawn(nop())
+        job.add_done_callback(finished)
+    await done
+    await scheduler.close()
 
 
 # -- raw asyncio ----------------------------------------------------------------
@@ -139,17 +162,24 @@ def units(shape: str, size: int) -> int:
     return size * WIDTH + (size - 1) * WIDTH * 2
 
 
-async def timed(runner: Runner, size: int) -> float:
+async def timed(runner: Runner, size: int, *, collect: bool = True) -> float:
     gc.collect()
-    start = time.perf_counter()
-    await runner(size)
-    return time.perf_counter() - start
+    if not collect:
+        gc.disable()
+    try:
+        start = time.perf_counter()
+        await runner(size)
+        return time.perf_counter() - start
+    finally:
+        gc.enable()
 
 
 async def measure(rounds: int, sizes: dict[str, tuple[int, int]]) -> dict[str, object]:
     results: dict[str, object] = {}
     for shape, (ours, raw, aj) in SHAPES.items():
         variants = {"ours": ours, "raw": raw}
+        if shape == "fanout":
+            variants["core_jobs_only"] = core_fanout
         if asynciojobs is not None:
             variants["asynciojobs"] = aj
         per_size = []
@@ -162,13 +192,21 @@ async def measure(rounds: int, sizes: dict[str, tuple[int, int]]) -> dict[str, o
                 for name in rotated:
                     times[name].append(await timed(variants[name], size))
             medians = {name: statistics.median(t) for name, t in times.items()}
+            no_gc = statistics.median(
+                [await timed(ours, size, collect=False) for _ in range(rounds)]
+            )
             entry: dict[str, object] = {
                 "size": size,
                 "steps_plus_edges": units(shape, size),
                 "median_s": {k: round(v, 5) for k, v in medians.items()},
                 "ratio_vs_raw": round(medians["raw"] / medians["ours"], 3),
                 "us_per_unit": round(1e6 * medians["ours"] / units(shape, size), 3),
+                "us_per_unit_without_gc": round(1e6 * no_gc / units(shape, size), 3),
             }
+            if "core_jobs_only" in medians:
+                entry["core_jobs_only_ratio_vs_raw"] = round(
+                    medians["raw"] / medians["core_jobs_only"], 3
+                )
             if "asynciojobs" in medians:
                 entry["speedup_vs_asynciojobs"] = round(
                     medians["asynciojobs"] / medians["ours"], 2
@@ -180,12 +218,15 @@ async def measure(rounds: int, sizes: dict[str, tuple[int, int]]) -> dict[str, o
         small, big = per_size
         results[shape] = {
             "sizes": per_size,
-            "growth": round(
-                float(big["us_per_unit"]) / float(small["us_per_unit"]),  # type: ignore[arg-type]
-                3,
-            ),
+            "growth": _growth(small, big, "us_per_unit"),
+            "growth_without_gc": _growth(small, big, "us_per_unit_without_gc"),
         }
     return results
+
+
+def _growth(small: dict[str, object], big: dict[str, object], key: str) -> float:
+    """Cost per step-or-edge at the big size over the small one (1.0: linear)."""
+    return round(float(big[key]) / float(small[key]), 3)  # type: ignore[arg-type]
 
 
 def main() -> None:

@@ -294,15 +294,13 @@ async def test_steps_run_as_jobs_of_the_given_scheduler() -> None:
         job = a.job
         assert job is not None and job.state is JobState.SUCCEEDED
         assert job.name == "a" and job.priority is Priority.HIGH
-        assert job.tags == (f"workflow:{workflow.id}", f"step:{a.id}")
+        assert job.tags == (f"workflow:{workflow.id}",)
         (b,) = inner.steps
         assert isinstance(b, Step) and b.job is not None
         assert b.job.priority is Priority.LOW
-        assert b.job.tags == (
-            f"workflow:{workflow.id}",
-            f"workflow:{inner.id}",
-            f"step:{b.id}",
-        )
+        assert b.job.tags == (f"workflow:{workflow.id}", f"workflow:{inner.id}")
+        assert a.started_at == job.started_at and a.finished_at == job.finished_at
+        assert workflow.describe()["steps"][0]["job_id"] == job.id  # type: ignore[index]
         assert scheduler.get_job(job.id) is job  # in the scheduler's history
         assert Workflow.find(workflow.id) is workflow
 
