@@ -259,3 +259,46 @@ async def test_sigterm_lets_atomic_work_finish_and_answer(tmp_path: Path) -> Non
         if proc.returncode is None:  # pragma: no cover - only when a step failed
             proc.kill()
             await proc.wait()
+
+
+async def test_interrupted_shutdown_reports_what_it_cuts_off_and_can_rerun(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A second SIGINT/SIGTERM cancels the drain: say what is cut off."""
+    started, gate = asyncio.Event(), asyncio.Event()
+
+    @aiohttp_jobs.atomic
+    async def write(request: web.Request) -> web.Response:
+        await aiohttp_jobs.spawn(request, gate.wait(), "mail")
+        started.set()
+        await gate.wait()
+        return web.Response(text="written")
+
+    app = web.Application()
+    aiohttp_jobs.setup(app, wait_timeout=5)
+    app.router.add_post("/write", write)
+    runner, port = await serve(app)
+    scheduler = app[SCHEDULER_KEY]
+    reader, writer = await _post(port, "/write")
+    await started.wait()
+    first = asyncio.ensure_future(runner.shutdown())
+    await _until(lambda: scheduler.draining, "the drain began")
+    with caplog.at_level(logging.WARNING, logger="aiohttp_jobs.web"):
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("shutdown interrupted: job 'mail' (id=" in m for m in messages)
+    assert any(
+        "shutdown interrupted: atomic handler for POST /write" in m for m in messages
+    )
+    assert not scheduler.closed
+    # The next shutdown drains again, and this time lets the work finish.
+    second = asyncio.ensure_future(runner.cleanup())
+    await asyncio.sleep(0)
+    gate.set()
+    data = await _response(reader, writer)
+    await second
+    assert data.endswith(b"written")
+    assert scheduler.closed
+    assert [job.state for job in scheduler.history.query()] == [JobState.SUCCEEDED]

@@ -83,6 +83,7 @@ class WebState:
 
     __slots__ = (
         "_drained",
+        "_runtime_exit",
         "_stack",
         "clock",
         "options",
@@ -111,6 +112,7 @@ class WebState:
         self.runtime: object | None = None
         self._stack = AsyncExitStack()
         self._drained: asyncio.Future[None] | None = None
+        self._runtime_exit: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"<WebState {self.scheduler!r} {self.protected!r}>"
@@ -147,20 +149,51 @@ class WebState:
             app[TASKS_KEY] = self.runtime
 
     async def shutdown(self) -> None:
-        """Drain and close, once; later and concurrent calls wait for the first."""
-        if self._drained is not None:
+        """Drain and close, once; concurrent calls wait for the first. A drain
+        that was interrupted (cancelled) is run again by the next call."""
+        while self._drained is not None:
             await asyncio.shield(self._drained)
-            return
+            if self.protected.closing:
+                return
         loop = asyncio.get_running_loop()
-        self._drained = loop.create_future()
+        drained = self._drained = loop.create_future()
         try:
             await self._drain(loop)
+        except asyncio.CancelledError:
+            # A second SIGINT/SIGTERM: web.run_app now cancels every task at
+            # once. Say what is about to be cut off, while it still can be said.
+            self._report_interrupted(loop)
+            self._drained = None
+            raise
         except Exception:
             # aiohttp stops running shutdown and cleanup hooks at the first one
             # that raises: never let a problem here cut the others off.
             logger.exception("aiohttp_jobs: error during graceful shutdown")
         finally:
-            self._drained.set_result(None)
+            self.protected.closing = self._drained is not None
+            drained.set_result(None)
+
+    def _report_interrupted(self, loop: asyncio.AbstractEventLoop) -> None:
+        now, loop_now = time.time(), loop.time()
+        jobs = [] if self.scheduler is None else list(self.scheduler)
+        for job in jobs:
+            if not job.done:
+                ran = 0.0 if job.started_at is None else now - job.started_at
+                logger.warning(
+                    "shutdown interrupted: job %r (id=%s), %s for %.3f s, is "
+                    "cancelled without waiting",
+                    job.name,
+                    job.id,
+                    "running" if job.started_at is not None else "pending",
+                    ran,
+                )
+        for entry in self.protected.entries.values():
+            logger.warning(
+                "shutdown interrupted: %s, running for %.3f s, is cancelled "
+                "without waiting",
+                describe(entry),
+                loop_now - entry[1],
+            )
 
     async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         scheduler = self.scheduler
@@ -173,7 +206,11 @@ class WebState:
 
         # 1. The task runtime stops firing and waits for its in-flight runs
         #    (jobs of this scheduler, which still accepts their sub-jobs).
-        runtime_exit = loop.create_task(self._stack.aclose())
+        #    A drain run again after an interruption waits for the same exit.
+        runtime_exit = self._runtime_exit
+        if runtime_exit is None:
+            runtime_exit = loop.create_task(self._stack.aclose())
+            self._runtime_exit = runtime_exit
         await asyncio.wait((runtime_exit,), timeout=_remaining(loop, deadline))
         # 2. No new jobs; running and pending ones carry on.
         scheduler.drain()

@@ -1,0 +1,58 @@
+"""The examples of docs/aiohttp.md run, and do what the page says."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "docs" / "examples"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        f"docs_{name}", EXAMPLES / f"{name}.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_quickstart_example(aiohttp_client: Any) -> None:
+    example = _load("aiohttp_quickstart")
+    app = example.create_app()
+    client = await aiohttp_client(app)
+    resp = await client.post("/pay", json={"id": 7, "email": "a@example.org"})
+    assert resp.status == 201
+    assert await resp.json() == {"paid": 7}
+    assert (await client.post("/audit")).status == 200
+    resp = await client.get("/admin/jobs")
+    assert resp.status == 200
+    scheduler = app[example.aiohttp_jobs.SCHEDULER_KEY]
+    await scheduler.wait_idle(5)
+    assert app[example.DB] == [
+        {"id": 7, "email": "a@example.org"},
+        {"audit": "POST /audit"},
+    ]
+    assert [job.name for job in scheduler.history.query()] == ["send-receipt"]
+
+
+async def test_shutdown_example() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / "aiohttp_shutdown.py"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().strip() == "client got: 200 saved"
+    assert "shutdown: job 'too-long' (id=" in err.decode()
+    assert "cancelled after running" in err.decode()
