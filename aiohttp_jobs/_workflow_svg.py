@@ -48,8 +48,9 @@ class _Layout:
         for step in order:
             if isinstance(step, Workflow):
                 sub = self.inner[step] = _Layout(step)
+                header = len(_clip(step.label, _MAX_CHARS)) + len(step.state.value) + 3
                 size[step] = (
-                    max(sub.width + 2 * _PAD, _MIN_W),
+                    max(sub.width + 2 * _PAD, _MIN_W, header * _CHAR_W + _PAD),
                     sub.height + _HEADER + _PAD,
                 )
             else:
