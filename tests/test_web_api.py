@@ -17,13 +17,19 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 import aiohttp_jobs
 from aiohttp_jobs import (
     SCHEDULER_KEY,
+    TASKS_KEY,
     ConfigError,
+    Context,
     Job,
+    JobState,
     Priority,
     Scheduler,
     SchedulerClosedError,
     SetupError,
+    TaskRuntime,
+    Tasks,
 )
+from aiohttp_jobs.testing import FakeClock
 
 ClientFactory = Any  # pytest-aiohttp's aiohttp_client fixture
 
@@ -442,3 +448,33 @@ async def test_atomic_handler_keeps_asyncio_timeout(
     app.router.add_get("/", bounded)
     client = await aiohttp_client(app)
     assert await (await client.get("/")).text() == "timed out inside"
+
+
+async def test_setup_runs_a_tasks_registry_for_the_life_of_the_app(
+    serve: Any,
+) -> None:
+    tasks = Tasks()
+    clock = FakeClock()
+    runs: list[object] = []
+
+    @tasks.task(interval=10)
+    async def tick(ctx: Context) -> None:
+        runs.append(ctx.app)
+
+    app = web.Application()
+    aiohttp_jobs.setup(app, tasks=tasks, clock=clock)
+    runner, _ = await serve(app)
+    runtime = aiohttp_jobs.get_tasks(app)
+    assert isinstance(runtime, TaskRuntime)
+    assert app[TASKS_KEY] is runtime
+    await clock.advance(20)
+    assert runs == [app, app]
+    scheduler = app[SCHEDULER_KEY]
+    assert [job.state for job in scheduler.history.query(name="tick")] == [
+        JobState.SUCCEEDED,
+        JobState.SUCCEEDED,
+    ]
+    await runner.cleanup()
+    await clock.advance(20)  # stopped with the app: no more runs
+    assert len(runs) == 2
+    assert scheduler.closed

@@ -28,7 +28,6 @@ from ._state import (
     STATE_KEY,
     TASKS_KEY,
     SchedulerOptions,
-    TaskRegistry,
     WebState,
 )
 
@@ -39,12 +38,13 @@ else:  # pragma: no cover - Python 3.10
 
 if TYPE_CHECKING:
     from .._clock import Clock
+    from .._task_runtime import TaskRuntime
+    from .._tasks import Tasks
 
 __all__ = [
     "SCHEDULER_KEY",
     "TASKS_KEY",
     "SchedulerOptions",
-    "TaskRegistry",
     "atomic",
     "get_scheduler",
     "get_scheduler_from_app",
@@ -61,7 +61,7 @@ _T = TypeVar("_T")
 def setup(
     app: web.Application,
     *,
-    tasks: TaskRegistry[object] | None = None,
+    tasks: Tasks | None = None,
     clock: Clock | None = None,
     reject_when_full: bool = False,
     retry_after: float = 1.0,
@@ -137,7 +137,7 @@ def get_scheduler_from_request(request: web.Request) -> Scheduler | None:
     return scheduler
 
 
-def get_tasks(app_or_request: web.Application | web.Request) -> object:
+def get_tasks(app_or_request: web.Application | web.Request) -> TaskRuntime:
     """The task runtime started by ``setup(app, tasks=...)``."""
     if isinstance(app_or_request, web.Application):
         state = app_or_request.get(STATE_KEY)

@@ -18,18 +18,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, TypeVar
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from aiohttp import web
 
 from .._errors import SetupError
 from .._job import Job
 from .._scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
+from .._task_runtime import TaskRuntime
 from ._protect import Entry, ProtectedWork, describe
 
 if TYPE_CHECKING:
     from .._clock import Clock
+    from .._tasks import Tasks
 
 __all__ = [
     "NOT_SET_UP",
@@ -37,18 +39,15 @@ __all__ = [
     "STATE_KEY",
     "TASKS_KEY",
     "SchedulerOptions",
-    "TaskRegistry",
     "WebState",
 ]
 
 logger = logging.getLogger("aiohttp_jobs.web")
 
-_RT_co = TypeVar("_RT_co", covariant=True)
-
 SCHEDULER_KEY: Final = web.AppKey("aiohttp_jobs.scheduler", Scheduler)
 """Where ``setup()`` keeps the application's scheduler once it has started."""
 
-TASKS_KEY: Final = web.AppKey("aiohttp_jobs.tasks", object)
+TASKS_KEY: Final = web.AppKey("aiohttp_jobs.tasks", TaskRuntime)
 """Where ``setup(tasks=...)`` keeps the running task runtime (see ``get_tasks``)."""
 
 
@@ -68,14 +67,6 @@ class SchedulerOptions(TypedDict, total=False):
     on_start_timeout: StartTimeoutHandler | None
     thread_pool_size: int | None
     process_pool_size: int | None
-
-
-class TaskRegistry(Protocol[_RT_co]):
-    """What ``setup(tasks=...)`` needs from a task registry."""
-
-    def runtime(
-        self, *, app: web.Application, scheduler: Scheduler, clock: Clock | None
-    ) -> AbstractAsyncContextManager[_RT_co]: ...
 
 
 class WebState:
@@ -98,7 +89,7 @@ class WebState:
         self,
         *,
         options: SchedulerOptions,
-        tasks: TaskRegistry[object] | None,
+        tasks: Tasks | None,
         clock: Clock | None,
         reject_when_full: bool,
         retry_after: float,
@@ -109,7 +100,7 @@ class WebState:
         self.reject_when_full = reject_when_full
         self.protected = ProtectedWork(retry_after=retry_after)
         self.scheduler: Scheduler | None = None
-        self.runtime: object | None = None
+        self.runtime: TaskRuntime | None = None
         self._stack = AsyncExitStack()
         self._drained: asyncio.Future[None] | None = None
         self._runtime_exit: asyncio.Task[None] | None = None
