@@ -16,7 +16,10 @@ _MAX_REPR = 60
 
 
 def _short(value: object) -> str:
-    text = repr(value)
+    return _clip(repr(value))
+
+
+def _clip(text: str) -> str:
     return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
 
 
@@ -45,8 +48,9 @@ def outcome(step: BaseStep) -> str:
             return f"-> {_short(step._result)}"
         return "-> True"
     if state is StepState.FAILED:
-        if isinstance(step, Workflow) and not step.critical:
-            return f"-> False ({_short(step._exception)})"
+        if isinstance(step, Workflow):
+            text = _clip(str(step._exception))
+            return f"-> False ({text})" if not step.critical else f"!! {text}"
         return f"!! {_short(step._exception)}"
     if state is StepState.CANCELLED:
         return "(cancelled)"

@@ -297,7 +297,12 @@ class _Run:
         failed = self.failure
         if failed is not None:
             cause = failed._exception
-            what = f"failed: {cause!r}" if cause is not None else "was cancelled"
+            if cause is None:
+                what = "was cancelled"
+            elif isinstance(failed, Workflow):
+                what = f"failed ({cause})"
+            else:
+                what = f"failed: {cause!r}"
             error = StepFailedError(
                 f"workflow {workflow.label!r} aborted: critical step "
                 f"{failed.label!r} {what}",
@@ -341,6 +346,7 @@ def _record_job(step: Step[object], job: Job[object]) -> None:
 def _record_task(step: Workflow, task: asyncio.Task[bool]) -> None:
     """The outcome of a nested workflow; its run already set it, unless the task
     was cancelled before it began or died of an unexpected error."""
+    error = None if task.cancelled() else task.exception()  # always retrieve it
     if step._state.final:
         return
     step._finished_at = time.time()
@@ -349,4 +355,4 @@ def _record_task(step: Workflow, task: asyncio.Task[bool]) -> None:
         _discard(step)
     else:
         step._state = StepState.FAILED
-        step._exception = task.exception()
+        step._exception = error

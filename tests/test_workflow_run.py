@@ -265,6 +265,20 @@ async def test_nested_critical_failure_bubbles_up() -> None:
     assert sibling.state is StepState.CANCELLED and after.state is StepState.IDLE
 
 
+async def test_nested_failure_leaves_no_unretrieved_task_exception(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rec = Recorder()
+    inner = Workflow(Step(functools.partial(rec.boom, "x"), label="x"), label="inner")
+    outer = Workflow(inner, label="outer")
+    with pytest.raises(StepFailedError, match=r"'inner' failed \(workflow 'inner'"):
+        await outer.run()
+    del inner, outer
+    gc.collect()
+    await asyncio.sleep(0)
+    assert "never retrieved" not in caplog.text
+
+
 async def test_nested_timeout_applies_to_its_steps_only() -> None:
     rec = Recorder()
     inner = Workflow(rec.step("stuck", ticks=10**9), timeout=0.01, critical=False)

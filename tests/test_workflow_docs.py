@@ -1,0 +1,67 @@
+"""The examples of docs/workflows.md run, and do what the page says."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "docs" / "examples"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        f"docs_{name}", EXAMPLES / f"{name}.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_basics_example_prints_what_the_page_shows() -> None:
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "workflow_basics.py")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert out.stderr == ""
+    lines = out.stdout.splitlines()
+    assert lines[3] == "4 C- succeeded merge  -> 6  requires 1, 2, 3"
+    assert "chained: heartbeat beat several times, then stopped" in lines
+    assert any(
+        line.startswith("rollout failed:")
+        and "critical step 'wave-2' failed" in line
+        and "ConnectionError('db3 refused the connection')" in line
+        for line in lines
+    )
+    assert "steps: 2 failed, 5 succeeded" in lines
+    assert lines[-1] == "timed out: True"
+
+
+async def test_aiohttp_example_runs_steps_on_the_app_scheduler(
+    aiohttp_client: Any,
+) -> None:
+    example = _load("workflow_aiohttp")
+    app = example.create_app()
+    client = await aiohttp_client(app)
+    resp = await client.post("/orders/7/ship")
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["ok"] is True and "every step finished" in body["why"]
+    assert app[example.SHIPPED] == [7]
+    scheduler = app[example.aiohttp_jobs.SCHEDULER_KEY]
+    names = {job.name for job in scheduler.history.query()}
+    assert {"reserve-stock", "charge-card", "print-label", "email"} <= names
+    tagged = scheduler.history.query()[0].tags
+    assert tagged == (f"workflow:{body['workflow']}",)
+    svg = await client.get(f"/workflows/{body['workflow']}.svg")
+    assert svg.status == 200 and svg.content_type == "image/svg+xml"
+    assert 'data-state="succeeded"' in await svg.text()
+    assert (await client.get("/workflows/nope.svg")).status == 404
