@@ -19,6 +19,7 @@ import aiohttp_jobs
 
 FEATURES = [
     "example_app.jobs",
+    "example_app.workflows",
 ]
 
 logger = logging.getLogger("example_app")
