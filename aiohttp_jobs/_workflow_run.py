@@ -16,7 +16,6 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ._errors import StepFailedError, WorkflowStateError, WorkflowTimeoutError
-from ._job import JobState
 from ._priority import Priority
 from ._workflow import BaseStep, Step, StepState, Workflow, _registry
 
@@ -228,7 +227,8 @@ class _Run:
         step = self.active.pop(job, None)
         if step is None:  # already settled by _stop()
             return
-        _record_job(step, job)  # type: ignore[arg-type]
+        assert isinstance(step, Step)
+        step._record(job)
         self._settle(step)
 
     def _task_done(self, task: asyncio.Task[bool]) -> None:
@@ -282,7 +282,8 @@ class _Run:
                     _record_task(step, handle)  # type: ignore[arg-type]
                     del active[handle]
                 elif handle.done:
-                    _record_job(step, handle)  # type: ignore[arg-type]
+                    assert isinstance(step, Step)
+                    step._record(handle)
                     del active[handle]
         waiting = set(active.values())  # jobs that ignored their cancellation
         for step in self.steps:
@@ -329,18 +330,6 @@ class _Run:
         if workflow._critical:
             raise error
         return False
-
-
-def _record_job(step: Step[object], job: Job[object]) -> None:
-    state = job.state
-    if state is JobState.SUCCEEDED:
-        step._result = job.result()
-        step._state = StepState.SUCCEEDED
-    elif state is JobState.FAILED:
-        step._exception = job.exception()
-        step._state = StepState.FAILED
-    else:
-        step._state = StepState.CANCELLED
 
 
 def _record_task(step: Workflow, task: asyncio.Task[bool]) -> None:

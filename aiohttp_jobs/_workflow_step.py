@@ -23,6 +23,7 @@ from ._errors import (
     WorkflowDefinitionError,
     WorkflowStateError,
 )
+from ._job import JobState
 from ._priority import Priority, parse_priority
 
 if TYPE_CHECKING:
@@ -270,9 +271,24 @@ class Step(BaseStep, Generic[_T]):
     @property
     def state(self) -> StepState:
         job = self._job
-        if self._state is StepState.RUNNING and job is not None and job.pending:
-            return StepState.READY  # spawned, but the scheduler has no slot yet
+        if self._state is StepState.RUNNING and job is not None:
+            if job.pending:
+                return StepState.READY  # spawned, but the scheduler has no slot yet
+            if job.done:  # e.g. it ignored the cancellation of an aborted run
+                self._record(job)
         return self._state
+
+    def _record(self, job: Job[_T]) -> None:
+        """Copy the outcome of the finished *job*."""
+        state = job.state
+        if state is JobState.SUCCEEDED:
+            self._result = job.result()
+            self._state = StepState.SUCCEEDED
+        elif state is JobState.FAILED:
+            self._exception = job.exception()
+            self._state = StepState.FAILED
+        else:
+            self._state = StepState.CANCELLED
 
     def result(self) -> _T:
         """The value the step returned; raises its exception, or ``CancelledError``.
@@ -292,7 +308,7 @@ class Step(BaseStep, Generic[_T]):
         return self._exception
 
     def _check_finished(self) -> None:
-        if not self._state.final:
+        if not self.state.final:
             raise JobNotFinishedError(
                 f"step {self.label!r} is {self.state.value}: await the workflow's "
                 "run() before reading the step's result"

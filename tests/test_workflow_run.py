@@ -4,6 +4,7 @@ timeout, nesting, and the scheduler the steps run on."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 from typing import Any
@@ -380,3 +381,49 @@ async def test_empty_workflow_succeeds() -> None:
     workflow = Workflow()
     assert await workflow.run() is True
     assert "every step finished" in workflow.why()
+
+
+async def test_scheduler_with_one_slot_still_runs_nested_graphs() -> None:
+    rec = Recorder()
+    async with Scheduler(limit=1) as scheduler:
+        inner = Workflow(*(rec.step(f"i{i}") for i in range(3)), label="inner")
+        deeper = Workflow(Workflow(rec.step("deep"), label="deeper"), requires=inner)
+        workflow = Workflow(inner, deeper, *(rec.step(f"o{i}") for i in range(3)))
+        assert await asyncio.wait_for(workflow.run(scheduler=scheduler), 5)
+    assert rec.peak == 1
+
+
+async def test_body_that_raises_when_called_fails_only_its_step() -> None:
+    async def needs_an_argument(x: int) -> int:
+        return x
+
+    step = Step(needs_an_argument, critical=False)  # type: ignore[arg-type]
+    after = Step(functools.partial(needs_an_argument, 1), requires=step)
+    assert await Workflow(step, after).run()
+    assert isinstance(step.exception(), TypeError)
+    assert after.result() == 1
+
+
+async def test_step_ignoring_cancellation_does_not_hang_the_abort() -> None:
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():  # refuses to stop until released
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+
+    async def boom() -> None:
+        await asyncio.sleep(0)
+        raise RuntimeError("boom")
+
+    async with Scheduler(close_timeout=0.01) as scheduler:
+        slow = Step(stubborn, label="stubborn")
+        workflow = Workflow(slow, Step(boom, label="boom"), critical=False)
+        assert await workflow.run(scheduler=scheduler) is False
+        assert workflow.failed_step is not None
+        assert workflow.failed_step.label == "boom"
+        assert slow.state is StepState.RUNNING  # still running: it ignored us
+        release.set()
+        assert slow.job is not None
+        await slow.job.wait()
+        assert slow.state is StepState.SUCCEEDED
