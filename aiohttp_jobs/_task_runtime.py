@@ -740,6 +740,7 @@ class TaskRuntime:
             self._changed.set()
         if ctx.leased and task.lease_duration != self._lease:
             await store.extend(claim, until=clock.time() + task.lease_duration)
+            self._changed.set()  # the lease may now expire before the armed timer
         beat: asyncio.Task[None] | None = None
         if ctx.leased and task.heartbeat is not None:
             beat = asyncio.get_running_loop().create_task(

@@ -1,0 +1,362 @@
+"""Delivery guarantees: retries, failure and execution modes, leases and heartbeats,
+overlap and misfire policies, concurrency limit. All on a FakeClock."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from aiohttp_jobs import (
+    Context,
+    ExecutionMode,
+    FailureMode,
+    LeaseLostError,
+    Misfire,
+    Overlap,
+    Scheduler,
+    Tasks,
+)
+from aiohttp_jobs._clock import sleep_until
+from aiohttp_jobs.stores import MemoryStore
+from aiohttp_jobs.testing import FakeClock
+
+T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+async def scheduler() -> AsyncIterator[Scheduler]:
+    async with Scheduler(limit=None) as sched:
+        yield sched
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+def _secs(clock: FakeClock) -> float:
+    return clock.time() - T0.timestamp()
+
+
+async def _sleep(ctx: Context, seconds: float) -> None:
+    clock = ctx.runtime.clock
+    await sleep_until(clock, clock.time() + seconds)
+
+
+async def test_retries_back_off_exponentially_then_succeed(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks()
+    attempts: list[tuple[float, int, float]] = []
+
+    @tasks.task(schedule="0 * * * *", retries=3, retry_backoff=2)
+    async def flaky(ctx: Context) -> None:
+        attempts.append((_secs(clock), ctx.attempt, ctx.fire_at - T0.timestamp()))
+        if ctx.attempt < 2:
+            raise RuntimeError("not yet")
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
+        await clock.advance(3600 + 10)
+        [info] = await runtime.list_tasks()
+    assert attempts == [(3600, 0, 3600), (3602, 1, 3600), (3606, 2, 3600)]
+    assert info.next_fire_at == T0 + timedelta(hours=2)
+
+
+async def test_failure_mode_none_reruns_after_the_lease_expires(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks()
+    starts: list[tuple[float, int]] = []
+
+    @tasks.task(interval=100, lease_duration=30)
+    async def fragile(ctx: Context) -> None:
+        starts.append((_secs(clock), ctx.attempt))
+        if len(starts) == 1:
+            raise RuntimeError("first run fails")
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
+        await clock.advance(250)
+    # failed at 100, lease (30 s) kept, rerun at 130; then on schedule
+    assert starts == [(100, 0), (130, 1), (200, 0)]
+
+
+async def test_failure_mode_unlock_retries_after_the_backoff(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks()
+    starts: list[float] = []
+
+    @tasks.task(interval=100, failure_mode=FailureMode.UNLOCK, retry_backoff=5)
+    async def fragile(ctx: Context) -> None:
+        starts.append(_secs(clock))
+        if len(starts) < 3:
+            raise RuntimeError("fails twice")
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
+        await clock.advance(200)
+    assert starts == [100, 105, 115, 200]
+
+
+async def test_failure_mode_commit_moves_on(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks()
+    starts: list[float] = []
+
+    @tasks.task(interval=100, failure_mode=FailureMode.COMMIT)
+    async def fragile(ctx: Context) -> None:
+        starts.append(_secs(clock))
+        raise RuntimeError("always")
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
+        await clock.advance(300)
+    assert starts == [100, 200, 300]
+
+
+async def test_at_most_once_never_repeats_an_occurrence(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks()
+    starts: list[float] = []
+
+    @tasks.task(interval=100, execution_mode=ExecutionMode.AT_MOST_ONCE)
+    async def once(ctx: Context) -> None:
+        starts.append(_secs(clock))
+        assert not ctx.leased
+        await ctx.heartbeat()  # a no-op without a lease
+        raise RuntimeError("lost for good")
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
+        await clock.advance(300)
+    assert starts == [100, 200, 300]
+
+
+async def test_a_run_longer_than_its_lease_runs_again_at_least_once(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks()
+    starts: list[tuple[float, str, int]] = []
+
+    @tasks.task(interval=1000, lease_duration=10)
+    async def long(ctx: Context) -> None:
+        starts.append((_secs(clock), ctx.run_id, ctx.attempt))
+        if ctx.attempt == 0:
+            await _sleep(ctx, 25)
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
+        await clock.advance(1040)
+        [info] = await runtime.list_tasks()
+    # the same run id: the duplicate is detectable
+    assert starts == [(1000, "long@1704068200000", 0), (1010, "long@1704068200000", 1)]
+    assert info.next_fire_at == T0 + timedelta(seconds=2000)
+
+
+async def test_cooperative_heartbeat_keeps_the_lease(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks()
+    starts: list[float] = []
+
+    @tasks.task(interval=1000, lease_duration=10)
+    async def long(ctx: Context) -> None:
+        starts.append(_secs(clock))
+        for _ in range(5):
+            await _sleep(ctx, 5)
+            await ctx.heartbeat()
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
+        await clock.advance(1100)
+    assert starts == [1000]
+
+
+async def test_automatic_heartbeat_keeps_the_lease(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks()
+    starts: list[float] = []
+
+    @tasks.task(interval=1000, lease_duration=10, heartbeat=4)
+    async def long(ctx: Context) -> None:
+        starts.append(_secs(clock))
+        await _sleep(ctx, 60)
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
+        await clock.advance(1100)
+    assert starts == [1000]
+
+
+async def test_heartbeat_after_the_lease_was_taken_raises_lease_lost(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks()
+    outcomes: list[str] = []
+
+    @tasks.task(interval=1000, lease_duration=10)
+    async def long(ctx: Context) -> None:
+        if ctx.attempt:
+            outcomes.append("second run")
+            return
+        await _sleep(ctx, 15)
+        try:
+            await ctx.heartbeat()
+        except LeaseLostError:
+            outcomes.append("lease lost")
+            raise
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
+        await clock.advance(1020)
+    assert outcomes == ["second run", "lease lost"]
+
+
+async def _overlapping(
+    scheduler: Scheduler, clock: FakeClock, **options: object
+) -> list[tuple[float, float]]:
+    tasks = Tasks()
+    runs: list[tuple[float, float]] = []
+
+    @tasks.task(interval=10, **options)  # type: ignore[arg-type]
+    async def slow(ctx: Context) -> None:
+        runs.append((_secs(clock), ctx.fire_at - T0.timestamp()))
+        if _secs(clock) < 60:  # later runs are quick, so that shutdown finishes
+            await _sleep(ctx, 25)
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
+        await clock.advance(60)
+        await clock.advance(100)  # let runs in flight finish
+    return runs
+
+
+async def test_overlap_skip_drops_occurrences_that_came_due_during_a_run(
+    scheduler: Scheduler, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, "aiohttp_jobs.tasks"):
+        runs = await _overlapping(scheduler, clock, overlap=Overlap.SKIP)
+    # 10 runs until 35: 20 and 30 skipped; next at 40 runs until 65 ...
+    assert runs[:2] == [(10, 10), (40, 40)]
+    assert "skipped 2 occurrence(s)" in caplog.text
+
+
+async def test_overlap_queue_runs_them_one_after_the_other(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    runs = await _overlapping(scheduler, clock, overlap=Overlap.QUEUE, queue_limit=2)
+    assert runs[:3] == [(10, 10), (35, 20), (60, 30)]
+
+
+async def test_overlap_allow_starts_on_time_up_to_max_overlap(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    runs = await _overlapping(scheduler, clock, overlap=Overlap.ALLOW, max_overlap=2)
+    # two at once: the occurrence of 30 waits for the run of 10 to end at 35
+    assert runs[:4] == [(10, 10), (20, 20), (35, 30), (45, 40)]
+
+
+async def _downtime(
+    scheduler: Scheduler, clock: FakeClock, **options: object
+) -> list[tuple[float, float, int]]:
+    """Run a per-minute task, stop for ten minutes, start again on the same store."""
+    store = MemoryStore()
+    tasks = Tasks(store=store)
+    runs: list[tuple[float, float, int]] = []
+
+    @tasks.task(schedule="* * * * *", **options)  # type: ignore[arg-type]
+    async def minutely(ctx: Context) -> None:
+        runs.append((_secs(clock), ctx.fire_at - T0.timestamp(), ctx.missed))
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
+        await clock.advance(60)
+    await clock.advance(600 + 30)  # nobody runs anything: down until 11:30
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
+        await clock.advance(30)
+    return runs
+
+
+async def test_misfire_run_once_runs_once_and_says_how_many_were_missed(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    runs = await _downtime(scheduler, clock)
+    assert runs == [(60, 60, 0), (690, 120, 9), (720, 720, 0)]
+
+
+async def test_misfire_run_all_runs_missed_ones_up_to_the_limit(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    runs = await _downtime(scheduler, clock, misfire=Misfire.RUN_ALL, misfire_limit=3)
+    assert runs == [
+        (60, 60, 0),
+        (690, 120, 0),
+        (690, 180, 0),
+        (690, 240, 0),
+        (720, 720, 0),
+    ]
+
+
+async def test_misfire_skip_waits_for_the_next_occurrence(
+    scheduler: Scheduler, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, "aiohttp_jobs.tasks"):
+        runs = await _downtime(scheduler, clock, misfire=Misfire.SKIP)
+    assert runs == [(60, 60, 0), (720, 720, 0)]
+    assert "skipping 10 missed runs" in caplog.text
+
+
+async def test_concurrency_limit_applies_back_pressure(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks(concurrency_limit=2)
+    gate = asyncio.Event()
+    started: list[str] = []
+
+    @tasks.dynamic_task()
+    async def work(ctx: Context) -> None:
+        started.append(ctx.name)
+        await gate.wait()
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
+        for i in range(5):
+            await runtime.schedule_task(work, f"w{i}", execute_at=T0)
+        await clock.advance(0)
+        assert (runtime.in_flight, len(started)) == (2, 2)
+        assert await runtime.store.next_due() == T0.timestamp()  # still in the store
+        gate.set()
+        await clock.advance(0)
+        assert len(started) == 5
+
+
+async def test_batch_size_bounds_each_claim_but_everything_runs(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks(batch_size=3)
+    done: list[str] = []
+
+    @tasks.dynamic_task()
+    async def work(ctx: Context) -> None:
+        done.append(ctx.name)
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
+        for i in range(10):
+            await runtime.schedule_task(work, f"w{i}", execute_at=T0)
+        await clock.advance(0)
+    assert sorted(done) == sorted(f"work:w{i}" for i in range(10))
+    assert len(scheduler.history) == 10
+
+
+async def test_window_start_and_end(scheduler: Scheduler, clock: FakeClock) -> None:
+    tasks = Tasks()
+    runs: list[float] = []
+
+    @tasks.task(
+        interval=10,
+        start_at=T0 + timedelta(seconds=100),
+        end_at=T0 + timedelta(seconds=125),
+    )
+    async def windowed(ctx: Context) -> None:
+        runs.append(_secs(clock))
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
+        await clock.advance(300)
+    assert runs == [100, 110, 120]
