@@ -92,13 +92,7 @@ class Workflow(BaseStep):
                 f"invalid workflow window {window!r}: give the maximum number of "
                 "steps running at once (>= 1), or None for no limit"
             )
-        super().__init__(
-            label=label or "workflow",
-            requires=requires,
-            critical=critical,
-            forever=forever,
-            priority=priority,
-        )
+        super().__init__(label or "workflow", requires, critical, forever, priority)
         self._timeout = None if timeout is None else float(timeout)
         self._window = window
         self._scheduler = scheduler

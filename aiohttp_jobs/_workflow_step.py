@@ -13,6 +13,7 @@ import inspect
 import itertools
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from types import CoroutineType
 from typing import TYPE_CHECKING, Generic, NoReturn, TypeAlias, TypeVar
 
 from ._errors import (
@@ -108,17 +109,17 @@ class BaseStep:
 
     def __init__(
         self,
-        *,
         label: str,
         requires: Requirements,
         critical: bool,
         forever: bool,
         priority: Priority | int | str | None,
     ) -> None:
+        # Positional and flat: building 10,000 steps should cost little.
         self._seq = _next_seq()
         self._label = label
-        self._critical = bool(critical)
-        self._forever = bool(forever)
+        self._critical = critical is True or bool(critical)
+        self._forever = forever is True or bool(forever)
         self._priority = None if priority is None else parse_priority(priority)
         self._requires: dict[BaseStep, None] = _NO_REQUIREMENTS  # copied on write
         self._owner: Workflow | None = None
@@ -230,21 +231,19 @@ class Step(BaseStep, Generic[_T]):
         forever: bool = False,
         priority: Priority | int | str | None = None,
     ) -> None:
-        if not (inspect.isawaitable(body) or _is_async_callable(body)):
+        if type(body) is CoroutineType:  # the common case, checked fast
+            if label is None:
+                label = body.__qualname__
+        elif inspect.isawaitable(body) or _is_async_callable(body):
+            if label is None:
+                label = _name_of(body)
+        else:
             raise NotAwaitableError(
                 f"a step needs a coroutine or an async function, got "
                 f"{body!r}: write 'async def', or wrap blocking code with "
                 "asyncio.to_thread()"
             )
-        if label is None:
-            label = _name_of(body)
-        super().__init__(
-            label=label,
-            requires=requires,
-            critical=critical,
-            forever=forever,
-            priority=priority,
-        )
+        BaseStep.__init__(self, label, requires, critical, forever, priority)
         self._body: Awaitable[_T] | Callable[[], Awaitable[_T]] | None = body
         self._job: Job[_T] | None = None
         self._result: _T | None = None
