@@ -7,6 +7,7 @@ in ``_workflow_step``, running in ``_workflow_run``, listings in
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -31,20 +32,27 @@ _registry: weakref.WeakValueDictionary[str, Workflow] = weakref.WeakValueDiction
 
 
 class _Plan:
-    """A validated workflow: steps in topological order, and who waits on whom."""
+    """A validated workflow: steps in topological order, and who waits on whom.
 
-    __slots__ = ("dependents", "indegree", "order", "steps")
+    The dependents of step ``i`` are ``targets[first[i]:first[i + 1]]`` (indexes
+    into ``steps``): two flat lists rather than one list per step, so that a big
+    running workflow gives the garbage collector few objects to scan.
+    """
+
+    __slots__ = ("first", "indegree", "order", "steps", "targets")
 
     def __init__(
         self,
         steps: list[BaseStep],
         order: list[BaseStep],
-        dependents: list[list[int] | tuple[()]],
+        first: list[int],
+        targets: list[int],
         indegree: list[int],
     ) -> None:
         self.steps = steps
         self.order = order
-        self.dependents = dependents
+        self.first = first
+        self.targets = targets
         self.indegree = indegree
 
 
@@ -212,10 +220,9 @@ class Workflow(BaseStep):
         steps = list(self._steps)
         for index, step in enumerate(steps):
             step._index = index
-        # One shared () for the many steps nobody requires: fewer objects for
-        # the garbage collector to scan while a big workflow runs.
-        dependents: list[list[int] | tuple[()]] = [()] * len(steps)
-        indegree = [0] * len(steps)
+        count = len(steps)
+        outdegree = [0] * (count + 1)
+        indegree = [0] * count
         forever = 0
         for index, step in enumerate(steps):
             forever += step._forever
@@ -236,21 +243,27 @@ class Workflow(BaseStep):
                         f"{required.label!r}, which is only cancelled at the end: "
                         "it would never start"
                     )
-                waiting = dependents[required._index]
-                if waiting:
-                    waiting.append(index)
-                else:
-                    dependents[required._index] = [index]
+                outdegree[required._index] += 1
                 indegree[index] += 1
         if self._window is not None and forever >= self._window:
             raise WorkflowDefinitionError(
                 f"{self!r} has window={self._window} and {forever} forever steps, "
                 "which could hold every slot: raise the window"
             )
+        first = list(itertools.accumulate(outdegree, initial=0))[:-1]
+        cursor = first.copy()
+        targets = [0] * first[-1]
+        for index, step in enumerate(steps):
+            for required in step._requires:
+                slot = cursor[required._index]
+                targets[slot] = index
+                cursor[required._index] = slot + 1
         remaining = indegree.copy()
         order = [step for step, n in zip(steps, remaining, strict=True) if n == 0]
         for step in order:  # grows while iterating: Kahn's algorithm
-            for index in dependents[step._index]:
+            i = step._index
+            for k in range(first[i], first[i + 1]):
+                index = targets[k]
                 remaining[index] -= 1
                 if remaining[index] == 0:
                     order.append(steps[index])
@@ -264,7 +277,7 @@ class Workflow(BaseStep):
                 f"{' -> '.join(labels)}; drop one of these requirements",
                 labels,
             )
-        plan = self._plan = _Plan(steps, order, dependents, indegree)
+        plan = self._plan = _Plan(steps, order, first, targets, indegree)
         return plan
 
     # -- outcome ----------------------------------------------------------------

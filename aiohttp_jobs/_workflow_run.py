@@ -71,8 +71,8 @@ class _Run:
 
     __slots__ = (
         "active",
-        "dependents",
         "failure",
+        "first",
         "indegree",
         "late",
         "loop",
@@ -84,6 +84,7 @@ class _Run:
         "steps",
         "stopping",
         "tags",
+        "targets",
         "timed_out",
         "waiter",
         "window",
@@ -103,7 +104,8 @@ class _Run:
         self.root = root
         self.priority = priority if workflow._priority is None else workflow._priority
         self.steps = plan.steps
-        self.dependents = plan.dependents
+        self.first = plan.first
+        self.targets = plan.targets
         self.indegree = plan.indegree.copy()
         self.ready = deque(i for i, n in enumerate(self.indegree) if n == 0)
         self.remaining = sum(not step._forever for step in self.steps)
@@ -250,7 +252,10 @@ class _Run:
         if not step._forever:
             self.remaining -= 1
         indegree = self.indegree
-        for index in self.dependents[step._index]:
+        targets = self.targets
+        i = step._index
+        for k in range(self.first[i], self.first[i + 1]):
+            index = targets[k]
             indegree[index] -= 1
             if indegree[index] == 0:
                 self.ready.append(index)
