@@ -13,12 +13,11 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from ._clock import Clock, SystemClock, TimerHandle, sleep_until
-from ._cron import OnceSchedule, Schedule, parse_timezone, schedule_from_spec
+from ._cron import Schedule, parse_timezone, schedule_from_spec
 from ._errors import (
     ConfigError,
     LeaseLostError,
@@ -26,9 +25,10 @@ from ._errors import (
     TaskDefinitionError,
     TaskNotFoundError,
 )
-from ._job import Job
+from ._job import Job, JobState
+from ._task_context import Context, RunInfo, TaskInfo, TaskStats, describe, utc
+from ._task_policy import COUNT_CAP, after_downtime, after_run
 from ._tasks import (
-    ExecutionMode,
     FailureMode,
     Misfire,
     Overlap,
@@ -42,171 +42,11 @@ from .stores.base import JSON, Claim, Cursor, TaskRecord, TaskStore
 if TYPE_CHECKING:
     from ._scheduler import Scheduler
 
-__all__ = ["Context", "RunInfo", "TaskInfo", "TaskRuntime"]
+__all__ = ["TaskRuntime"]
 
 log = logging.getLogger("aiohttp_jobs.tasks")
 
-_COUNT_CAP = 1000  # missed/skipped occurrences are counted up to this many
 _RETRY_LOOP = 1.0  # seconds between attempts when the store fails
-
-
-class Context:
-    """What a task run receives: the app, fixtures by name, the task, params, times."""
-
-    __slots__ = (
-        "_claim",
-        "_fixtures",
-        "_leased",
-        "_runtime",
-        "app",
-        "missed",
-        "params",
-        "payload",
-        "task",
-    )
-
-    def __init__(
-        self,
-        runtime: TaskRuntime,
-        task: Task,
-        claim: Claim,
-        params: dict[str, JSON],
-        missed: int,
-    ) -> None:
-        self._runtime = runtime
-        self._claim = claim
-        self._fixtures = runtime._fixtures
-        self._leased = task.execution_mode is ExecutionMode.AT_LEAST_ONCE
-        self.app: Any = runtime.app
-        self.task = task
-        self.params = params
-        self.payload = claim.payload
-        self.missed = missed
-
-    def __getattr__(self, name: str) -> Any:
-        # Fixtures by name (their types are the user's: hence Any).
-        try:
-            return self._fixtures[name]
-        except KeyError:
-            raise AttributeError(
-                f"task context has no attribute or fixture {name!r}; declared "
-                f"fixtures: {sorted(self._fixtures)}"
-            ) from None
-
-    def __repr__(self) -> str:
-        return (
-            f"<Context {self.task.name!r} run={self.run_id!r} attempt={self.attempt}>"
-        )
-
-    @property
-    def fixtures(self) -> Mapping[str, object]:
-        return self._fixtures
-
-    @property
-    def runtime(self) -> TaskRuntime:
-        return self._runtime
-
-    @property
-    def run_id(self) -> str:
-        """``"<task or instance key>@<fire time in ms>"``, the same on all instances."""
-        return self._claim.run_id
-
-    @property
-    def name(self) -> str:
-        """The task name, or ``"<task>:<instance>"`` for a dynamic instance."""
-        return self._claim.record.key
-
-    @property
-    def fire_at(self) -> float:
-        return self._claim.fire_at
-
-    @property
-    def scheduled_at(self) -> datetime:
-        """When this occurrence was due (aware UTC)."""
-        return datetime.fromtimestamp(self._claim.fire_at, timezone.utc)
-
-    @property
-    def attempt(self) -> int:
-        """0 on the first execution of this occurrence, then 1, 2, ..."""
-        return self._claim.attempt
-
-    @property
-    def leased(self) -> bool:
-        return self._leased
-
-    async def heartbeat(self) -> None:
-        """Extend this run's lease by ``lease_duration``.
-
-        Raises :class:`LeaseLostError` when the lease was already lost (another
-        run of the same occurrence may be executing): stop working then.
-        """
-        if not self._leased:
-            return
-        runtime = self._runtime
-        until = runtime._clock.time() + self.task.lease_duration
-        if not await runtime._store.extend(self._claim, until=until):
-            raise LeaseLostError(
-                f"task {self.name!r} lost the lease of run {self.run_id!r}; another "
-                "runner may be executing it: stop and let this exception propagate"
-            )
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """The last run of a task (for dashboards)."""
-
-    run_id: str
-    job_id: str
-    state: str
-    scheduled_at: datetime
-    started_at: datetime | None
-    """When the job started (the scheduler's wall clock), ``None`` while pending."""
-    finished_at: datetime | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """One task or dynamic instance, as the runtime sees it now."""
-
-    key: str
-    task: str
-    kind: str  # "cron", "interval", "once", "keyword"
-    schedule: str
-    enabled: bool
-    next_fire_at: datetime | None
-    running: int
-    runs: int
-    failures: int
-    skipped: int
-    last_run: RunInfo | None
-
-
-class _Stats:
-    __slots__ = ("failures", "last", "running", "runs", "skipped")
-
-    def __init__(self) -> None:
-        self.running = 0
-        self.runs = 0
-        self.failures = 0
-        self.skipped = 0
-        self.last: tuple[Claim, Job[Any]] | None = None
-
-
-def _describe(spec: Mapping[str, object] | None) -> tuple[str, str]:
-    if spec is None:
-        return "keyword", ""
-    if "cron" in spec:
-        return "cron", f"{spec['cron']} ({spec.get('timezone', 'UTC')})"
-    if "interval" in spec:
-        return "interval", f"every {spec['interval']:g}s"
-    at = spec.get("at")
-    assert isinstance(at, float | int)
-    return "once", datetime.fromtimestamp(at, timezone.utc).isoformat()
-
-
-def _utc(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
 
 
 class TaskRuntime:
@@ -232,9 +72,10 @@ class TaskRuntime:
         self._owner = tasks.owner or f"tasks-{uuid.uuid4().hex[:12]}"
         self._fixtures: dict[str, object] = {}
         self._chains: dict[str, Callable[[Context], Awaitable[object]]] = {}
+        self._tags = {name: ("task", name) for name in tasks.tasks}
         self._schedules: dict[str, tuple[Mapping[str, object], Schedule]] = {}
         self._missed: dict[str, int] = {}
-        self._stats: dict[str, _Stats] = {}
+        self._stats: dict[str, TaskStats] = {}
         self._inflight: set[Job[Any]] = set()
         self._changed = asyncio.Event()
         self._idle = asyncio.Event()
@@ -424,8 +265,8 @@ class TaskRuntime:
         """Every task and dynamic instance with its next fire time and last run."""
         infos = []
         for record in await self._store.records():
-            kind, text = _describe(record.schedule)
-            stats = self._stats.get(record.key) or _Stats()
+            kind, text = describe(record.schedule)
+            stats = self._stats.get(record.key) or TaskStats()
             last = None
             if stats.last is not None:
                 claim, job = stats.last
@@ -439,8 +280,8 @@ class TaskRuntime:
                     job_id=job.id,
                     state=str(job.state),
                     scheduled_at=datetime.fromtimestamp(claim.fire_at, timezone.utc),
-                    started_at=_utc(job.started_at),
-                    finished_at=_utc(job.finished_at),
+                    started_at=utc(job.started_at),
+                    finished_at=utc(job.finished_at),
                     error=None if error is None else repr(error),
                 )
             infos.append(
@@ -450,7 +291,7 @@ class TaskRuntime:
                     kind=kind,
                     schedule=text,
                     enabled=record.enabled,
-                    next_fire_at=_utc(record.fire_at) if record.enabled else None,
+                    next_fire_at=utc(record.fire_at) if record.enabled else None,
                     running=stats.running,
                     runs=stats.runs,
                     failures=stats.failures,
@@ -509,46 +350,35 @@ class TaskRuntime:
 
     def _misfired(self, task: Task, record: TaskRecord, now: float) -> TaskRecord:
         """Apply the misfire policy to occurrences missed while nobody ran them."""
-        fire_at = record.fire_at
-        sched = self._schedule(record)
-        if fire_at is None or sched is None or fire_at > now or record.backlog:
+        if record.fire_at is None or record.backlog:
             return record
-        missed = [fire_at]
-        while len(missed) <= _COUNT_CAP:
-            nxt = sched.following(missed[-1], missed[-1])
-            if nxt is None or nxt > now:
-                break
-            missed.append(nxt)
-        if len(missed) == 1:
-            return record  # one late occurrence is simply run
-        count = f"{len(missed)}{'+' if len(missed) > _COUNT_CAP else ''}"
-        policy = task.misfire
-        if policy is Misfire.SKIP:
-            log.warning(
-                "task %r: skipping %s missed runs (misfire=SKIP)", record.key, count
-            )
-            self._stats_for(record.key).skipped += len(missed)
-            return _with_cursor(record, sched.following(fire_at, now), 0)
-        if policy is Misfire.RUN_ALL:
-            keep = min(len(missed), task.misfire_limit)
-            if keep < len(missed):
-                log.warning(
-                    "task %r: %s missed runs, running the first %d (misfire_limit)",
-                    record.key,
-                    count,
-                    keep,
-                )
-                self._stats_for(record.key).skipped += len(missed) - keep
-            else:
-                log.warning("task %r: running %s missed runs", record.key, count)
-            return _with_cursor(record, fire_at, keep - 1)
+        sched = self._schedule(record)
+        plan = after_downtime(task, sched, record.fire_at, now)
+        if not plan.skipped and not plan.missed and plan.cursor.backlog == 0:
+            return record
+        key = record.key
+        if plan.skipped:
+            self._stats_for(key).skipped += plan.skipped
+        if plan.missed:
+            self._missed[key] = plan.missed
+        if task.misfire is Misfire.SKIP:
+            runs, total = 0, plan.skipped
+        elif task.misfire is Misfire.RUN_ALL:
+            runs = plan.cursor.backlog + 1
+            total = runs + plan.skipped
+        else:
+            runs, total = 1, plan.missed + 1
         log.warning(
-            "task %r: %s missed runs, running once (misfire=RUN_ONCE)",
-            record.key,
-            count,
+            "task %r: %d%s runs were missed while nothing ran them (misfire=%s): "
+            "%d will run now, %d skipped",
+            key,
+            total,
+            "+" if total > COUNT_CAP else "",
+            task.misfire.name,
+            runs,
+            plan.skipped,
         )
-        self._missed[record.key] = len(missed) - 1
-        return record
+        return _with_cursor(record, plan.cursor.fire_at, plan.cursor.backlog)
 
     async def _stop(self) -> None:
         self._stopping = True
@@ -603,6 +433,9 @@ class TaskRuntime:
                     for claim in claims:
                         if not await self._spawn(claim):
                             return
+                    # Let this batch start before claiming more: bounded memory,
+                    # and timers and I/O are not starved by a large backlog.
+                    await asyncio.sleep(0)
                     continue
                 self._arm(await store.next_due())
             await changed.wait()
@@ -616,17 +449,22 @@ class TaskRuntime:
             )
             await self._store.commit(claim, cursor=Cursor(None))
             return True
-        missed = self._missed.pop(record.key, 0) if claim.from_cursor else 0
+        missed = self._missed.pop(record.key, 0) if self._missed else 0
         coro = self._execute(task, claim, missed)
         try:
             job = await self.scheduler.spawn(
-                coro, name=record.key, priority=task.priority, tags=("task", task.name)
+                coro,
+                name=record.key,
+                priority=task.priority,
+                tags=self._tags[task.name],
             )
         except SchedulerClosedError:
             log.warning("scheduler closed: run %r left to its lease", claim.run_id)
             self._stopping = True
             return False
-        stats = self._stats_for(record.key)
+        stats = self._stats.get(record.key)
+        if stats is None:
+            stats = self._stats[record.key] = TaskStats()
         stats.running += 1
         stats.last = (claim, job)
         self._inflight.add(job)
@@ -634,21 +472,22 @@ class TaskRuntime:
         return True
 
     def _on_done(self, job: Job[Any]) -> None:
-        self._inflight.discard(job)
+        inflight = self._inflight
+        inflight.discard(job)
         stats = self._stats.get(job.name)
         if stats is not None:
             stats.running -= 1
             stats.runs += 1
-            if job.state == "failed":
+            if job.state is JobState.FAILED:
                 stats.failures += 1
-        if not self._inflight:
+        if not inflight:
             self._idle.set()
         self._changed.set()
 
-    def _stats_for(self, key: str) -> _Stats:
+    def _stats_for(self, key: str) -> TaskStats:
         stats = self._stats.get(key)
         if stats is None:
-            stats = self._stats[key] = _Stats()
+            stats = self._stats[key] = TaskStats()
         return stats
 
     # -- one run ------------------------------------------------------------------
@@ -684,31 +523,23 @@ class TaskRuntime:
     def _max_running(self, task: Task) -> int:
         return task.max_overlap if task.overlap is Overlap.ALLOW else 1
 
-    def _next_cursor(self, task: Task, claim: Claim, now: float) -> Cursor:
+    def _next_cursor(
+        self, task: Task, claim: Claim, now: float, *, folded: bool = False
+    ) -> Cursor:
         """Where the cursor goes after the occurrence *claim* (overlap policy)."""
         record = claim.record
-        sched = self._schedule(record)
-        fire_at = claim.fire_at
-        if sched is None or isinstance(sched, OnceSchedule):
-            return Cursor(None)
-        if record.backlog > 0:
-            return Cursor(sched.following(fire_at, fire_at), record.backlog - 1)
-        nxt = sched.following(fire_at, fire_at)
-        if nxt is None or nxt > now:
-            return Cursor(nxt)
-        passed = [nxt]  # occurrences that came due while this one ran
-        while len(passed) < _COUNT_CAP:
-            later = sched.following(passed[-1], passed[-1])
-            if later is None or later > now:
-                break
-            passed.append(later)
-        if task.overlap is Overlap.QUEUE:
-            keep = min(len(passed), task.queue_limit)
-            if keep < len(passed):
-                self._skipped(record.key, len(passed) - keep, "queue_limit")
-            return Cursor(nxt, keep - 1)
-        self._skipped(record.key, len(passed), "overlap=SKIP")
-        return Cursor(sched.following(fire_at, now))
+        plan = after_run(
+            task,
+            self._schedule(record),
+            claim.fire_at,
+            record.backlog,
+            now,
+            folded=folded,
+        )
+        if plan.skipped:
+            why = "queue_limit" if task.overlap is Overlap.QUEUE else "overlap=SKIP"
+            self._skipped(record.key, plan.skipped, why)
+        return plan.cursor
 
     def _skipped(self, key: str, count: int, why: str) -> None:
         self._stats_for(key).skipped += count
@@ -721,35 +552,36 @@ class TaskRuntime:
 
     async def _execute(self, task: Task, claim: Claim, missed: int) -> object:
         store = self._store
-        clock = self._clock
-        params = dict(claim.record.params)
+        record = claim.record
         if claim.payload:
-            params.update(claim.payload)
+            params = {**record.params, **claim.payload}
+        else:
+            params = dict(record.params) if record.params else {}
         ctx = Context(self, task, claim, params, missed)
-        mode = task.execution_mode
-        if claim.from_cursor and mode is ExecutionMode.AT_MOST_ONCE:
-            await store.commit(
-                claim, cursor=self._next_cursor(task, claim, clock.time())
-            )
-            self._changed.set()
-        elif mode is ExecutionMode.AT_MOST_ONCE:
-            await store.commit(claim)
-        elif claim.from_cursor and claim.record.max_running > 1:
-            cursor = self._next_cursor(task, claim, clock.time())
+        leased = ctx.leased
+        if not leased:  # at most once: commit before running
+            if claim.from_cursor:
+                cursor = self._next_cursor(task, claim, self._clock.time())
+                await store.commit(claim, cursor=cursor)
+                self._changed.set()
+            else:
+                await store.commit(claim)
+        elif claim.from_cursor and record.max_running > 1:
+            cursor = self._next_cursor(task, claim, self._clock.time())
             await store.commit(claim, cursor=cursor, keep_lease=True)
             self._changed.set()
-        if ctx.leased and task.lease_duration != self._lease:
-            await store.extend(claim, until=clock.time() + task.lease_duration)
+        if leased and task.lease_duration != self._lease:
+            await store.extend(claim, until=self._clock.time() + task.lease_duration)
             self._changed.set()  # the lease may now expire before the armed timer
         beat: asyncio.Task[None] | None = None
-        if ctx.leased and task.heartbeat is not None:
+        if leased and task.heartbeat is not None:
             beat = asyncio.get_running_loop().create_task(
                 self._beat(ctx, task.heartbeat)
             )
         try:
             result = await self._chains[task.name](ctx)
         except Exception as exc:
-            if ctx.leased:
+            if leased:
                 await self._failed(task, claim, exc)
             else:
                 log.error(
@@ -759,8 +591,8 @@ class TaskRuntime:
         finally:
             if beat is not None:
                 beat.cancel()
-        if ctx.leased:
-            await self._succeeded(task, claim)
+        if leased:
+            await self._succeeded(task, claim, folded=missed > 0)
         return result
 
     async def _beat(self, ctx: Context, every: float) -> None:
@@ -770,19 +602,26 @@ class TaskRuntime:
                 await sleep_until(clock, clock.time() + every)
                 await ctx.heartbeat()
 
-    async def _succeeded(self, task: Task, claim: Claim) -> None:
+    async def _succeeded(
+        self, task: Task, claim: Claim, *, folded: bool = False
+    ) -> None:
         store = self._store
-        if claim.from_cursor and claim.record.max_running == 1:
-            cursor = self._next_cursor(task, claim, self._clock.time())
-            ok = await store.commit(claim, cursor=cursor)
-            if ok and cursor.fire_at is None and task.dynamic:
-                await store.delete(claim.record.key)  # a finished once-off instance
-        else:
+        record = claim.record
+        if not claim.from_cursor or record.max_running > 1:
             ok = await store.commit(claim)
+        elif task.dynamic and record.schedule is not None and "at" in record.schedule:
+            # A finished once-off instance leaves (if the claim is still ours).
+            ok = await store.delete(record.key, claim=claim)
+            if ok:
+                self._schedules.pop(record.key, None)
+                self._stats.pop(record.key, None)
+        else:
+            cursor = self._next_cursor(task, claim, self._clock.time(), folded=folded)
+            ok = await store.commit(claim, cursor=cursor)
         if not ok:
             log.warning(
                 "task %r run %r finished after losing its lease; it may have run twice",
-                claim.record.key,
+                record.key,
                 claim.run_id,
             )
 
@@ -810,16 +649,7 @@ class TaskRuntime:
 
 
 def _with_cursor(record: TaskRecord, fire_at: float | None, backlog: int) -> TaskRecord:
-    return TaskRecord(
-        key=record.key,
-        task=record.task,
-        schedule=record.schedule,
-        params=record.params,
-        enabled=record.enabled,
-        fire_at=fire_at,
-        backlog=backlog,
-        max_running=record.max_running,
-    )
+    return record._replace(fire_at=fire_at, backlog=backlog)
 
 
 @contextlib.asynccontextmanager

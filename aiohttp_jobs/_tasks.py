@@ -33,7 +33,8 @@ from .stores.memory import MemoryStore
 
 if TYPE_CHECKING:
     from ._scheduler import Scheduler
-    from ._task_runtime import Context, TaskRuntime
+    from ._task_context import Context
+    from ._task_runtime import TaskRuntime
 
 __all__ = [
     "ExecutionMode",

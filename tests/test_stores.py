@@ -178,3 +178,13 @@ async def test_backlog_is_stored_with_the_cursor(store: TaskStore) -> None:
     assert await store.commit(claim, cursor=Cursor(110.0, 3))
     record = await store.get("t")
     assert record is not None and (record.fire_at, record.backlog) == (110.0, 3)
+
+
+async def test_delete_with_a_claim_only_while_the_claim_holds(store: TaskStore) -> None:
+    await store.save(_rec(fire_at=100.0))
+    [first] = await _take(store, 100.0)
+    [second] = await _take(store, 130.0)  # first's lease expired and was taken
+    assert await store.delete("t", claim=first) is False
+    assert await store.get("t") is not None
+    assert await store.delete("t", claim=second) is True
+    assert await store.get("t") is None

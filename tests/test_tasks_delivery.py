@@ -301,7 +301,8 @@ async def test_misfire_skip_waits_for_the_next_occurrence(
     with caplog.at_level(logging.WARNING, "aiohttp_jobs.tasks"):
         runs = await _downtime(scheduler, clock, misfire=Misfire.SKIP)
     assert runs == [(60, 60, 0), (720, 720, 0)]
-    assert "skipping 10 missed runs" in caplog.text
+    assert "10 runs were missed" in caplog.text
+    assert "(misfire=SKIP): 0 will run now, 10 skipped" in caplog.text
 
 
 async def test_concurrency_limit_applies_back_pressure(

@@ -34,17 +34,19 @@ Rules every implementation follows (the contract suite in
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import NamedTuple, TypeAlias
 
 __all__ = ["JSON", "Claim", "Cursor", "TaskRecord", "TaskStore"]
 
 JSON: TypeAlias = "str | int | float | bool | list[JSON] | dict[str, JSON] | None"
 
+_NO_PARAMS: Mapping[str, JSON] = MappingProxyType({})
 
-@dataclass(frozen=True)
-class TaskRecord:
-    """One schedulable task instance and its cursor."""
+
+class TaskRecord(NamedTuple):
+    """One schedulable task instance and its cursor (immutable: use ``_replace``)."""
 
     key: str
     """Unique: the task name, or ``"<task>:<instance>"`` for a dynamic instance."""
@@ -52,7 +54,7 @@ class TaskRecord:
     """The name of the declared task that runs it."""
     schedule: dict[str, str | float] | None = None
     """``Schedule.to_spec()`` of its schedule; ``None`` for keyword-fired tasks."""
-    params: dict[str, JSON] = field(default_factory=dict)
+    params: Mapping[str, JSON] = _NO_PARAMS
     enabled: bool = True
     fire_at: float | None = None
     """The next occurrence not claimed yet (POSIX seconds); ``None``: none."""
@@ -69,8 +71,7 @@ class Cursor(NamedTuple):
     backlog: int = 0
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
     """A run leased to one runner; pass it back to ``extend`` / ``commit``."""
 
     run_id: str
@@ -106,10 +107,11 @@ class TaskStore(ABC):
         """The record with this key, or ``None``."""
 
     @abstractmethod
-    async def delete(self, key: str) -> bool:
+    async def delete(self, key: str, *, claim: Claim | None = None) -> bool:
         """Remove a record and its queued runs; claims on it are lost.
 
-        ``False`` when there was no such record.
+        With *claim*: only while that claim still holds its lease (a once-off
+        run finishing). ``False`` when nothing was removed.
         """
 
     @abstractmethod

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from dataclasses import replace
 
 from .base import JSON, Claim, Cursor, TaskRecord, TaskStore
 
@@ -121,7 +120,11 @@ class MemoryStore(TaskStore):
         rec = self._records.get(key)
         return None if rec is None else rec.record
 
-    async def delete(self, key: str) -> bool:
+    async def delete(self, key: str, *, claim: Claim | None = None) -> bool:
+        if claim is not None and (
+            claim.record.key != key or self._owned(claim) is None
+        ):
+            return False
         rec = self._records.pop(key, None)
         if rec is None:
             return False
@@ -239,8 +242,8 @@ class MemoryStore(TaskStore):
         if cursor is not None:
             if rec.held == run.run_id:
                 rec.held = None
-            rec.record = replace(
-                rec.record, fire_at=cursor.fire_at, backlog=cursor.backlog
+            rec.record = rec.record._replace(
+                fire_at=cursor.fire_at, backlog=cursor.backlog
             )
             rec.version += 1
         if retry_at is not None:
