@@ -18,6 +18,10 @@ __all__ = ["Clock", "SystemClock", "TimerHandle", "sleep_until"]
 
 # Wall-clock jumps (NTP steps, suspend and resume) are noticed at least this often.
 _MAX_TIMER_STEP = 60.0
+# The last stretch before a deadline is waited out by yielding to the event loop
+# (other callbacks keep running), so timers fire within microseconds, not within
+# the selector's one-millisecond resolution.
+_SPIN = 0.0015
 
 
 @runtime_checkable
@@ -62,21 +66,22 @@ class _SystemTimer:
     def _arm(self) -> None:
         loop = asyncio.get_running_loop()
         delay = self._when - self._clock.time()
-        if delay <= 0:
+        if delay <= _SPIN:
             self._handle = None
             loop.call_soon(self._fire)
             return
-        self._handle = loop.call_at(
-            loop.time() + min(delay, _MAX_TIMER_STEP), self._fire
-        )
+        # The selector rounds its timeout up to whole milliseconds: wake a little
+        # early and let _fire() step through the loop until the deadline.
+        step = min(delay - _SPIN, _MAX_TIMER_STEP)
+        self._handle = loop.call_at(loop.time() + step, self._fire)
 
     def _fire(self) -> None:
         callback = self._callback
         if callback is None:
             return
-        # The loop's timers are monotonic; the deadline is wall-clock. Re-arm when
-        # the wall clock has not reached it yet (long delays are taken in steps).
-        if self._clock.time() < self._when - 0.0005:
+        # The loop's timers are monotonic; the deadline is wall-clock. Re-arm until
+        # the wall clock reaches it (long delays are taken in steps).
+        if self._clock.time() < self._when:
             self._arm()
             return
         self._callback = None

@@ -160,6 +160,8 @@ class Task:
 
 def check_params(params: Mapping[str, object], where: str) -> dict[str, JSON]:
     """*params* as a plain dict, after checking that JSON can carry it."""
+    if not params:
+        return {}
     try:
         json.dumps(params, allow_nan=False)
     except (TypeError, ValueError) as exc:

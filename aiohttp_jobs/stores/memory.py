@@ -198,15 +198,15 @@ class MemoryStore(TaskStore):
 
     def _claim(self, run: _Run) -> Claim:
         assert run.token is not None
-        return Claim(
-            run_id=run.run_id,
-            record=self._records[run.key].record,
-            fire_at=run.fire_at,
-            attempt=run.attempt,
-            token=run.token,
-            expires_at=run.expires,
-            from_cursor=run.from_cursor,
-            payload=run.payload,
+        return Claim(  # positional: this is the hot path
+            run.run_id,
+            self._records[run.key].record,
+            run.fire_at,
+            run.attempt,
+            run.token,
+            run.expires,
+            run.from_cursor,
+            run.payload,
         )
 
     def _owned(self, claim: Claim) -> _Run | None:
