@@ -38,6 +38,7 @@ from ._tasks import (
     check_params,
 )
 from .stores.base import JSON, Claim, Cursor, TaskRecord, TaskStore
+from .stores.memory import MemoryStore
 
 if TYPE_CHECKING:
     from ._scheduler import Scheduler
@@ -662,7 +663,7 @@ async def run_tasks(
         app=app,
         scheduler=scheduler,
         clock=clock if clock is not None else SystemClock(),
-        store=tasks.store,
+        store=tasks.store if tasks.store is not None else MemoryStore(),
     )
     async with contextlib.AsyncExitStack() as stack:
         for name, fixture in tasks.fixtures.items():

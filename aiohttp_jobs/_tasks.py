@@ -29,7 +29,6 @@ from ._cron import (
 from ._errors import ConfigError, TaskDefinitionError
 from ._priority import Priority, parse_priority
 from .stores.base import JSON, TaskStore
-from .stores.memory import MemoryStore
 
 if TYPE_CHECKING:
     from ._scheduler import Scheduler
@@ -275,7 +274,9 @@ class Tasks:
     ) -> None:
         if concurrency_limit is not None:
             _count(concurrency_limit, "concurrency_limit", 1)
-        self.store: TaskStore = store if store is not None else MemoryStore()
+        # None: each runtime starts with a fresh in-memory store, so a registry
+        # declared at module level serves several apps (tests) independently.
+        self.store = store
         self.concurrency_limit = concurrency_limit
         self.batch_size = _count(batch_size, "batch_size", 1)
         self.owner = owner
@@ -533,6 +534,31 @@ class Tasks:
             raise TaskDefinitionError(f"middleware {func!r} must be an async function")
         self._middlewares.append(func)
         return func
+
+    def include(self, other: Tasks) -> None:
+        """Add the tasks, fixtures and middlewares declared on *other* to this one.
+
+        Lets feature modules declare their own module-level registry and an
+        application combine them (names must stay unique).
+        """
+        for name in other._tasks:
+            if name in self._tasks and self._tasks[name] is not other._tasks[name]:
+                raise TaskDefinitionError(
+                    f"task name {name!r} is declared in both registries"
+                )
+        for name in other._fixtures:
+            if (
+                name in self._fixtures
+                and self._fixtures[name] is not other._fixtures[name]
+            ):
+                raise TaskDefinitionError(
+                    f"fixture name {name!r} is declared in both registries"
+                )
+        self._tasks.update(other._tasks)
+        self._fixtures.update(other._fixtures)
+        self._middlewares.extend(
+            m for m in other._middlewares if m not in self._middlewares
+        )
 
     # -- running --------------------------------------------------------------------
 
