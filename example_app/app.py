@@ -20,6 +20,7 @@ import aiohttp_jobs
 FEATURES = [
     "example_app.jobs",
     "example_app.workflows",
+    "example_app.tasks",
 ]
 
 logger = logging.getLogger("example_app")

@@ -1,0 +1,140 @@
+"""Scheduled tasks: a cron task that uses a fixture holding one of the app's
+resources, per-user reminders (dynamic once-off tasks), a welcome mail fired by
+a keyword from the sign-up endpoint, and a JSON view of every task."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+import aiohttp_jobs
+from aiohttp_jobs import Context, Tasks
+
+tasks = Tasks()
+
+OUTBOX = web.AppKey("example_app.outbox", list)  # stands for an SMTP connection pool
+SESSIONS = web.AppKey("example_app.sessions", dict)  # user -> signed-in at (POSIX)
+SESSION_TTL = 30 * 60.0
+
+
+def register(app: web.Application, options: dict[str, Any]) -> None:
+    app[OUTBOX] = []
+    app[SESSIONS] = {}
+    # One registry per application: the feature modules add theirs to it.
+    options.setdefault("tasks", Tasks()).include(tasks)
+    app.router.add_post("/api/signup/{user}", signup)
+    app.router.add_post("/api/reminders", add_reminder)
+    app.router.add_delete("/api/reminders/{user}/{name}", cancel_reminder)
+    app.router.add_get("/api/outbox", show_outbox)
+    app.router.add_get("/api/tasks", list_tasks)
+
+
+# -- fixtures: set up before the first run, torn down after the last ---------------
+
+
+@tasks.fixture
+async def mailer(app: web.Application) -> AsyncIterator[list[dict[str, str]]]:
+    outbox = app[OUTBOX]  # a resource the application owns
+    yield outbox
+
+
+@tasks.fixture
+async def sessions(app: web.Application) -> AsyncIterator[dict[str, float]]:
+    yield app[SESSIONS]
+
+
+# -- tasks --------------------------------------------------------------------------
+
+
+@tasks.task(name="purge-sessions", schedule="*/5 * * * *")
+async def purge_sessions(ctx: Context) -> int:
+    """Every five minutes: sign out sessions older than SESSION_TTL."""
+    now = ctx.scheduled_at.timestamp()
+    expired = [user for user, at in ctx.sessions.items() if now - at > SESSION_TTL]
+    for user in expired:
+        del ctx.sessions[user]
+    return len(expired)
+
+
+@tasks.dynamic_task(retries=3, retry_backoff=2.0)
+async def remind(ctx: Context) -> None:
+    """One reminder a user asked for, at the moment they chose."""
+    ctx.mailer.append({"to": ctx.params["user"], "subject": str(ctx.params["text"])})
+
+
+@tasks.task(keyword="user-signed-up")
+async def welcome(ctx: Context) -> None:
+    """Fired by the sign-up endpoint with the user's name."""
+    ctx.mailer.append({"to": ctx.params["user"], "subject": "Welcome!"})
+
+
+# -- endpoints ----------------------------------------------------------------------
+
+
+async def signup(request: web.Request) -> web.Response:
+    """Sign a user up: opens a session and fires the 'user-signed-up' tasks."""
+    user = request.match_info["user"]
+    runtime = aiohttp_jobs.get_tasks(request)
+    request.app[SESSIONS][user] = runtime.clock.time()
+    run_ids = await runtime.fire("user-signed-up", user=user)
+    return web.json_response({"user": user, "runs": run_ids})
+
+
+async def add_reminder(request: web.Request) -> web.Response:
+    """Schedule a reminder: JSON {user, name, text, in_seconds}."""
+    body = await request.json()
+    try:
+        user, name, text = str(body["user"]), str(body["name"]), str(body["text"])
+        delay = float(body["in_seconds"])
+    except (KeyError, TypeError, ValueError):
+        raise web.HTTPBadRequest(
+            text="send JSON with user, name, text and in_seconds (a number)"
+        ) from None
+    runtime = aiohttp_jobs.get_tasks(request)
+    when = runtime.clock.time() + max(0.0, delay)
+    key = await runtime.schedule_task(
+        remind, f"{user}.{name}", execute_at=when, user=user, text=text
+    )
+    at = datetime.fromtimestamp(when, timezone.utc).isoformat()
+    return web.json_response({"key": key, "at": at}, status=201)
+
+
+async def cancel_reminder(request: web.Request) -> web.Response:
+    """Cancel a reminder that has not been sent yet."""
+    instance = f"{request.match_info['user']}.{request.match_info['name']}"
+    removed = await aiohttp_jobs.get_tasks(request).unschedule_task(remind, instance)
+    if not removed:
+        raise web.HTTPNotFound(text=f"no pending reminder {instance!r}")
+    return web.json_response({"removed": instance})
+
+
+async def show_outbox(request: web.Request) -> web.Response:
+    """Mails the tasks have sent."""
+    return web.json_response(request.app[OUTBOX])
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    """Every scheduled task: schedule, next fire time, last run."""
+    infos = await aiohttp_jobs.get_tasks(request).list_tasks()
+    return web.json_response(
+        [
+            {
+                "key": info.key,
+                "kind": info.kind,
+                "schedule": info.schedule,
+                "enabled": info.enabled,
+                "next_fire_at": None
+                if info.next_fire_at is None
+                else info.next_fire_at.isoformat(),
+                "runs": info.runs,
+                "failures": info.failures,
+                "last_run": None
+                if info.last_run is None
+                else {"run_id": info.last_run.run_id, "state": info.last_run.state},
+            }
+            for info in infos
+        ]
+    )
