@@ -219,11 +219,15 @@ class TaskRuntime:
         """
         checked = check_params(payload, f"fire({keyword!r})")
         now = self._clock.time()
-        run_ids = [
-            await self._store.add_run(task.name, fire_at=now, payload=checked)
-            for task in self.tasks.tasks.values()
-            if task.keyword == keyword and task.enabled
-        ]
+        run_ids = []
+        for task in self.tasks.tasks.values():
+            if task.keyword != keyword:
+                continue
+            record = await self._store.get(task.name)
+            if record is not None and record.enabled:  # enable()/disable() count
+                run_ids.append(
+                    await self._store.add_run(task.name, fire_at=now, payload=checked)
+                )
         if run_ids:
             self._changed.set()
         else:
@@ -249,17 +253,7 @@ class TaskRuntime:
             now = self._clock.time()
             if sched is not None and fire_at <= now:
                 fire_at = sched.following(fire_at, now)
-        await self._store.save(
-            TaskRecord(
-                key=record.key,
-                task=record.task,
-                schedule=record.schedule,
-                params=record.params,
-                enabled=enabled,
-                fire_at=fire_at,
-                max_running=record.max_running,
-            )
-        )
+        await self._store.save(record._replace(enabled=enabled, fire_at=fire_at))
         self._changed.set()
 
     async def list_tasks(self) -> list[TaskInfo]:

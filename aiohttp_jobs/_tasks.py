@@ -13,7 +13,7 @@ import inspect
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -140,7 +140,6 @@ class Task:
     misfire: Misfire
     misfire_limit: int
     priority: Priority
-    options: Mapping[str, object] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         kind = (

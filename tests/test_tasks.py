@@ -482,3 +482,23 @@ async def test_list_tasks_describes_every_task(
     assert (infos["k"].kind, infos["k"].next_fire_at) == ("keyword", None)
     assert (infos["off"].enabled, infos["off"].next_fire_at) == (False, None)
     assert "TaskRuntime" in repr(runtime)
+
+
+async def test_a_disabled_keyword_task_ignores_fire_until_enabled(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks()
+    got: list[object] = []
+
+    @tasks.task(keyword="ping", enabled=False)
+    async def pong(ctx: Context) -> None:
+        got.append(ctx.params["n"])
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
+        assert await runtime.fire("ping", n=1) == []
+        await runtime.enable("pong")
+        await runtime.fire("ping", n=2)
+        await runtime.disable("pong")
+        await runtime.fire("ping", n=3)
+        await clock.advance(0)
+    assert got == [2]
