@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from ._clock import Clock, SystemClock, TimerHandle, sleep_until
-from ._cron import Schedule, parse_timezone, schedule_from_spec
+from ._cron import OnceSchedule, Schedule, parse_timezone, schedule_from_spec
 from ._errors import (
     ConfigError,
     LeaseLostError,
@@ -37,7 +37,7 @@ from ._tasks import (
     build_schedule,
     check_params,
 )
-from .stores.base import JSON, Claim, Cursor, TaskRecord, TaskStore
+from .stores.base import JSON, NO_PARAMS, Claim, Cursor, TaskRecord, TaskStore
 from .stores.memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -164,7 +164,11 @@ class TaskRuntime:
             start_at=start_at,
             end_at=end_at,
         )
-        merged = {**declared.params, **check_params(params, where)}
+        merged = (
+            {**declared.params, **check_params(params, where)}
+            if params or declared.params
+            else NO_PARAMS
+        )
         record = TaskRecord(
             key=key,
             task=declared.name,
@@ -174,7 +178,10 @@ class TaskRuntime:
             fire_at=sched.first(self._clock.time()),
             max_running=self._max_running(declared),
         )
-        self._schedules[key] = (record.schedule or {}, sched)
+        if not isinstance(sched, OnceSchedule):  # once-off: nothing to compute later
+            self._schedules[key] = (record.schedule or {}, sched)
+        else:
+            self._schedules.pop(key, None)
         await self._store.save(record)
         self._changed.set()
         return key
@@ -414,6 +421,9 @@ class TaskRuntime:
         limit = self.tasks.concurrency_limit
         batch = self.tasks.batch_size
         changed = self._changed
+        spawn = self.scheduler.spawn
+        declared = self.tasks.tasks
+        tags = self._tags
         while not self._stopping:
             changed.clear()
             free = batch if limit is None else min(batch, limit - len(self._inflight))
@@ -426,8 +436,28 @@ class TaskRuntime:
                 )
                 if claims:
                     for claim in claims:
-                        if not await self._spawn(claim):
+                        record = claim.record
+                        task = declared.get(record.task)
+                        if task is None:
+                            await self._orphan(claim)
+                            continue
+                        missed = self._missed.pop(record.key, 0) if self._missed else 0
+                        coro = self._execute(task, claim, missed)
+                        try:
+                            job = await spawn(
+                                coro,
+                                name=record.key,
+                                priority=task.priority,
+                                tags=tags[task.name],
+                            )
+                        except SchedulerClosedError:
+                            log.warning(
+                                "scheduler closed: run %r left to its lease",
+                                claim.run_id,
+                            )
+                            self._stopping = True
                             return
+                        self._track(claim, job)
                     # Let this batch start before claiming more: bounded memory,
                     # and timers and I/O are not starved by a large backlog.
                     await asyncio.sleep(0)
@@ -435,36 +465,25 @@ class TaskRuntime:
                 self._arm(await store.next_due())
             await changed.wait()
 
-    async def _spawn(self, claim: Claim) -> bool:
+    async def _orphan(self, claim: Claim) -> None:
         record = claim.record
-        task = self.tasks.tasks.get(record.task)
-        if task is None:
-            log.error(
-                "no declared task %r for %r: dropping the run", record.task, record.key
-            )
-            await self._store.commit(claim, cursor=Cursor(None))
-            return True
-        missed = self._missed.pop(record.key, 0) if self._missed else 0
-        coro = self._execute(task, claim, missed)
-        try:
-            job = await self.scheduler.spawn(
-                coro,
-                name=record.key,
-                priority=task.priority,
-                tags=self._tags[task.name],
-            )
-        except SchedulerClosedError:
-            log.warning("scheduler closed: run %r left to its lease", claim.run_id)
-            self._stopping = True
-            return False
+        log.error(
+            "no declared task %r for %r: dropping the run", record.task, record.key
+        )
+        await self._store.commit(claim, cursor=Cursor(None))
+
+    def _track(self, claim: Claim, job: Job[Any]) -> None:
+        self._inflight.add(job)
+        job.add_done_callback(self._on_done)
+        record = claim.record
+        spec = record.schedule
+        if spec is not None and "at" in spec:
+            return  # once-off instances leave when done: no statistics kept
         stats = self._stats.get(record.key)
         if stats is None:
             stats = self._stats[record.key] = TaskStats()
         stats.running += 1
         stats.last = (claim, job)
-        self._inflight.add(job)
-        job.add_done_callback(self._on_done)
-        return True
 
     def _on_done(self, job: Job[Any]) -> None:
         inflight = self._inflight

@@ -38,11 +38,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import NamedTuple, TypeAlias
 
-__all__ = ["JSON", "Claim", "Cursor", "TaskRecord", "TaskStore"]
+__all__ = ["JSON", "NO_PARAMS", "Claim", "Cursor", "TaskRecord", "TaskStore"]
 
 JSON: TypeAlias = "str | int | float | bool | list[JSON] | dict[str, JSON] | None"
 
-_NO_PARAMS: Mapping[str, JSON] = MappingProxyType({})
+NO_PARAMS: Mapping[str, JSON] = MappingProxyType({})
 
 
 class TaskRecord(NamedTuple):
@@ -54,7 +54,7 @@ class TaskRecord(NamedTuple):
     """The name of the declared task that runs it."""
     schedule: dict[str, str | float] | None = None
     """``Schedule.to_spec()`` of its schedule; ``None`` for keyword-fired tasks."""
-    params: Mapping[str, JSON] = _NO_PARAMS
+    params: Mapping[str, JSON] = NO_PARAMS
     enabled: bool = True
     fire_at: float | None = None
     """The next occurrence not claimed yet (POSIX seconds); ``None``: none."""
