@@ -22,10 +22,17 @@ class _Rec:
 
     def __init__(self, record: TaskRecord) -> None:
         self.record = record
-        self.runs: set[str] = set()
+        self.runs: set[str] | None = None  # its run ids (created on first use)
         self.version = 0
         self.held: str | None = None  # run id holding the cursor
         self.running = 0  # cursor runs in progress
+
+
+def _add_run_id(rec: _Rec, run_id: str) -> None:
+    if rec.runs is None:
+        rec.runs = {run_id}
+    else:
+        rec.runs.add(run_id)
 
 
 class _Run:
@@ -128,7 +135,7 @@ class MemoryStore(TaskStore):
         rec = self._records.pop(key, None)
         if rec is None:
             return False
-        for run_id in rec.runs:
+        for run_id in rec.runs or ():
             del self._runs[run_id]
         return True
 
@@ -151,7 +158,7 @@ class MemoryStore(TaskStore):
             n += 1
             run_id = f"{base}.{n}"
         run = self._runs[run_id] = _Run(run_id, key, fire_at, False, payload)
-        self._records[key].runs.add(run_id)
+        _add_run_id(self._records[key], run_id)
         self._push_run(run)
         return run_id
 
@@ -183,7 +190,7 @@ class MemoryStore(TaskStore):
                 run_id = f"{ident}@{round(record.fire_at * 1000)}"
                 run = _Run(run_id, ident, record.fire_at, True, None)
                 self._runs[run_id] = run
-                rec.runs.add(run_id)
+                _add_run_id(rec, run_id)
                 rec.held = run_id
                 rec.running += 1
             else:
@@ -253,7 +260,8 @@ class MemoryStore(TaskStore):
             self._push_run(run)
         elif not keep_lease:
             del self._runs[run.run_id]
-            rec.runs.discard(run.run_id)
+            if rec.runs is not None:
+                rec.runs.discard(run.run_id)
             run.version += 1
             if run.from_cursor:
                 rec.running -= 1
