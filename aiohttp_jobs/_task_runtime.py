@@ -573,6 +573,19 @@ class TaskRuntime:
             params = dict(record.params) if record.params else {}
         ctx = Context(self, task, claim, params, missed)
         leased = ctx.leased
+        if leased and self._clock.time() >= claim.expires_at - self._lease / 2:
+            # The job waited in the scheduler's pending list: renew the lease
+            # first, and leave the run to whoever took it over if it expired.
+            until = self._clock.time() + task.lease_duration
+            if not await store.extend(claim, until=until):
+                log.warning(
+                    "task %r run %r waited past its lease and was taken over; "
+                    "not running it twice",
+                    record.key,
+                    claim.run_id,
+                )
+                return None
+            self._changed.set()
         if not leased:  # at most once: commit before running
             if claim.from_cursor:
                 cursor = self._next_cursor(task, claim, self._clock.time())

@@ -361,3 +361,27 @@ async def test_window_start_and_end(scheduler: Scheduler, clock: FakeClock) -> N
     async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
         await clock.advance(300)
     assert runs == [100, 110, 120]
+
+
+async def test_a_run_pending_past_its_lease_runs_once(clock: FakeClock) -> None:
+    tasks = Tasks()
+    runs: list[tuple[str, float, int]] = []
+
+    @tasks.task(keyword="hog", lease_duration=1000)
+    async def hog(ctx: Context) -> None:
+        runs.append(("hog", _secs(clock), ctx.attempt))
+        await _sleep(ctx, 100)
+
+    @tasks.task(interval=1000, lease_duration=10)
+    async def small(ctx: Context) -> None:
+        runs.append(("small", _secs(clock), ctx.attempt))
+
+    async with Scheduler(limit=1) as scheduler:
+        async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
+            await clock.advance(999)
+            await runtime.fire("hog")  # holds the only slot from 999 to 1099
+            await clock.advance(200)
+    # 'small' waited in the pending list past its lease (and was re-claimed);
+    # it still ran exactly once
+    assert [r[0] for r in runs] == ["hog", "small"]
+    assert runs[1][1] == 1099
