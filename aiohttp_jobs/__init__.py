@@ -33,8 +33,9 @@ from ._job import Job, JobState, Progress, current_job
 from ._priority import Priority
 from ._scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
 from ._task_context import Context, RunInfo, TaskInfo
+from ._task_options import ExecutionMode, FailureMode, Misfire, Overlap, Task
 from ._task_runtime import TaskRuntime
-from ._tasks import ExecutionMode, FailureMode, Misfire, Overlap, Task, Tasks
+from ._tasks import Tasks
 from ._workflow import BaseStep, Sequence, Step, StepState, Workflow
 from .web import (
     SCHEDULER_KEY,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import LeaseLostError
 from ._job import Job
-from ._tasks import ExecutionMode, Task
+from ._task_options import ExecutionMode, Task
 from .stores.base import JSON, Claim
 
 if TYPE_CHECKING:

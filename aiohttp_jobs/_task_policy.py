@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._cron import OnceSchedule, Schedule
-from ._tasks import Misfire, Overlap, Task
+from ._task_options import Misfire, Overlap, Task
 from .stores.base import Cursor
 
 __all__ = ["COUNT_CAP", "Catchup", "after_downtime", "after_run", "due_between"]

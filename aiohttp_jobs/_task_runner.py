@@ -21,8 +21,9 @@ from ._cron import Schedule, schedule_from_spec
 from ._errors import LeaseLostError, SchedulerClosedError
 from ._job import Job, JobState
 from ._task_context import Context, TaskStats
+from ._task_options import FailureMode, Overlap, Task
 from ._task_policy import after_run
-from ._tasks import FailureMode, Overlap, Task, Tasks
+from ._tasks import Tasks
 from .stores.base import Claim, Cursor, TaskRecord, TaskStore
 
 if TYPE_CHECKING:

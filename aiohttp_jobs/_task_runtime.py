@@ -18,15 +18,10 @@ from ._errors import (
     TaskNotFoundError,
 )
 from ._task_context import RunInfo, TaskInfo, TaskStats, describe, utc
+from ._task_options import Misfire, Task, build_schedule, check_params
 from ._task_policy import COUNT_CAP, after_downtime
 from ._task_runner import TaskRunner
-from ._tasks import (
-    Misfire,
-    Task,
-    Tasks,
-    build_schedule,
-    check_params,
-)
+from ._tasks import Tasks
 from .stores.base import JSON, NO_PARAMS, TaskRecord
 from .stores.memory import MemoryStore
 

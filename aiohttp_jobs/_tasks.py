@@ -1,4 +1,4 @@
-"""Scheduled task declarations: the ``Tasks`` registry, its decorators, and options.
+"""Scheduled task declarations: the ``Tasks`` registry and its decorators.
 
 Declarations are checked at import time, so a typo in a cron string or a time
 zone fails when the module loads, not at three in the morning. The runner that
@@ -8,31 +8,36 @@ fires them lives in :mod:`._task_runtime`.
 from __future__ import annotations
 
 import contextlib
-import enum
 import inspect
-import json
-import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._clock import Clock
-from ._cron import (
-    CronSchedule,
-    IntervalSchedule,
-    OnceSchedule,
-    Schedule,
-    parse_timezone,
-    to_timestamp,
-)
+from ._cron import Schedule, parse_timezone
 from ._errors import ConfigError, TaskDefinitionError
 from ._priority import Priority, parse_priority
+from ._task_options import (
+    RESERVED,
+    ExecutionMode,
+    FailureMode,
+    Fixture,
+    Middleware,
+    Misfire,
+    Overlap,
+    Task,
+    TaskFunc,
+    build_schedule,
+    check_count,
+    check_params,
+    check_seconds,
+)
 from .stores.base import JSON, TaskStore
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     from ._scheduler import Scheduler
-    from ._task_context import Context
     from ._task_runtime import TaskRuntime
 
 __all__ = [
@@ -44,216 +49,6 @@ __all__ = [
     "TaskFunc",
     "Tasks",
 ]
-
-
-class ExecutionMode(enum.Enum):
-    """How often one occurrence may run."""
-
-    AT_LEAST_ONCE = "at_least_once"
-    """Leased while it runs; a run that fails or whose lease expires runs again."""
-    AT_MOST_ONCE = "at_most_once"
-    """The next occurrence is committed before the run starts; no retries."""
-
-
-class FailureMode(enum.Enum):
-    """What an at-least-once occurrence does once its retries are used up."""
-
-    NONE = "none"
-    """Keep the lease: the occurrence runs again when the lease expires."""
-    UNLOCK = "unlock"
-    """Release the lease: the occurrence runs again after the backoff delay."""
-    COMMIT = "commit"
-    """Count the failure as done and move on to the next occurrence."""
-
-
-class Overlap(enum.Enum):
-    """What happens to occurrences that come due while the previous run goes on."""
-
-    SKIP = "skip"
-    """They are skipped (and logged); the next run is the next future occurrence."""
-    QUEUE = "queue"
-    """They run one after the other once the current run ends (up to queue_limit)."""
-    ALLOW = "allow"
-    """They start on time, up to ``max_overlap`` runs at once."""
-
-
-class Misfire(enum.Enum):
-    """What happens at start-up to occurrences missed while the app was down."""
-
-    RUN_ONCE = "run_once"
-    """Run once now for all of them (``context.missed`` says how many)."""
-    RUN_ALL = "run_all"
-    """Run each of them, oldest first, up to ``misfire_limit``; skip the rest."""
-    SKIP = "skip"
-    """Skip them all (logged); wait for the next future occurrence."""
-
-
-TaskFunc = Callable[["Context"], Awaitable[object]]
-Middleware = Callable[["Context", Callable[[], Awaitable[object]]], Awaitable[object]]
-Fixture = Callable[[Any], AsyncIterator[object]]
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-# Context attributes that a fixture name would shadow.
-_RESERVED = frozenset(
-    {
-        "app",
-        "task",
-        "params",
-        "payload",
-        "scheduled_at",
-        "fire_at",
-        "run_id",
-        "attempt",
-        "missed",
-        "job",
-        "runtime",
-        "fixtures",
-        "heartbeat",
-        "leased",
-        "name",
-    }
-)
-
-
-@dataclass(frozen=True, eq=False)
-class Task:
-    """One declared task (see :meth:`Tasks.task` for the meaning of each option)."""
-
-    name: str
-    func: TaskFunc
-    schedule: Schedule | None
-    keyword: str | None
-    dynamic: bool
-    params: Mapping[str, JSON]
-    enabled: bool
-    timezone: tzinfo | None
-    execution_mode: ExecutionMode
-    failure_mode: FailureMode
-    lease_duration: float
-    heartbeat: float | None
-    retries: int
-    retry_backoff: float
-    retry_backoff_max: float
-    overlap: Overlap
-    max_overlap: int
-    queue_limit: int
-    misfire: Misfire
-    misfire_limit: int
-    priority: Priority
-
-    def __repr__(self) -> str:
-        kind = (
-            "dynamic"
-            if self.dynamic
-            else f"keyword={self.keyword!r}"
-            if self.keyword is not None
-            else repr(self.schedule)
-        )
-        return f"<Task {self.name!r} {kind}>"
-
-    def backoff(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt + 1``."""
-        return min(self.retry_backoff * 2.0 ** min(attempt, 60), self.retry_backoff_max)
-
-
-def check_params(params: Mapping[str, object], where: str) -> dict[str, JSON]:
-    """*params* as a plain dict, after checking that JSON can carry it."""
-    if not params:
-        return {}
-    try:
-        json.dumps(params, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise TaskDefinitionError(
-            f"{where}: parameters must be JSON-serialisable ({exc}); pass ids or "
-            "plain data and load objects inside the task or from a fixture"
-        ) from None
-    return dict(params)  # type: ignore[arg-type]
-
-
-def _seconds(value: float | timedelta, what: str, *, zero: bool = False) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TaskDefinitionError(
-            f"{what} must be seconds or a timedelta, got {value!r}"
-        )
-    if math.isnan(seconds) or seconds < 0 or (not zero and seconds == 0):
-        raise TaskDefinitionError(f"{what} must be positive, got {value!r}")
-    return float(seconds)
-
-
-def _count(value: int, what: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise TaskDefinitionError(
-            f"{what} must be an integer >= {minimum}, got {value!r}"
-        )
-    return value
-
-
-def build_schedule(
-    where: str,
-    *,
-    schedule: str | None,
-    interval: float | timedelta | None,
-    execute_at: datetime | float | None,
-    timezone: tzinfo | None,
-    start_at: datetime | float | None,
-    end_at: datetime | float | None,
-) -> Schedule:
-    """The schedule of a task or dynamic instance; exactly one kind must be given."""
-    try:
-        return _build_schedule(
-            where,
-            schedule=schedule,
-            interval=interval,
-            execute_at=execute_at,
-            timezone=timezone,
-            start_at=start_at,
-            end_at=end_at,
-        )
-    except TaskDefinitionError:
-        raise
-    except ConfigError as exc:
-        raise TaskDefinitionError(f"{where}: {exc}") from None
-
-
-def _build_schedule(
-    where: str,
-    *,
-    schedule: str | None,
-    interval: float | timedelta | None,
-    execute_at: datetime | float | None,
-    timezone: tzinfo | None,
-    start_at: datetime | float | None,
-    end_at: datetime | float | None,
-) -> Schedule:
-    given = [
-        n
-        for n, v in (
-            ("schedule", schedule),
-            ("interval", interval),
-            ("execute_at", execute_at),
-        )
-        if v is not None
-    ]
-    if len(given) != 1:
-        raise TaskDefinitionError(
-            f"{where}: give exactly one of schedule= (cron), interval= or execute_at=, "
-            f"got {' and '.join(given) if given else 'none'}"
-        )
-    start = None if start_at is None else to_timestamp(start_at, timezone, "start_at")
-    end = None if end_at is None else to_timestamp(end_at, timezone, "end_at")
-    if schedule is not None:
-        return CronSchedule(schedule, timezone=timezone, start_at=start, end_at=end)
-    if interval is not None:
-        return IntervalSchedule(
-            _seconds(interval, f"{where}: interval"), start_at=start, end_at=end
-        )
-    assert execute_at is not None
-    if start is not None or end is not None:
-        raise TaskDefinitionError(
-            f"{where}: execute_at= takes no start_at/end_at window"
-        )
-    return OnceSchedule(to_timestamp(execute_at, timezone, "execute_at"))
 
 
 class Tasks:
@@ -272,12 +67,12 @@ class Tasks:
         owner: str | None = None,
     ) -> None:
         if concurrency_limit is not None:
-            _count(concurrency_limit, "concurrency_limit", 1)
+            check_count(concurrency_limit, "concurrency_limit", 1)
         # None: each runtime starts with a fresh in-memory store, so a registry
         # declared at module level serves several apps (tests) independently.
         self.store = store
         self.concurrency_limit = concurrency_limit
-        self.batch_size = _count(batch_size, "batch_size", 1)
+        self.batch_size = check_count(batch_size, "batch_size", 1)
         self.owner = owner
         self._tasks: dict[str, Task] = {}
         self._fixtures: dict[str, Fixture] = {}
@@ -406,7 +201,7 @@ class Tasks:
             raise TaskDefinitionError(
                 f"{where}: execution_mode must be an ExecutionMode"
             )
-        retries = _count(args["retries"], f"{where}: retries", 0)
+        retries = check_count(args["retries"], f"{where}: retries", 0)
         if execution_mode is ExecutionMode.AT_MOST_ONCE and retries:
             raise TaskDefinitionError(
                 f"{where}: retries need execution_mode=AT_LEAST_ONCE (an at-most-once "
@@ -422,8 +217,12 @@ class Tasks:
                     f"{where}: {option} must be a {kind.__name__}"
                 )
         heartbeat = args["heartbeat"]
-        lease = _seconds(args["lease_duration"], f"{where}: lease_duration")
-        beat = None if heartbeat is None else _seconds(heartbeat, f"{where}: heartbeat")
+        lease = check_seconds(args["lease_duration"], f"{where}: lease_duration")
+        beat = (
+            None
+            if heartbeat is None
+            else check_seconds(heartbeat, f"{where}: heartbeat")
+        )
         if beat is not None and beat >= lease:
             raise TaskDefinitionError(
                 f"{where}: heartbeat ({beat:g}s) must be shorter than lease_duration "
@@ -464,17 +263,21 @@ class Tasks:
                 lease_duration=lease,
                 heartbeat=beat,
                 retries=retries,
-                retry_backoff=_seconds(
+                retry_backoff=check_seconds(
                     args["retry_backoff"], "retry_backoff", zero=True
                 ),
-                retry_backoff_max=_seconds(
+                retry_backoff_max=check_seconds(
                     args["retry_backoff_max"], "retry_backoff_max", zero=True
                 ),
                 overlap=args["overlap"],
-                max_overlap=_count(args["max_overlap"], f"{where}: max_overlap", 1),
-                queue_limit=_count(args["queue_limit"], f"{where}: queue_limit", 1),
+                max_overlap=check_count(
+                    args["max_overlap"], f"{where}: max_overlap", 1
+                ),
+                queue_limit=check_count(
+                    args["queue_limit"], f"{where}: queue_limit", 1
+                ),
                 misfire=args["misfire"],
-                misfire_limit=_count(
+                misfire_limit=check_count(
                     args["misfire_limit"], f"{where}: misfire_limit", 1
                 ),
                 priority=parse_priority(args["priority"]),
@@ -510,7 +313,7 @@ class Tasks:
                 raise TaskDefinitionError(
                     f"fixture name {fixture_name!r} must be a Python identifier"
                 )
-            if fixture_name in _RESERVED or fixture_name.startswith("_"):
+            if fixture_name in RESERVED or fixture_name.startswith("_"):
                 raise TaskDefinitionError(
                     f"fixture name {fixture_name!r} clashes with a context attribute; "
                     "pass another name="

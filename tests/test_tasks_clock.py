@@ -88,6 +88,7 @@ async def test_sleep_until_on_a_fake_clock_wakes_when_advanced() -> None:
         "_task_policy.py",
         "_task_runtime.py",
         "_task_runner.py",
+        "_task_options.py",
         "testing.py",
         "stores/__init__.py",
         "stores/base.py",
