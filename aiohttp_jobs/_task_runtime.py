@@ -17,6 +17,7 @@ from ._errors import (
     TaskDefinitionError,
     TaskNotFoundError,
 )
+from ._job import JobState
 from ._task_context import RunInfo, TaskInfo, TaskStats, describe, utc
 from ._task_options import Misfire, Task, build_schedule, check_params
 from ._task_policy import COUNT_CAP, after_downtime
@@ -204,11 +205,7 @@ class TaskRuntime(TaskRunner):
             last = None
             if stats.last is not None:
                 claim, job = stats.last
-                error = (
-                    job.exception()
-                    if job.done and not job.state == "cancelled"
-                    else None
-                )
+                error = job.exception() if job.state is JobState.FAILED else None
                 last = RunInfo(
                     run_id=claim.run_id,
                     job_id=job.id,

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from ._clock import TimerHandle
 from ._errors import ConfigError
 
-__all__ = ["FakeClock"]
+__all__ = ["FakeClock", "settle"]
 
 _SETTLE_ROUNDS = 10_000
 
