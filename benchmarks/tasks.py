@@ -259,6 +259,9 @@ async def main(seconds: float) -> dict[str, Any]:
         ratios["once_10k_vs_apscheduler_x"] = _ratio(
             ours10k, out["apscheduler_once"][0]["per_s"]
         )
+        ratios["once_10k_run_phase_vs_apscheduler_x"] = _ratio(
+            out["ours_once"][0]["run_per_s"], out["apscheduler_once"][0]["run_per_s"]
+        )
     if out["pyncette_once"]:
         ratios["once_10k_vs_pyncette_x"] = _ratio(
             ours10k, out["pyncette_once"]["per_s"]
