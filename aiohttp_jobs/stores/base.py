@@ -55,6 +55,7 @@ class TaskRecord(NamedTuple):
     schedule: dict[str, str | float] | None = None
     """``Schedule.to_spec()`` of its schedule; ``None`` for keyword-fired tasks."""
     params: Mapping[str, JSON] = NO_PARAMS
+    """Read-only; a store that serialises it writes ``dict(params)``."""
     enabled: bool = True
     fire_at: float | None = None
     """The next occurrence not claimed yet (POSIX seconds); ``None``: none."""
