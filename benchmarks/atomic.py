@@ -182,7 +182,7 @@ def _pin(pid: int, cpu: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--duration", type=float, default=1.0, help="seconds per run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--load", choices=["wrk", "client"], default=None)

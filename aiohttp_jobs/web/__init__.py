@@ -12,7 +12,7 @@ import asyncio
 import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Collection, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 
@@ -70,7 +70,7 @@ def setup(
     """Give *app* a :class:`Scheduler` that lives as long as the application.
 
     The scheduler is created when the application starts and drained on
-    shutdown (see the module docstring for the order). *scheduler_options* go to
+    shutdown (docs/aiohttp.md describes the order). *scheduler_options* go to
     :class:`Scheduler`; its ``wait_timeout`` bounds the graceful part of the
     shutdown and ``close_timeout`` the cancellation after it.
 
@@ -161,7 +161,7 @@ def get_tasks(app_or_request: web.Application | web.Request) -> TaskRuntime:
 
 async def spawn(
     request: web.Request,
-    coro: Coroutine[Any, Any, _T],
+    coro: Coroutine[object, object, _T],
     name: str | None = None,
     *,
     priority: Priority | int | str = Priority.NORMAL,
@@ -179,25 +179,22 @@ async def spawn(
     try:
         state = _state(request)
         scheduler = state.require_scheduler()
+        if reject_when_full is None:
+            reject_when_full = state.reject_when_full
+        if reject_when_full:
+            if scheduler.draining or scheduler.closed:
+                reason = "the server is shutting down"
+            elif scheduler.full and parse_priority(priority) is not Priority.CRITICAL:
+                reason = "too much background work is waiting"
+            else:
+                reason = ""
+            if reason:
+                if retry_after is None:
+                    retry_after = state.retry_after
+                raise unavailable(reason, retry_after)
     except BaseException:
-        coro.close()
+        coro.close()  # never started: no "coroutine was never awaited"
         raise
-    if reject_when_full is None:
-        reject_when_full = state.reject_when_full
-    if reject_when_full and (
-        scheduler.draining
-        or scheduler.closed
-        or (scheduler.full and parse_priority(priority) is not Priority.CRITICAL)
-    ):
-        coro.close()
-        reason = (
-            "the server is shutting down"
-            if scheduler.draining or scheduler.closed
-            else "too much background work is waiting"
-        )
-        raise unavailable(
-            reason, state.retry_after if retry_after is None else retry_after
-        )
     return await scheduler.spawn(coro, name, priority=priority, tags=tags)
 
 
