@@ -23,6 +23,7 @@ from ._priority import Priority
 from ._workflow_step import BaseStep, Requirements, Sequence, Step, StepState
 
 if TYPE_CHECKING:
+    from ._job import Job
     from ._scheduler import Scheduler
 
 __all__ = ["BaseStep", "Sequence", "Step", "StepState", "Workflow"]
@@ -151,6 +152,15 @@ class Workflow(BaseStep):
     def find(cls, workflow_id: str) -> Workflow | None:
         """The workflow with this id, if it has started and is still referenced."""
         return _registry.get(workflow_id)
+
+    @classmethod
+    def of_job(cls, job: Job[object]) -> Workflow | None:
+        """The outermost workflow that *job* is a step of (from its first
+        ``workflow:<id>`` tag), if that workflow is still referenced."""
+        for tag in job.tags:
+            if tag.startswith("workflow:"):
+                return _registry.get(tag[len("workflow:") :])
+        return None
 
     def add(self, *steps: BaseStep | Sequence) -> None:
         """Add steps, nested workflows or sequences (each step to one workflow only)."""

@@ -318,6 +318,9 @@ async def test_steps_run_as_jobs_of_the_given_scheduler() -> None:
         assert workflow.describe()["steps"][0]["job_id"] == job.id  # type: ignore[index]
         assert scheduler.get_job(job.id) is job  # in the scheduler's history
         assert Workflow.find(workflow.id) is workflow
+        assert Workflow.of_job(job) is workflow and Workflow.of_job(b.job) is workflow
+        plain = await scheduler.spawn(asyncio.sleep(0))
+        assert Workflow.of_job(plain) is None
 
 
 async def test_constructor_scheduler_is_used() -> None:
@@ -427,3 +430,14 @@ async def test_step_ignoring_cancellation_does_not_hang_the_abort() -> None:
         assert slow.job is not None
         await slow.job.wait()
         assert slow.state is StepState.SUCCEEDED
+
+
+async def test_nested_forever_workflow_is_cancelled_with_the_rest() -> None:
+    rec = Recorder()
+    monitor = Step(functools.partial(rec.loop_forever, "m"), label="m")
+    watcher = Workflow(monitor, label="watcher", forever=True, critical=False)
+    work = rec.step("work", ticks=3)
+    outer = Workflow(watcher, work)
+    assert await outer.run()
+    assert watcher.state is StepState.CANCELLED
+    assert monitor.state is StepState.CANCELLED and "!m" in rec.log
