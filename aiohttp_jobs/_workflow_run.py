@@ -59,6 +59,8 @@ def _freeze(workflow: Workflow) -> None:
 def _discard(step: BaseStep) -> None:
     """A step that will never start: release its coroutine (nested ones too)."""
     step._discard()
+    if step._state is StepState.RUNNING:  # its spawn() was interrupted
+        step._state = StepState.CANCELLED
     if isinstance(step, Workflow):
         step._phase = "done"
         for inner in step._steps:

@@ -441,3 +441,23 @@ async def test_nested_forever_workflow_is_cancelled_with_the_rest() -> None:
     assert await outer.run()
     assert watcher.state is StepState.CANCELLED
     assert monitor.state is StepState.CANCELLED and "!m" in rec.log
+
+
+async def test_cancelling_the_run_while_spawn_waits_for_a_pending_place() -> None:
+    rec = Recorder()
+    async with Scheduler(limit=1, pending_limit=1) as scheduler:
+        steps = [
+            Step(functools.partial(rec.loop_forever, str(i)), label=str(i))
+            for i in range(4)
+        ]
+        task = asyncio.create_task(Workflow(*steps).run(scheduler=scheduler))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert [s.state for s in steps[:2]] == [StepState.RUNNING, StepState.READY]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert all(s.state.final or s.state is StepState.READY for s in steps)
+        assert steps[0].state is StepState.CANCELLED
+        assert steps[2].state is StepState.CANCELLED  # its spawn() was waiting
+        assert scheduler.active_count == scheduler.pending_count == 0
