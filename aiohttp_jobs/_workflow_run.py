@@ -154,7 +154,7 @@ class _Run:
                 timer.cancel()
         if self.timed_out and self.failure is None:
             self.late = [
-                s._label for s in self.steps if not s._state.final and not s._forever
+                s._label for s in self.steps if not s.state.final and not s._forever
             ]
         await self._stop()
         return self._conclude()
