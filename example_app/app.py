@@ -59,6 +59,7 @@ def create_app(**setup_options: Any) -> web.Application:
 
 async def index(request: web.Request) -> web.Response:
     """This page: every endpoint of the example application."""
+    base = f"{request.scheme}://{request.host}"
     rows = []
     for route in request.app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
@@ -75,7 +76,7 @@ async def index(request: web.Request) -> web.Response:
         "<title>aiohttp-jobs example</title></head><body>"
         "<h1>aiohttp-jobs example application</h1>"
         "<p>JSON endpoints; try them with curl, e.g. "
-        "<code>curl -X POST http://127.0.0.1:8080/api/reports</code>.</p>"
+        f"<code>curl -X POST {html.escape(base)}/api/reports</code>.</p>"
         "<table><tr><th>method</th><th>path</th><th>what it shows</th></tr>"
         + "".join(rows)
         + "</table></body></html>"

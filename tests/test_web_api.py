@@ -478,3 +478,21 @@ async def test_setup_runs_a_tasks_registry_for_the_life_of_the_app(
     await clock.advance(20)  # stopped with the app: no more runs
     assert len(runs) == 2
     assert scheduler.closed
+
+
+async def test_atomic_handler_of_a_sub_application(
+    aiohttp_client: ClientFactory,
+) -> None:
+    @aiohttp_jobs.atomic
+    async def handler(request: web.Request) -> web.Response:
+        await asyncio.sleep(0)
+        return web.Response(text="from the sub-app")
+
+    root = web.Application()
+    aiohttp_jobs.setup(root)
+    sub = web.Application()
+    sub.router.add_post("/x", handler)
+    root.add_subapp("/sub", sub)
+    client = await aiohttp_client(root)
+    resp = await client.post("/sub/x")
+    assert await resp.text() == "from the sub-app"
