@@ -104,10 +104,11 @@ def load_wrk(url: str, duration: float, connections: int) -> dict[str, float]:
         check=True,
         timeout=duration + 30,
     ).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _wrk_ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _wrk_ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99}
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "requests": requests}
 
 
 async def _client_load(url: str, duration: float, connections: int) -> dict[str, float]:
@@ -131,6 +132,7 @@ async def _client_load(url: str, duration: float, connections: int) -> dict[str,
     latencies.sort()
     n = len(latencies)
     return {
+        "requests": n,
         "rps": n / elapsed,
         "p50_ms": latencies[n // 2] * 1e3,
         "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1e3,
@@ -169,6 +171,17 @@ def _median_ratio(
         statistics.median(a[key] / b[key] for a, b in zip(runs, baseline, strict=True)),
         3,
     )
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time the server has used (Linux): a cost per request that other
+    processes on a busy machine disturb far less than requests/s."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pin(pid: int, cpu: int) -> None:
@@ -221,7 +234,12 @@ def main() -> None:
         for i in range(args.rounds):
             order = variants[i % len(variants) :] + variants[: i % len(variants)]
             for name in order:
-                runs[name].append(load(base + name, args.duration, args.connections))
+                cpu = _cpu_seconds(server.pid)
+                run = load(base + name, args.duration, args.connections)
+                used = _cpu_seconds(server.pid)
+                if cpu is not None and used is not None and run["requests"]:
+                    run["server_cpu_us"] = (used - cpu) * 1e6 / run["requests"]
+                runs[name].append(run)
     finally:
         server.stdin.close()  # the server stops itself on EOF
         try:
@@ -230,10 +248,13 @@ def main() -> None:
             server.kill()
             server.wait()
 
+    keys = ["rps", "p50_ms", "p99_ms"]
+    if all("server_cpu_us" in run for results in runs.values() for run in results):
+        keys.append("server_cpu_us")
     medians = {
         name: {
             key: round(statistics.median(run[key] for run in results), 3)
-            for key in ("rps", "p50_ms", "p99_ms")
+            for key in keys
         }
         for name, results in runs.items()
     }
@@ -246,6 +267,11 @@ def main() -> None:
             "rps": _median_ratio(results, plain_runs, "rps"),
             "p50": _median_ratio(results, plain_runs, "p50_ms"),
             "p99": _median_ratio(results, plain_runs, "p99_ms"),
+            **(
+                {"server_cpu": _median_ratio(results, plain_runs, "server_cpu_us")}
+                if "server_cpu_us" in keys
+                else {}
+            ),
         }
         for name, results in runs.items()
         if name != "plain"

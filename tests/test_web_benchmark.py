@@ -37,4 +37,4 @@ async def test_atomic_benchmark_prints_one_json_line() -> None:
     for figures in result["medians"].values():
         assert figures["rps"] > 0
         assert 0 < figures["p50_ms"] <= figures["p99_ms"]
-    assert set(result["ratios"]["atomic_vs_plain"]) == {"rps", "p50", "p99"}
+    assert {"rps", "p50", "p99"} <= set(result["ratios"]["atomic_vs_plain"])
