@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -496,3 +497,9 @@ async def test_atomic_handler_of_a_sub_application(
     client = await aiohttp_client(root)
     resp = await client.post("/sub/x")
     assert await resp.text() == "from the sub-app"
+
+
+def test_scheduler_options_match_the_scheduler_constructor() -> None:
+    """setup()'s typed **scheduler_options stay in step with Scheduler()."""
+    params = inspect.signature(Scheduler).parameters
+    assert set(aiohttp_jobs.SchedulerOptions.__annotations__) == set(params)
