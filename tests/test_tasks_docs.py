@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from _docs import load_example, run_example
 
 import aiohttp_jobs
 from aiohttp_jobs.testing import FakeClock
@@ -17,26 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"docs_{name}", EXAMPLES / f"{name}.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_basics_example_prints_what_the_page_shows() -> None:
-    out = subprocess.run(
-        [sys.executable, str(EXAMPLES / "tasks_basics.py")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    assert out.stderr == ""
-    lines = out.stdout.splitlines()
+    lines = run_example("tasks_basics")
     nightly = [line for line in lines if line.startswith("nightly")]
     assert nightly == ["nightly   Sat 02:30 CET", "nightly   Sun 03:00 CEST"]
     assert "remind    Sat 09:15 CET ann: dentist at 10" in lines
@@ -52,7 +32,7 @@ def test_basics_example_prints_what_the_page_shows() -> None:
 async def test_aiohttp_example_fires_archives_and_tears_down(
     aiohttp_client: Any,
 ) -> None:
-    example = _load("tasks_aiohttp")
+    example = load_example("tasks_aiohttp")
     clock = FakeClock(datetime(2024, 1, 1, 9, 0, tzinfo=timezone.utc))
     app = example.create_app(clock=clock)
     client = await aiohttp_client(app)

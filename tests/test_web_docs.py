@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from _docs import load_example
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"docs_{name}", EXAMPLES / f"{name}.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 async def test_quickstart_example(aiohttp_client: Any) -> None:
-    example = _load("aiohttp_quickstart")
+    example = load_example("aiohttp_quickstart")
     app = example.create_app()
     client = await aiohttp_client(app)
     resp = await client.post("/pay", json={"id": 7, "email": "a@example.org"})

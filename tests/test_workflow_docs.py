@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from _docs import load_example, run_example
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"docs_{name}", EXAMPLES / f"{name}.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_basics_example_prints_what_the_page_shows() -> None:
-    out = subprocess.run(
-        [sys.executable, str(EXAMPLES / "workflow_basics.py")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    assert out.stderr == ""
-    lines = out.stdout.splitlines()
+    lines = run_example("workflow_basics")
     assert lines[3] == "4 C- succeeded merge  -> 6  requires 1, 2, 3"
     assert "chained: heartbeat beat several times, then stopped" in lines
     assert any(
@@ -48,7 +28,7 @@ def test_basics_example_prints_what_the_page_shows() -> None:
 async def test_aiohttp_example_runs_steps_on_the_app_scheduler(
     aiohttp_client: Any,
 ) -> None:
-    example = _load("workflow_aiohttp")
+    example = load_example("workflow_aiohttp")
     app = example.create_app()
     client = await aiohttp_client(app)
     resp = await client.post("/orders/7/ship")
