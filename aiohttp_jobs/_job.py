@@ -17,13 +17,11 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from ._errors import JobNotFinishedError, NoCurrentJobError
+from ._events import EventKind
 from ._priority import Priority
-
-if TYPE_CHECKING:
-    from ._events import EventKind
 
 __all__ = ["Job", "JobState", "Progress", "current_job"]
 
@@ -314,8 +312,6 @@ class Job(Generic[_T]):
     def _store_progress(self, progress: Progress) -> None:
         if self._state.final:
             return
-        from ._events import EventKind
-
         self._progress = progress
         self._owner._job_event(EventKind.PROGRESS, self)
 

@@ -206,19 +206,21 @@ async def test_wait_timeout_closes_the_job(make_scheduler: Any) -> None:
     await scheduler.close()
 
 
+async def _stubborn(release: asyncio.Event) -> None:
+    """Ignores cancellation until *release* is set."""
+    while True:
+        try:
+            await release.wait()
+            return
+        except asyncio.CancelledError:  # noqa: PERF203 - ignores cancellation on purpose
+            continue
+
+
 async def test_explicit_close_timeout_raises() -> None:
     scheduler = aiohttp_jobs.Scheduler(close_timeout=0.01)
     release = asyncio.Event()
 
-    async def stubborn() -> None:
-        while True:
-            try:
-                await release.wait()
-                return
-            except asyncio.CancelledError:  # noqa: PERF203 - ignores cancellation on purpose
-                continue
-
-    job = await scheduler.spawn(stubborn())
+    job = await scheduler.spawn(_stubborn(release))
     await _yield()
     with pytest.raises(asyncio.TimeoutError):
         await job.close()
@@ -234,15 +236,7 @@ async def test_implicit_close_timeout_goes_to_the_handler() -> None:
     )
     release = asyncio.Event()
 
-    async def stubborn() -> None:
-        while True:
-            try:
-                await release.wait()
-                return
-            except asyncio.CancelledError:  # noqa: PERF203 - ignores cancellation on purpose
-                continue
-
-    job = await scheduler.spawn(stubborn())
+    job = await scheduler.spawn(_stubborn(release))
     await _yield()
     await scheduler.close()
     assert [c["message"] for c in contexts] == ["Job closing timed out"]

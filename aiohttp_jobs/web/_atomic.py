@@ -36,6 +36,12 @@ def _state_of(request: web.Request) -> WebState:
     return state
 
 
+def _request_of(request_or_view: web.Request | web.View) -> web.Request:
+    if isinstance(request_or_view, web.View):
+        return request_or_view.request
+    return request_or_view
+
+
 if sys.version_info >= (3, 11):
 
     class _AtomicTask(asyncio.Task[_T]):
@@ -81,11 +87,7 @@ if sys.version_info >= (3, 11):
 
         @functools.wraps(handler)
         async def wrapper(request_or_view: _R) -> _T:
-            request = (
-                request_or_view.request
-                if isinstance(request_or_view, web.View)
-                else request_or_view
-            )
+            request = _request_of(request_or_view)
             work = _state_of(request).protected
             coro = handler(request_or_view)
             if work.closing:
@@ -124,11 +126,7 @@ else:  # pragma: no cover - Python 3.10
 
         @functools.wraps(handler)
         async def wrapper(request_or_view: _R) -> _T:
-            request = (
-                request_or_view.request
-                if isinstance(request_or_view, web.View)
-                else request_or_view
-            )
+            request = _request_of(request_or_view)
             work = _state_of(request).protected
             return await work.shield(handler(request_or_view), request, atomic=True)
 
