@@ -18,6 +18,7 @@ __all__ = [
     "NotAwaitableError",
     "NotPicklableError",
     "SchedulerClosedError",
+    "SchedulerFullError",
     "SetupError",
     "StepFailedError",
     "TaskDefinitionError",
@@ -36,6 +37,10 @@ class JobsError(Exception):
 
 class SchedulerClosedError(JobsError, RuntimeError):
     """A job was spawned on a scheduler that is closed (or closing)."""
+
+
+class SchedulerFullError(JobsError, RuntimeError):
+    """``spawn_nowait()`` would have had to wait for a pending place."""
 
 
 class NotAwaitableError(JobsError, TypeError):

@@ -19,10 +19,11 @@ class History:
     fine for inspection, not meant for hot paths.
     """
 
-    __slots__ = ("_jobs",)
+    __slots__ = ("_append", "_jobs")
 
     def __init__(self, *, maxlen: int) -> None:
         self._jobs: deque[Job[object]] = deque(maxlen=maxlen)
+        self._append = self._jobs.append
 
     def __repr__(self) -> str:
         return f"<History {len(self._jobs)}/{self.maxlen}>"

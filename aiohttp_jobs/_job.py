@@ -76,7 +76,17 @@ class JobState(str, enum.Enum):
 
     @property
     def final(self) -> bool:
-        return self is not JobState.PENDING and self is not JobState.RUNNING
+        return self is not _PENDING and self is not _RUNNING
+
+
+_PENDING = JobState.PENDING
+_RUNNING = JobState.RUNNING
+_SUCCEEDED = JobState.SUCCEEDED
+_FAILED = JobState.FAILED
+_CANCELLED = JobState.CANCELLED
+
+#: ``create_task(context=...)`` exists from Python 3.11 on.
+_TASK_CONTEXT = sys.version_info >= (3, 11)
 
 
 class Progress(NamedTuple):
@@ -122,10 +132,12 @@ class Job(Generic[_T]):
 
     __slots__ = (
         "__weakref__",
+        "_callback",
         "_callbacks",
         "_closed",
         "_coro",
         "_created_at",
+        "_exception",
         "_explicit",
         "_finished_at",
         "_label",
@@ -134,12 +146,14 @@ class Job(Generic[_T]):
         "_owner",
         "_priority",
         "_progress",
+        "_result",
         "_seq",
         "_source_traceback",
         "_started_at",
         "_state",
         "_tags",
         "_task",
+        "_task_name",
         "_timer",
         "_waiters",
     )
@@ -148,13 +162,16 @@ class Job(Generic[_T]):
         self,
         coro: Coroutine[Any, Any, _T],
         owner: JobOwner,
-        *,
         loop: asyncio.AbstractEventLoop,
-        name: str | None = None,
-        priority: Priority = Priority.NORMAL,
-        tags: tuple[str, ...] = (),
-        label: str | None = None,
+        name: str | None,
+        priority: Priority,
+        tags: tuple[str, ...],
+        label: str | None,
+        debug: bool,
+        callback: Callable[[Job[_T]], object] | None,
+        /,
     ) -> None:
+        # Positional and flat: this runs once per job, on the hot path.
         self._coro: Coroutine[Any, Any, _T] | None = coro
         self._owner = owner
         self._loop = loop
@@ -163,19 +180,25 @@ class Job(Generic[_T]):
         self._priority = priority
         self._tags = tags
         self._seq = _next_seq()
-        self._state = JobState.PENDING
+        self._state = _PENDING
         self._task: asyncio.Task[_T] | None = None
         self._closed = False
-        self._explicit = False
+        self._explicit = callback is not None  # see add_done_callback()
         self._created_at = time.time()
         self._started_at: float | None = None
         self._finished_at: float | None = None
         self._progress: Progress | None = None
         self._waiters: list[asyncio.Future[bool]] | None = None
+        # The first done callback has a slot of its own (most jobs have one at
+        # most), later ones go to a list.
+        self._callback = callback
         self._callbacks: list[Callable[[Job[_T]], object]] | None = None
+        self._result: _T | None = None
+        self._exception: BaseException | None = None
+        self._task_name: str | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._source_traceback = (
-            traceback.extract_stack(sys._getframe(2)) if loop.get_debug() else None
+            traceback.extract_stack(sys._getframe(3)) if debug else None
         )
 
     def __repr__(self) -> str:
@@ -200,10 +223,13 @@ class Job(Generic[_T]):
     def get_name(self) -> str | None:
         """The task's name (aiojobs): the given name, ``None`` before the start
         of an unnamed job, asyncio's ``Task-N`` after it."""
-        return self._task.get_name() if self._task is not None else self._name
+        if self._task is not None:
+            return self._task.get_name()
+        return self._name if self._task_name is None else self._task_name
 
     def set_name(self, name: str) -> None:
         self._name = name
+        self._task_name = None
         if self._task is not None:
             self._task.set_name(name)
 
@@ -264,27 +290,29 @@ class Job(Generic[_T]):
 
     def result(self) -> _T:
         """The return value; raises the job's exception, or ``CancelledError``."""
-        task = self._finished_task()
-        if task is None:
+        state = self._state
+        if state is _SUCCEEDED:
+            return self._result  # type: ignore[return-value]
+        self._check_final()
+        if self._exception is None:
             raise asyncio.CancelledError()
-        return task.result()
+        raise self._exception
 
     def exception(self) -> BaseException | None:
         """The exception the job raised, ``None`` if it succeeded.
 
         Raises ``CancelledError`` for a cancelled job, like ``Future.exception()``.
         """
-        task = self._finished_task()
-        if task is None:
+        self._check_final()
+        if self._state is _CANCELLED:
             raise asyncio.CancelledError()
-        return task.exception()
+        return self._exception
 
-    def _finished_task(self) -> asyncio.Task[_T] | None:
+    def _check_final(self) -> None:
         if not self._state.final:
             raise JobNotFinishedError(
                 f"{self!r} has not finished: await job.wait() before reading its result"
             )
-        return self._task
 
     # -- progress ---------------------------------------------------------------
 
@@ -326,10 +354,12 @@ class Job(Generic[_T]):
         self._explicit = True
         if self._state.final:
             self._loop.call_soon(callback, self)
-            return
-        if self._callbacks is None:
-            self._callbacks = []
-        self._callbacks.append(callback)
+        elif self._callback is None:
+            self._callback = callback
+        elif self._callbacks is None:
+            self._callbacks = [callback]
+        else:
+            self._callbacks.append(callback)
 
     async def _wait_final(self, timeout: float | None) -> bool:
         """Wait until the job is final; ``False`` if *timeout* passed first.
@@ -404,45 +434,33 @@ class Job(Generic[_T]):
                 )
             self._report("Job closing timed out", asyncio.TimeoutError())
             return
-        if not task.cancelled():
-            exc = task.exception()
-            if exc is not None and self._explicit:
-                raise exc
+        exc = self._exception
+        if exc is not None and self._explicit:
+            raise exc
 
     # -- driven by the scheduler -------------------------------------------------
 
     def _start(self) -> None:
         coro = self._coro
         assert coro is not None and self._task is None
-        self._state = JobState.RUNNING
+        self._state = _RUNNING
         self._started_at = time.time()
-        if sys.version_info >= (3, 11):
-            ctx = contextvars.copy_context()
-            ctx.run(_current.set, self)
+        # The task runs in a context of its own in which current_job() is this
+        # job; the done callback runs in it too, so _task_done() finds the job
+        # with no bound method or lookup table per job.
+        ctx = contextvars.copy_context()
+        ctx.run(_current.set, self)
+        if _TASK_CONTEXT:
             task = self._loop.create_task(coro, name=self._name, context=ctx)
-        else:  # pragma: no cover - exercised on Python 3.10 only
-            task = self._loop.create_task(_run_as(self, coro), name=self._name)
+        else:  # pragma: no cover - Python 3.10: the task copies the current context
+            task = ctx.run(self._loop.create_task, coro, name=self._name)
+        task.add_done_callback(_task_done, context=ctx)
         self._task = task
-        task.add_done_callback(self._on_task_done)
-
-    def _on_task_done(self, task: asyncio.Task[_T]) -> None:
-        self._finished_at = time.time()
-        self._closed = True
-        exc: BaseException | None = None
-        if task.cancelled():
-            self._state = JobState.CANCELLED
-        else:
-            exc = task.exception()
-            self._state = JobState.SUCCEEDED if exc is None else JobState.FAILED
-        self._owner._job_finished(self)
-        if exc is not None and not self._explicit:
-            self._report("Job processing failed", exc)
-        self._notify()
 
     def _drop(self) -> None:
         """Finish a job that never started: it counts as cancelled."""
         self._closed = True
-        self._state = JobState.CANCELLED
+        self._state = _CANCELLED
         self._finished_at = time.time()
         if self._timer is not None:
             self._timer.cancel()
@@ -459,11 +477,36 @@ class Job(Generic[_T]):
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(True)
-        callbacks = self._callbacks
-        if callbacks is not None:
-            self._callbacks = None
-            for callback in callbacks:
-                self._loop.call_soon(callback, self)
+        # Called directly, not through call_soon: this already runs as a loop
+        # callback, and a workflow or task runner reacts one loop turn sooner.
+        callback = self._callback
+        if callback is not None:
+            self._callback = None
+            self._call(callback)
+            callbacks = self._callbacks
+            if callbacks is not None:
+                self._callbacks = None
+                for callback in callbacks:
+                    self._call(callback)
+
+    def _call(self, callback: Callable[[Job[_T]], object]) -> None:
+        try:
+            callback(self)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._callback_failed(callback, exc)
+
+    def _callback_failed(
+        self, callback: Callable[[Job[_T]], object], exc: BaseException
+    ) -> None:
+        self._loop.call_exception_handler(
+            {
+                "message": f"Exception in done callback {callback!r} of {self!r}",
+                "exception": exc,
+                "job": self,
+            }
+        )
 
     def _report(self, message: str, exc: BaseException) -> None:
         context: dict[str, Any] = {"message": message, "job": self, "exception": exc}
@@ -472,6 +515,45 @@ class Job(Generic[_T]):
         self._owner.call_exception_handler(context)
 
 
-async def _run_as(job: Job[_T], coro: Coroutine[Any, Any, _T]) -> _T:
-    _current.set(job)
-    return await coro
+def _task_done(task: asyncio.Task[Any]) -> None:
+    """The task of a job ended: record the outcome, tell the owner, notify.
+
+    Runs in the job's context (see ``Job._start``).
+    """
+    job = _current.get()
+    assert job is not None and job._task is task
+    job._finished_at = time.time()
+    job._closed = True
+    exc: BaseException | None = None
+    if task.cancelled():
+        job._state = _CANCELLED
+    else:
+        exc = task.exception()
+        if exc is None:
+            job._result = task.result()
+            job._state = _SUCCEEDED
+        else:
+            job._exception = exc
+            job._state = _FAILED
+    # Keep the outcome, not the task: a finished job in the history or in a
+    # workflow then holds no task, coroutine or context.
+    if job._name is None:
+        job._task_name = task.get_name()
+        if job._label is None:
+            job._label = job.name
+    job._task = None
+    job._coro = None
+    job._owner._job_finished(job)
+    if exc is not None and not job._explicit:
+        job._report("Job processing failed", exc)
+    callback = job._callback
+    if job._waiters is not None or job._callbacks is not None:
+        job._notify()
+    elif callback is not None:  # the common case, inlined
+        job._callback = None
+        try:
+            callback(job)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as error:
+            job._callback_failed(callback, error)

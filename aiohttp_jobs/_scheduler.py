@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator
 from concurrent.futures import Executor
 from contextvars import copy_context
-from types import TracebackType
+from types import CoroutineType, TracebackType
 from typing import Any, TypeVar
 
 from ._errors import (
@@ -25,6 +25,7 @@ from ._errors import (
     NotAwaitableError,
     NotPicklableError,
     SchedulerClosedError,
+    SchedulerFullError,
 )
 from ._events import EventBus, EventKind, JobEvent
 from ._history import History
@@ -167,7 +168,11 @@ class Scheduler(Collection[Job[Any]]):
         self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._history = History(maxlen=history_limit)
+        self._record = self._history._append  # bound once: called per job
         self._events = EventBus()
+        # The bus's own list, read directly on the hot paths: no events are
+        # built while nobody listens.
+        self._listeners = self._events._listeners
 
     def __repr__(self) -> str:
         state = "closed " if self._closed else ""
@@ -368,6 +373,36 @@ class Scheduler(Collection[Job[Any]]):
             _qualname(fn),
         )
 
+    def spawn_nowait(
+        self,
+        coro: Coroutine[Any, Any, _T] | Awaitable[_T],
+        name: str | None = None,
+        *,
+        priority: Priority | int | str = Priority.NORMAL,
+        tags: Collection[str] = (),
+    ) -> Job[_T]:
+        """``spawn()`` without waiting: usable from callbacks and plain functions.
+
+        The job starts now or joins the pending list, as with ``spawn()``; where
+        ``spawn()`` would wait for a pending place, this raises
+        :class:`SchedulerFullError` instead (and closes *coro*). Must be called
+        from the event loop's thread.
+        """
+        if type(coro) is not CoroutineType:
+            coro = _as_coroutine(coro)
+        prio = priority if type(priority) is Priority else _parse(priority, coro)
+        job = self._try_spawn(
+            coro, name, prio, tags if type(tags) is tuple else tuple(tags), None, None
+        )
+        if job is None:
+            coro.close()
+            raise SchedulerFullError(
+                f"cannot spawn {name or coro.__qualname__!r} without waiting: the "
+                f"pending list is full (pending_limit={self._pending_limit}); "
+                "await spawn() instead"
+            )
+        return job
+
     async def _spawn(
         self,
         coro: Coroutine[Any, Any, _T] | Awaitable[_T],
@@ -376,8 +411,62 @@ class Scheduler(Collection[Job[Any]]):
         tags: Collection[str],
         label: str | None,
     ) -> Job[_T]:
-        if not asyncio.iscoroutine(coro):
+        if type(coro) is not CoroutineType:
             coro = _as_coroutine(coro)
+        prio = priority if type(priority) is Priority else _parse(priority, coro)
+        tags = tags if type(tags) is tuple else tuple(tags)
+        job = self._try_spawn(coro, name, prio, tags, label, None)
+        if job is not None:
+            return job
+        job = self._new_job(coro, name, prio, tags, label, None)
+        await self._wait_for_space(job)
+        caps = self._caps
+        assert caps is not None
+        self._jobs[job._seq] = job
+        if self._active_count < caps[prio]:
+            self._start(job, created=True)
+        else:
+            self._enqueue(job)
+        return job
+
+    def _try_spawn(
+        self,
+        coro: Coroutine[Any, Any, _T],
+        name: str | None,
+        priority: Priority,
+        tags: tuple[str, ...],
+        label: str | None,
+        callback: Callable[[Job[_T]], object] | None,
+    ) -> Job[_T] | None:
+        """Start or queue a job now; ``None`` (and *coro* untouched) where it
+        would have to wait for a pending place.
+
+        The spawning path shared by every ``spawn*()`` method, and the entry for
+        the package's orchestrators (workflows, tasks): arguments come checked,
+        and *callback* becomes the job's first done callback before it starts.
+        """
+        self._check_open(coro)
+        caps = self._caps
+        if caps is None or priority is _CRITICAL or self._active_count < caps[priority]:
+            job = self._new_job(coro, name, priority, tags, label, callback)
+            self._jobs[job._seq] = job
+            self._active_count += 1
+            job._start()
+            if self._listeners:
+                self._emit(EventKind.CREATED, job)
+                self._emit(EventKind.STARTED, job)
+            return job
+        limit = self._pending_limit
+        if limit and (
+            self._space_waiters or self._pending_count + self._reserved >= limit
+        ):
+            return None
+        job = self._new_job(coro, name, priority, tags, label, callback)
+        self._jobs[job._seq] = job
+        self._enqueue(job)
+        return job
+
+    def _check_open(self, coro: Coroutine[Any, Any, Any]) -> None:
         if self._closed or self._draining:
             coro.close()
             state = "closed" if self._closed else "draining (shutting down)"
@@ -385,45 +474,41 @@ class Scheduler(Collection[Job[Any]]):
                 f"cannot spawn a job: the scheduler is {state}; spawn before "
                 "drain(), close() or wait_and_close()"
             )
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            if self._loop is None:
-                self._loop = loop
-            else:
+
+    def _new_job(
+        self,
+        coro: Coroutine[Any, Any, _T],
+        name: str | None,
+        priority: Priority,
+        tags: tuple[str, ...],
+        label: str | None,
+        callback: Callable[[Job[_T]], object] | None,
+    ) -> Job[_T]:
+        loop = self._loop
+        if loop is not asyncio.get_running_loop():
+            if loop is not None:
                 coro.close()
                 raise RuntimeError(f"{self!r} is bound to a different event loop")
-        prio = priority if type(priority) is Priority else parse_priority(priority)
-        job: Job[_T] = Job(
+            loop = self._loop = asyncio.get_running_loop()
+        return Job(
             coro,
             self,
-            loop=loop,
-            name=name,
-            priority=prio,
-            tags=tags if type(tags) is tuple else tuple(tags),
-            label=label,
+            loop,
+            name,
+            priority,
+            tags,
+            label,
+            loop.get_debug(),
+            callback,
         )
-        caps = self._caps
-        if caps is None or prio is _CRITICAL or self._active_count < caps[prio]:
-            self._jobs[job._seq] = job
-            self._start(job, created=True)
-            return job
-        limit = self._pending_limit
-        if limit and (
-            self._space_waiters or self._pending_count + self._reserved >= limit
-        ):
-            await self._wait_for_space(job)
-            if self._active_count < caps[prio]:
-                self._jobs[job._seq] = job
-                self._start(job, created=True)
-                return job
-        self._jobs[job._seq] = job
-        self._pending[prio].append(job)
+
+    def _enqueue(self, job: Job[Any]) -> None:
+        self._pending[job._priority].append(job)
         self._pending_count += 1
         if self._start_warning is not None or self._start_critical is not None:
             self._arm_start_timer(job)
-        if self._events:
+        if self._listeners:
             self._emit(EventKind.CREATED, job)
-        return job
 
     async def _wait_for_space(self, job: Job[Any]) -> None:
         assert self._loop is not None
@@ -454,7 +539,7 @@ class Scheduler(Collection[Job[Any]]):
     def _start(self, job: Job[Any], *, created: bool = False) -> None:
         self._active_count += 1
         job._start()
-        if self._events:
+        if self._listeners:
             if created:
                 self._emit(EventKind.CREATED, job)
             self._emit(EventKind.STARTED, job)
@@ -481,10 +566,10 @@ class Scheduler(Collection[Job[Any]]):
     def _job_finished(self, job: Job[Any]) -> None:
         if self._jobs.pop(job._seq, None) is not None:
             self._active_count -= 1
-        self._history.append(job)
+        self._record(job)
         if self._pending_count:
             self._start_pending()
-        if self._events:
+        if self._listeners:
             self._emit(EventKind.FINISHED, job)
         if self._idle_waiter is not None and not self._jobs and not self._shields:
             self._set_idle()
@@ -498,13 +583,13 @@ class Scheduler(Collection[Job[Any]]):
         self._history.append(job)
         if self._space_waiters:
             self._grant_space()
-        if self._events:
+        if self._listeners:
             self._emit(EventKind.FINISHED, job)
         if self._idle_waiter is not None and not self._jobs and not self._shields:
             self._set_idle()
 
     def _job_event(self, kind: EventKind, job: Job[Any]) -> None:
-        if self._events:
+        if self._listeners:
             self._emit(kind, job)
 
     def _emit(self, kind: EventKind, job: Job[Any]) -> None:
@@ -634,7 +719,7 @@ class Scheduler(Collection[Job[Any]]):
                 self._jobs.pop(job._seq, None)
                 job._drop()
                 self._history.append(job)
-                if self._events:
+                if self._listeners:
                     self._emit(EventKind.FINISHED, job)
         running = [job for job in self._jobs.values() if job._task is not None]
         waiting: set[asyncio.Future[Any]] = set()
@@ -682,7 +767,17 @@ def _check_blocking(method: str, fn: object) -> None:
         )
 
 
+def _parse(priority: object, coro: Coroutine[Any, Any, Any]) -> Priority:
+    try:
+        return parse_priority(priority)  # type: ignore[arg-type]
+    except Exception:
+        coro.close()
+        raise
+
+
 def _as_coroutine(aw: object) -> Coroutine[Any, Any, Any]:
+    if asyncio.iscoroutine(aw):  # a coroutine of another type (Cython, ...)
+        return aw
     if inspect.isawaitable(aw):
         return _await(aw)
     if inspect.iscoroutinefunction(aw):

@@ -40,7 +40,7 @@ class _Plan:
     running workflow gives the garbage collector few objects to scan.
     """
 
-    __slots__ = ("first", "indegree", "order", "steps", "targets")
+    __slots__ = ("first", "forever", "indegree", "order", "roots", "steps", "targets")
 
     def __init__(
         self,
@@ -49,12 +49,16 @@ class _Plan:
         first: list[int],
         targets: list[int],
         indegree: list[int],
+        roots: list[int],
+        forever: int,
     ) -> None:
         self.steps = steps
         self.order = order
         self.first = first
         self.targets = targets
         self.indegree = indegree
+        self.roots = roots  #: indexes of the steps that require nothing
+        self.forever = forever  #: how many steps are forever steps
 
 
 class Workflow(BaseStep):
@@ -269,7 +273,8 @@ class Workflow(BaseStep):
                 targets[slot] = index
                 cursor[required._index] = slot + 1
         remaining = indegree.copy()
-        order = [step for step, n in zip(steps, remaining, strict=True) if n == 0]
+        roots = [index for index, n in enumerate(remaining) if n == 0]
+        order = [steps[index] for index in roots]
         for step in order:  # grows while iterating: Kahn's algorithm
             i = step._index
             for k in range(first[i], first[i + 1]):
@@ -287,7 +292,9 @@ class Workflow(BaseStep):
                 f"{' -> '.join(labels)}; drop one of these requirements",
                 labels,
             )
-        plan = self._plan = _Plan(steps, order, first, targets, indegree)
+        plan = self._plan = _Plan(
+            steps, order, first, targets, indegree, roots, forever
+        )
         return plan
 
     # -- outcome ----------------------------------------------------------------

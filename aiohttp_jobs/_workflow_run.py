@@ -13,9 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from types import CoroutineType
 from typing import TYPE_CHECKING
 
-from ._errors import StepFailedError, WorkflowStateError, WorkflowTimeoutError
+from ._errors import (
+    StepFailedError,
+    WorkflowStateError,
+    WorkflowTimeoutError,
+)
 from ._priority import Priority
 from ._workflow import BaseStep, Step, StepState, Workflow, _registry
 
@@ -24,6 +29,9 @@ if TYPE_CHECKING:
     from ._scheduler import Scheduler
 
 __all__ = ["run_workflow"]
+
+_SUCCEEDED = StepState.SUCCEEDED
+_READY = StepState.READY
 
 
 async def run_workflow(workflow: Workflow, scheduler: Scheduler | None) -> bool:
@@ -109,8 +117,8 @@ class _Run:
         self.first = plan.first
         self.targets = plan.targets
         self.indegree = plan.indegree.copy()
-        self.ready = deque(i for i, n in enumerate(self.indegree) if n == 0)
-        self.remaining = sum(not step._forever for step in self.steps)
+        self.ready = deque(plan.roots)
+        self.remaining = len(self.steps) - plan.forever
         self.window = workflow._window or len(self.steps) + 1
         self.active: dict[Job[object] | asyncio.Task[bool], BaseStep] = {}
         self.failure: BaseStep | None = None
@@ -167,7 +175,9 @@ class _Run:
         window = self.window
         steps = self.steps
         loop = self.loop
-        spawn = self.scheduler.spawn
+        scheduler = self.scheduler
+        spawn = scheduler.spawn
+        try_spawn = scheduler._try_spawn
         job_done = self._job_done
         tags = self.tags
         priority = self.priority
@@ -186,13 +196,21 @@ class _Run:
                     continue
                 assert isinstance(step, Step)
                 prio = step._priority
+                if prio is None:
+                    prio = priority
+                body = step._body
+                if type(body) is CoroutineType:  # the common case, inlined
+                    step._body = None
+                    coro = body
+                else:
+                    coro = step._coroutine()
                 try:
-                    job = await spawn(
-                        step._coroutine(),
-                        step._label,
-                        priority=priority if prio is None else prio,
-                        tags=tags,
-                    )
+                    # No coroutine frame and no wake-up per step: the job starts
+                    # (or queues) here with its done callback already set.
+                    job = try_spawn(coro, step._label, prio, tags, None, job_done)
+                    if job is None:  # the pending list is full: wait for a place
+                        job = await spawn(coro, step._label, priority=prio, tags=tags)
+                        job.add_done_callback(job_done)
                 except Exception as exc:  # e.g. the scheduler was closed
                     step._state = StepState.FAILED
                     step._exception = exc
@@ -201,7 +219,6 @@ class _Run:
                     continue
                 step._job = job
                 active[job] = step
-                job.add_done_callback(job_done)
             if self.failure is not None or self.timed_out or self.remaining == 0:
                 return
             if not active:  # pragma: no cover - prevented by validation
@@ -246,23 +263,31 @@ class _Run:
         """A step reached a final state: abort, or release its dependents."""
         if self.stopping:
             return
-        if step._state is not StepState.SUCCEEDED and step._critical:
+        if step._state is not _SUCCEEDED and step._critical:
             if self.failure is None:
                 self.failure = step
             self._wake()
             return
         if not step._forever:
             self.remaining -= 1
-        indegree = self.indegree
-        targets = self.targets
+        first = self.first
         i = step._index
-        for k in range(self.first[i], self.first[i + 1]):
-            index = targets[k]
-            indegree[index] -= 1
-            if indegree[index] == 0:
-                self.ready.append(index)
-                self.steps[index]._state = StepState.READY
-        self._wake()
+        start, end = first[i], first[i + 1]
+        if start != end:
+            indegree = self.indegree
+            targets = self.targets
+            ready = self.ready
+            steps = self.steps
+            for index in targets[start:end]:
+                left = indegree[index] - 1
+                indegree[index] = left
+                if left == 0:
+                    ready.append(index)
+                    steps[index]._state = _READY
+        # The driver only has work when a step is ready (newly, or held back by
+        # the window) or when nothing is left to wait for.
+        if self.ready or not self.remaining:
+            self._wake()
 
     # -- the end ----------------------------------------------------------------
 
