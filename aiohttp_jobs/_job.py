@@ -85,9 +85,6 @@ _SUCCEEDED = JobState.SUCCEEDED
 _FAILED = JobState.FAILED
 _CANCELLED = JobState.CANCELLED
 
-#: ``create_task(context=...)`` exists from Python 3.11 on.
-_TASK_CONTEXT = sys.version_info >= (3, 11)
-
 
 class Progress(NamedTuple):
     """Progress a job reported: *done* out of *total* (if known), and a message."""
@@ -450,7 +447,7 @@ class Job(Generic[_T]):
         # with no bound method or lookup table per job.
         ctx = contextvars.copy_context()
         ctx.run(_current.set, self)
-        if _TASK_CONTEXT:
+        if sys.version_info >= (3, 11):
             task = self._loop.create_task(coro, name=self._name, context=ctx)
         else:  # pragma: no cover - Python 3.10: the task copies the current context
             task = ctx.run(self._loop.create_task, coro, name=self._name)

@@ -396,10 +396,10 @@ class Scheduler(Collection[Job[Any]]):
         )
         if job is None:
             coro.close()
+            what = name or getattr(coro, "__qualname__", "job")
             raise SchedulerFullError(
-                f"cannot spawn {name or coro.__qualname__!r} without waiting: the "
-                f"pending list is full (pending_limit={self._pending_limit}); "
-                "await spawn() instead"
+                f"cannot spawn {what!r} without waiting: the pending list is full "
+                f"(pending_limit={self._pending_limit}); await spawn() instead"
             )
         return job
 

@@ -25,6 +25,8 @@ from ._priority import Priority
 from ._workflow import BaseStep, Step, StepState, Workflow, _registry
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from ._job import Job
     from ._scheduler import Scheduler
 
@@ -199,6 +201,7 @@ class _Run:
                 if prio is None:
                     prio = priority
                 body = step._body
+                coro: Coroutine[object, object, object]
                 if type(body) is CoroutineType:  # the common case, inlined
                     step._body = None
                     coro = body
