@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator
 from concurrent.futures import Executor
 from contextvars import copy_context
 from types import CoroutineType, TracebackType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from ._errors import (
     ConfigError,
@@ -445,35 +445,52 @@ class Scheduler(Collection[Job[Any]]):
         the package's orchestrators (workflows, tasks): arguments come checked,
         and *callback* becomes the job's first done callback before it starts.
         """
-        self._check_open(coro)
+        if self._closed or self._draining:
+            self._refuse(coro)
+        loop = self._loop
+        if loop is not asyncio.get_running_loop():
+            loop = self._bind(coro)
         caps = self._caps
-        if caps is None or priority is _CRITICAL or self._active_count < caps[priority]:
-            job = self._new_job(coro, name, priority, tags, label, callback)
-            self._jobs[job._seq] = job
-            self._active_count += 1
-            job._start()
-            if self._listeners:
-                self._emit(EventKind.CREATED, job)
-                self._emit(EventKind.STARTED, job)
-            return job
-        limit = self._pending_limit
-        if limit and (
-            self._space_waiters or self._pending_count + self._reserved >= limit
-        ):
-            return None
-        job = self._new_job(coro, name, priority, tags, label, callback)
+        if caps is not None and priority is not _CRITICAL:
+            if self._active_count >= caps[priority]:  # it has to queue
+                limit = self._pending_limit
+                if limit and (
+                    self._space_waiters or self._pending_count + self._reserved >= limit
+                ):
+                    return None
+                job = Job(
+                    coro, self, loop, name, priority, tags, label, loop.get_debug(),
+                    callback,
+                )  # fmt: skip
+                self._jobs[job._seq] = job
+                self._enqueue(job)
+                return job
+        job = Job(
+            coro, self, loop, name, priority, tags, label, loop.get_debug(), callback
+        )
         self._jobs[job._seq] = job
-        self._enqueue(job)
+        self._active_count += 1
+        job._start()
+        if self._listeners:
+            self._emit(EventKind.CREATED, job)
+            self._emit(EventKind.STARTED, job)
         return job
 
-    def _check_open(self, coro: Coroutine[Any, Any, Any]) -> None:
-        if self._closed or self._draining:
+    def _refuse(self, coro: Coroutine[Any, Any, Any]) -> NoReturn:
+        coro.close()
+        state = "closed" if self._closed else "draining (shutting down)"
+        raise SchedulerClosedError(
+            f"cannot spawn a job: the scheduler is {state}; spawn before "
+            "drain(), close() or wait_and_close()"
+        )
+
+    def _bind(self, coro: Coroutine[Any, Any, Any]) -> asyncio.AbstractEventLoop:
+        """Bind to the running loop on the first spawn; refuse any other loop."""
+        if self._loop is not None:
             coro.close()
-            state = "closed" if self._closed else "draining (shutting down)"
-            raise SchedulerClosedError(
-                f"cannot spawn a job: the scheduler is {state}; spawn before "
-                "drain(), close() or wait_and_close()"
-            )
+            raise RuntimeError(f"{self!r} is bound to a different event loop")
+        loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def _new_job(
         self,
@@ -486,20 +503,9 @@ class Scheduler(Collection[Job[Any]]):
     ) -> Job[_T]:
         loop = self._loop
         if loop is not asyncio.get_running_loop():
-            if loop is not None:
-                coro.close()
-                raise RuntimeError(f"{self!r} is bound to a different event loop")
-            loop = self._loop = asyncio.get_running_loop()
+            loop = self._bind(coro)
         return Job(
-            coro,
-            self,
-            loop,
-            name,
-            priority,
-            tags,
-            label,
-            loop.get_debug(),
-            callback,
+            coro, self, loop, name, priority, tags, label, loop.get_debug(), callback
         )
 
     def _enqueue(self, job: Job[Any]) -> None:

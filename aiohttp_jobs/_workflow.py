@@ -169,7 +169,12 @@ class Workflow(BaseStep):
     def add(self, *steps: BaseStep | Sequence) -> None:
         """Add steps, nested workflows or sequences (each step to one workflow only)."""
         self._check_editable()
+        added = self._steps
         for item in steps:
+            if type(item) is Step and item._owner is None:  # the common case
+                item._owner = self
+                added[item] = None
+                continue
             if isinstance(item, Sequence):
                 self.add(*item._steps)
                 continue
@@ -232,14 +237,20 @@ class Workflow(BaseStep):
         if plan is not None:
             return plan
         steps = list(self._steps)
-        for index, step in enumerate(steps):
-            step._index = index
         count = len(steps)
-        outdegree = [0] * (count + 1)
-        indegree = [0] * count
+        roots: list[int] = []
+        dependents: list[BaseStep] = []
         forever = 0
         for index, step in enumerate(steps):
+            step._index = index
             forever += step._forever
+            if step._requires:
+                dependents.append(step)
+            else:
+                roots.append(index)
+        outdegree = [0] * (count + 1)
+        indegree = [0] * count
+        for step in dependents:
             for required in step._requires:
                 if required._owner is not self:
                     where = (
@@ -258,22 +269,26 @@ class Workflow(BaseStep):
                         "it would never start"
                     )
                 outdegree[required._index] += 1
-                indegree[index] += 1
+                indegree[step._index] += 1
         if self._window is not None and forever >= self._window:
             raise WorkflowDefinitionError(
                 f"{self!r} has window={self._window} and {forever} forever steps, "
                 "which could hold every slot: raise the window"
             )
         first = list(itertools.accumulate(outdegree, initial=0))[:-1]
+        if not dependents:  # no requirements at all: any order is topological
+            plan = self._plan = _Plan(
+                steps, steps.copy(), first, [], indegree, roots, forever
+            )
+            return plan
         cursor = first.copy()
         targets = [0] * first[-1]
-        for index, step in enumerate(steps):
+        for step in dependents:
             for required in step._requires:
                 slot = cursor[required._index]
-                targets[slot] = index
+                targets[slot] = step._index
                 cursor[required._index] = slot + 1
         remaining = indegree.copy()
-        roots = [index for index, n in enumerate(remaining) if n == 0]
         order = [steps[index] for index in roots]
         for step in order:  # grows while iterating: Kahn's algorithm
             i = step._index

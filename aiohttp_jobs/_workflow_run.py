@@ -21,6 +21,7 @@ from ._errors import (
     WorkflowStateError,
     WorkflowTimeoutError,
 )
+from ._job import JobState
 from ._priority import Priority
 from ._workflow import BaseStep, Step, StepState, Workflow, _registry
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["run_workflow"]
 
 _SUCCEEDED = StepState.SUCCEEDED
+_JOB_SUCCEEDED = JobState.SUCCEEDED
 _READY = StepState.READY
 
 
@@ -193,10 +195,10 @@ class _Run:
             ):
                 step = steps[ready.popleft()]
                 step._state = running
-                if isinstance(step, Workflow):
+                if not isinstance(step, Step):
+                    assert isinstance(step, Workflow)
                     self._launch_nested(step)
                     continue
-                assert isinstance(step, Step)
                 prio = step._priority
                 if prio is None:
                     prio = priority
@@ -252,7 +254,11 @@ class _Run:
         if step is None:  # already settled by _stop()
             return
         assert isinstance(step, Step)
-        step._record(job)
+        if job.state is _JOB_SUCCEEDED:  # the common case, inlined
+            step._result = job.result()
+            step._state = _SUCCEEDED
+        else:
+            step._record(job)
         self._settle(step)
 
     def _task_done(self, task: asyncio.Task[bool]) -> None:
@@ -320,6 +326,8 @@ class _Run:
                     assert isinstance(step, Step)
                     step._record(handle)
                     del active[handle]
+        if not self.remaining and self.failure is None and not self.timed_out:
+            return  # a full run: every step is final, forever ones just above
         waiting = set(active.values())  # jobs that ignored their cancellation
         for step in self.steps:
             if not step._state.final and step not in waiting:

@@ -58,10 +58,12 @@ class StepState(str, enum.Enum):
 
     @property
     def final(self) -> bool:
-        return self in _FINAL
+        return self is not _IDLE and self is not _READY and self is not _RUNNING
 
 
-_FINAL = frozenset({StepState.SUCCEEDED, StepState.FAILED, StepState.CANCELLED})
+_IDLE = StepState.IDLE
+_READY = StepState.READY
+_RUNNING = StepState.RUNNING
 
 #: What a requirement may name: a step, a nested workflow, or a sequence (its last).
 Requirement: TypeAlias = "BaseStep | Sequence"
@@ -243,10 +245,24 @@ class Step(BaseStep, Generic[_T]):
                 f"{body!r}: write 'async def', or wrap blocking code with "
                 "asyncio.to_thread()"
             )
-        BaseStep.__init__(self, label, requires, critical, forever, priority)
+        # BaseStep.__init__, inlined: a workflow of 10,000 steps builds 10,000.
+        self._seq = _next_seq()
+        self._label = label
+        self._critical = critical is True or bool(critical)
+        self._forever = forever is True or bool(forever)
+        self._priority = None if priority is None else parse_priority(priority)
+        self._requires = _NO_REQUIREMENTS
+        self._owner = None
+        self._index = -1
+        self._state = _IDLE
+        self._exception = None
+        self._started_at = None
+        self._finished_at = None
         self._body: Awaitable[_T] | Callable[[], Awaitable[_T]] | None = body
         self._job: Job[_T] | None = None
         self._result: _T | None = None
+        if type(requires) is not tuple or requires:  # skip the common ()
+            self.require(requires)
 
     def __repr__(self) -> str:
         return f"<Step {self.label!r} {self.state.value}>"
