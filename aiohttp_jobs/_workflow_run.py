@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["run_workflow"]
 
 _SUCCEEDED = StepState.SUCCEEDED
+#: Steps started per turn of the event loop, at most.
+_BATCH = 1000
 _JOB_SUCCEEDED = JobState.SUCCEEDED
 _READY = StepState.READY
 
@@ -187,12 +189,20 @@ class _Run:
         priority = self.priority
         running = StepState.RUNNING
         while True:
+            budget = _BATCH
             while (
                 ready
                 and len(active) < window
                 and self.failure is None
                 and not self.timed_out
             ):
+                if not budget:
+                    # Let what started run before starting more: a huge fan-out
+                    # then never holds all its tasks (and their memory) at once.
+                    await asyncio.sleep(0)
+                    budget = _BATCH
+                    continue
+                budget -= 1
                 step = steps[ready.popleft()]
                 step._state = running
                 if not isinstance(step, Step):
