@@ -70,6 +70,8 @@ class TaskRunner:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._lease = 60.0
+        #: (number of declared tasks, tasks by function): resolves schedule_task(fn)
+        self._by_func: tuple[int, dict[object, list[Task]]] | None = None
 
     def __repr__(self) -> str:
         state = "stopping" if self._stopping else "running"
@@ -127,6 +129,8 @@ class TaskRunner:
         batch = self.tasks.batch_size
         changed = self._changed
         spawn = self.scheduler.spawn
+        try_spawn = self.scheduler._try_spawn
+        on_done = self._on_done
         declared = self.tasks.tasks
         tags = self._tags
         while not self._stopping:
@@ -149,12 +153,20 @@ class TaskRunner:
                         missed = self._missed.pop(record.key, 0) if self._missed else 0
                         coro = self._execute(task, claim, missed)
                         try:
-                            job = await spawn(
-                                coro,
-                                name=record.key,
-                                priority=task.priority,
-                                tags=tags[task.name],
-                            )
+                            # Started here with its done callback set; only a
+                            # full pending list makes us wait (await spawn()).
+                            job = try_spawn(
+                                coro, record.key, task.priority, tags[task.name],
+                                None, on_done,
+                            )  # fmt: skip
+                            if job is None:
+                                job = await spawn(
+                                    coro,
+                                    name=record.key,
+                                    priority=task.priority,
+                                    tags=tags[task.name],
+                                )
+                                job.add_done_callback(on_done)
                         except SchedulerClosedError:
                             log.warning(
                                 "scheduler closed: run %r left to its lease",
@@ -179,7 +191,6 @@ class TaskRunner:
 
     def _track(self, claim: Claim, job: Job[Any]) -> None:
         self._inflight.add(job)
-        job.add_done_callback(self._on_done)
         record = claim.record
         spec = record.schedule
         if spec is not None and "at" in spec:

@@ -44,7 +44,12 @@ class TaskRuntime(TaskRunner):
 
     def _task(self, task: str | Callable[..., object]) -> Task:
         if not isinstance(task, str):
-            matches = [t for t in self.tasks.tasks.values() if t.func is task]
+            by_func = self._by_func
+            if by_func is None or by_func[0] != len(self.tasks.tasks):
+                by_func = self._by_func = (len(self.tasks.tasks), {})
+                for declared in self.tasks.tasks.values():
+                    by_func[1].setdefault(declared.func, []).append(declared)
+            matches = by_func[1].get(task, [])
             if len(matches) != 1:
                 raise TaskNotFoundError(
                     f"{task!r} is declared {len(matches)} times; pass the task name"
@@ -81,6 +86,28 @@ class TaskRuntime(TaskRunner):
         if not isinstance(instance, str) or not instance:
             raise TaskNotFoundError("an instance name must be a non-empty string")
         key = f"{declared.name}:{instance}"
+        if (
+            type(execute_at) is float
+            and schedule is None
+            and interval is None
+            and start_at is None
+            and end_at is None
+            and not params
+        ):
+            # A once-off run at a timestamp, the bulk case: nothing to parse.
+            record = TaskRecord(
+                key,
+                declared.name,
+                {"at": execute_at},
+                dict(declared.params) if declared.params else NO_PARAMS,
+                enabled,
+                execute_at,
+                self._max_running(declared),
+            )
+            self._schedules.pop(key, None)
+            await self._store.save(record)
+            self._changed.set()
+            return key
         where = f"dynamic task {key!r}"
         tz = declared.timezone
         if timezone is not None:
