@@ -102,7 +102,7 @@ class TaskRuntime(TaskRunner):
                 dict(declared.params) if declared.params else NO_PARAMS,
                 enabled,
                 execute_at,
-                self._max_running(declared),
+                max_running=self._max_running(declared),
             )
             self._schedules.pop(key, None)
             await self._store.save(record)

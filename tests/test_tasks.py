@@ -502,3 +502,33 @@ async def test_a_disabled_keyword_task_ignores_fire_until_enabled(
         await runtime.fire("ping", n=3)
         await clock.advance(0)
     assert got == [2]
+
+
+async def test_once_off_timestamps_give_the_same_record_on_every_path(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks()
+    runs: list[str] = []
+
+    @tasks.dynamic_task(kind="ping")
+    async def ping(ctx: Context) -> None:
+        runs.append(f"{_at(clock)} {ctx.name} {dict(ctx.params)}")
+
+    at = (T0 + timedelta(minutes=5)).timestamp()
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
+        await runtime.schedule_task(ping, "float", execute_at=at)  # the fast path
+        await runtime.schedule_task(ping, "int", execute_at=int(at))
+        await runtime.schedule_task(ping, "dt", execute_at=T0 + timedelta(minutes=5))
+        await runtime.schedule_task(ping, "params", execute_at=at, extra=1)
+        records = {r.key: r for r in await runtime._store.records()}
+        assert records["ping:float"] == records["ping:int"]._replace(key="ping:float")
+        assert records["ping:float"] == records["ping:dt"]._replace(key="ping:float")
+        assert records["ping:float"].params == {"kind": "ping"}
+        assert records["ping:float"].params is not tasks.tasks["ping"].params
+        await clock.advance(timedelta(minutes=5))
+    assert sorted(runs) == [
+        "00:05:00 ping:dt {'kind': 'ping'}",
+        "00:05:00 ping:float {'kind': 'ping'}",
+        "00:05:00 ping:int {'kind': 'ping'}",
+        "00:05:00 ping:params {'kind': 'ping', 'extra': 1}",
+    ]

@@ -461,3 +461,29 @@ async def test_cancelling_the_run_while_spawn_waits_for_a_pending_place() -> Non
         assert steps[0].state is StepState.CANCELLED
         assert steps[2].state is StepState.CANCELLED  # its spawn() was waiting
         assert scheduler.active_count == scheduler.pending_count == 0
+
+
+async def test_a_full_pending_list_makes_the_driver_wait_then_finish() -> None:
+    rec = Recorder()
+    async with Scheduler(limit=1, pending_limit=1) as scheduler:
+        steps = [rec.step(str(i), ticks=2) for i in range(5)]
+        assert await Workflow(*steps).run(scheduler=scheduler)
+    assert [s.result() for s in steps] == ["0", "1", "2", "3", "4"]
+    assert rec.peak == 1
+
+
+async def test_a_huge_fan_out_starts_in_batches_per_loop_turn() -> None:
+    active_when_first_ran: list[int] = []
+    async with Scheduler(limit=None) as scheduler:
+
+        async def body(index: int) -> int:
+            if index == 0:
+                active_when_first_ran.append(scheduler.active_count)
+            await asyncio.sleep(0)
+            return index
+
+        steps = [Step(body(i)) for i in range(2500)]
+        assert await Workflow(*steps).run(scheduler=scheduler)
+    # The first body ran after the first batch was started, not all 2,500.
+    assert active_when_first_ran == [1000]
+    assert [s.result() for s in steps] == list(range(2500))
