@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 __all__ = ["run_workflow"]
 
 _SUCCEEDED = StepState.SUCCEEDED
-#: Steps started per turn of the event loop, at most.
-_BATCH = 1000
+#: Steps started per turn of the event loop, at most. Small batches let a fan-out's
+#: tasks finish while later ones start, so its short-lived objects die young (cheap
+#: for the garbage collector) and the loop keeps serving timers and I/O.
+_BATCH = 64
 _JOB_SUCCEEDED = JobState.SUCCEEDED
 _READY = StepState.READY
 
