@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TaskRunner"]
 
+#: Runs started per turn of the event loop, at most (claims come in batch_size).
+_SPAWN_BATCH = 64
+
 log = logging.getLogger("aiohttp_jobs.tasks")
 
 _RETRY_LOOP = 1.0  # seconds between attempts when the store fails
@@ -144,7 +147,15 @@ class TaskRunner:
                     now=now, owner=self._owner, lease_duration=self._lease, limit=free
                 )
                 if claims:
+                    budget = _SPAWN_BATCH
                     for claim in claims:
+                        if not budget:
+                            # Let started runs progress before starting more:
+                            # their short-lived objects die young (cheap for
+                            # the garbage collector), timers and I/O get served.
+                            await asyncio.sleep(0)
+                            budget = _SPAWN_BATCH
+                        budget -= 1
                         record = claim.record
                         task = declared.get(record.task)
                         if task is None:
