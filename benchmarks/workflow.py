@@ -255,7 +255,7 @@ def _growth(small: dict[str, object], big: dict[str, object], key: str) -> float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
         "--quick", action="store_true", help="small sizes (for a smoke test)"
     )
