@@ -74,7 +74,7 @@ class TaskRunner:
         self._loop_task: asyncio.Task[None] | None = None
         self._lease = 60.0
         #: (number of declared tasks, tasks by function): resolves schedule_task(fn)
-        self._by_func: tuple[int, dict[object, list[Task]]] | None = None
+        self._by_func: tuple[int, dict[object, Task | None]] | None = None
 
     def __repr__(self) -> str:
         state = "stopping" if self._stopping else "running"

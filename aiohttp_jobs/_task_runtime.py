@@ -44,17 +44,22 @@ class TaskRuntime(TaskRunner):
 
     def _task(self, task: str | Callable[..., object]) -> Task:
         if not isinstance(task, str):
+            declared = self.tasks.tasks
             by_func = self._by_func
-            if by_func is None or by_func[0] != len(self.tasks.tasks):
-                by_func = self._by_func = (len(self.tasks.tasks), {})
-                for declared in self.tasks.tasks.values():
-                    by_func[1].setdefault(declared.func, []).append(declared)
-            matches = by_func[1].get(task, [])
-            if len(matches) != 1:
+            if by_func is None or by_func[0] != len(declared):
+                # Each function to its task, or to None where several tasks
+                # share it (rebuilt if tasks are declared later).
+                index: dict[object, Task | None] = {}
+                for item in declared.values():
+                    index[item.func] = None if item.func in index else item
+                by_func = self._by_func = (len(declared), index)
+            found = by_func[1].get(task)
+            if found is None:
+                count = sum(item.func is task for item in declared.values())
                 raise TaskNotFoundError(
-                    f"{task!r} is declared {len(matches)} times; pass the task name"
+                    f"{task!r} is declared {count} times; pass the task name"
                 )
-            return matches[0]
+            return found
         found = self.tasks.tasks.get(task)
         if found is None:
             raise TaskNotFoundError(
