@@ -187,26 +187,30 @@ async def measure(rounds: int, sizes: dict[str, tuple[int, int]]) -> dict[str, o
             variants["core_jobs_only"] = core_fanout
         if asynciojobs is not None:
             variants["asynciojobs"] = aj
+        names = list(variants)
+        await ours(100)  # warm up
+        # Every round times both sizes and every variant (in rotated order), so
+        # a machine that speeds up or slows down skews no size or variant.
+        times = {(size, name): [] for size in sizes[shape] for name in names}
+        no_gc: dict[int, list[float]] = {size: [] for size in sizes[shape]}
+        for index in range(rounds):
+            rotated = names[index % len(names) :] + names[: index % len(names)]
+            for size in sizes[shape]:
+                for name in rotated:
+                    times[size, name].append(await timed(variants[name], size))
+                no_gc[size].append(await timed(ours, size, collect=False))
         per_size = []
         for size in sizes[shape]:
-            times: dict[str, list[float]] = {name: [] for name in variants}
-            names = list(variants)
-            await variants["ours"](min(size, 100))  # warm up
-            for index in range(rounds):
-                rotated = names[index % len(names) :] + names[: index % len(names)]
-                for name in rotated:
-                    times[name].append(await timed(variants[name], size))
-            medians = {name: statistics.median(t) for name, t in times.items()}
-            no_gc = statistics.median(
-                [await timed(ours, size, collect=False) for _ in range(rounds)]
-            )
+            medians = {name: statistics.median(times[size, name]) for name in names}
             entry: dict[str, object] = {
                 "size": size,
                 "steps_plus_edges": units(shape, size),
                 "median_s": {k: round(v, 5) for k, v in medians.items()},
                 "ratio_vs_raw": round(medians["raw"] / medians["ours"], 3),
                 "us_per_unit": round(1e6 * medians["ours"] / units(shape, size), 3),
-                "us_per_unit_without_gc": round(1e6 * no_gc / units(shape, size), 3),
+                "us_per_unit_without_gc": round(
+                    1e6 * statistics.median(no_gc[size]) / units(shape, size), 3
+                ),
             }
             if shape == "fanout":
                 entry["steady_ratio_vs_raw"] = await steady_ratio(ours, raw, size)
