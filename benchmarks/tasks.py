@@ -265,8 +265,7 @@ async def main(seconds: float, *, quick: bool = False) -> dict[str, Any]:
     out["ours_once"] = [await _median_of(ours_once, n) for n in ours_sizes]
     out["apscheduler_lateness"] = await aps_lateness(seconds)
     out["apscheduler_once_all_run"] = [
-        await _median_of(functools.partial(aps_once, grace=False), n)
-        for n in aps_sizes
+        await _median_of(functools.partial(aps_once, grace=False), n) for n in aps_sizes
     ]
     out["apscheduler_once"] = [await _median_of(aps_once, n) for n in aps_sizes]
     out["pyncette_lateness"] = await pyncette_lateness(seconds)
