@@ -418,7 +418,10 @@ class Scheduler(Collection[Job[Any]]):
         job = self._try_spawn(coro, name, prio, tags, label, None)
         if job is not None:
             return job
-        job = self._new_job(coro, name, prio, tags, label, None)
+        # It has to wait for a pending place; _try_spawn() bound the loop.
+        loop = self._loop
+        assert loop is not None
+        job = Job(coro, self, loop, name, prio, tags, label, loop.get_debug(), None)
         await self._wait_for_space(job)
         caps = self._caps
         assert caps is not None
@@ -491,22 +494,6 @@ class Scheduler(Collection[Job[Any]]):
             raise RuntimeError(f"{self!r} is bound to a different event loop")
         loop = self._loop = asyncio.get_running_loop()
         return loop
-
-    def _new_job(
-        self,
-        coro: Coroutine[Any, Any, _T],
-        name: str | None,
-        priority: Priority,
-        tags: tuple[str, ...],
-        label: str | None,
-        callback: Callable[[Job[_T]], object] | None,
-    ) -> Job[_T]:
-        loop = self._loop
-        if loop is not asyncio.get_running_loop():
-            loop = self._bind(coro)
-        return Job(
-            coro, self, loop, name, priority, tags, label, loop.get_debug(), callback
-        )
 
     def _enqueue(self, job: Job[Any]) -> None:
         self._pending[job._priority].append(job)
