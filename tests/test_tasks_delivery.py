@@ -136,7 +136,7 @@ async def test_at_most_once_never_repeats_an_occurrence(
 
 
 async def test_a_run_longer_than_its_lease_runs_again_at_least_once(
-    scheduler: Scheduler, clock: FakeClock
+    scheduler: Scheduler, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     tasks = Tasks()
     starts: list[tuple[float, str, int]] = []
@@ -153,6 +153,10 @@ async def test_a_run_longer_than_its_lease_runs_again_at_least_once(
     # the same run id: the duplicate is detectable
     assert starts == [(1000, "long@1704068200000", 0), (1010, "long@1704068200000", 1)]
     assert info.next_fire_at == T0 + timedelta(seconds=2000)
+    # the first run, finishing after the takeover, says it may have run twice
+    late = [r for r in caplog.records if "after losing its lease" in r.getMessage()]
+    assert len(late) == 1 and late[0].levelno == logging.WARNING
+    assert "long@1704068200000" in late[0].getMessage()
 
 
 async def test_cooperative_heartbeat_keeps_the_lease(
