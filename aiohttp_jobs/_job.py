@@ -464,6 +464,9 @@ class Job(Generic[_T]):
             self._timer = None
         coro = self._coro
         if coro is not None:
+            if self._name is None and self._label is None:
+                self._label = self.name  # its name outlives the coroutine
+            self._coro = None
             coro.close()  # never started: avoid "coroutine was never awaited"
         self._notify()
 

@@ -560,10 +560,10 @@ class Scheduler(Collection[Job[Any]]):
         if self._jobs.pop(job._seq, None) is not None:
             self._active_count -= 1
         self._record(job)
+        if self._listeners:  # before the jobs its slot lets start
+            self._emit(EventKind.FINISHED, job)
         if self._pending_count:
             self._start_pending()
-        if self._listeners:
-            self._emit(EventKind.FINISHED, job)
         if self._idle_waiter is not None and not self._jobs and not self._shields:
             self._set_idle()
 

@@ -155,8 +155,8 @@ async def test_listeners_see_every_state_change_in_order() -> None:
         (EventKind.STARTED, "a"),
         (EventKind.CREATED, "b"),
         (EventKind.PROGRESS, "a"),
-        (EventKind.STARTED, "b"),
         (EventKind.FINISHED, "a"),
+        (EventKind.STARTED, "b"),  # in the slot a left
         (EventKind.FINISHED, "b"),
     ]
 

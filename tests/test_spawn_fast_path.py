@@ -183,3 +183,38 @@ async def test_done_callbacks_run_before_waiters_resume() -> None:
         job.add_done_callback(lambda _job: order.append("callback"))
         await watching
     assert order == ["callback", "waiter"]
+
+
+async def test_spawn_nowait_jobs_emit_events_and_reach_the_history() -> None:
+    seen: list[tuple[str, str]] = []
+    gate = asyncio.Event()
+    async with Scheduler(limit=1, start_timeout_warning=60) as scheduler:
+        scheduler.events.add_listener(
+            lambda event: seen.append((event.kind.value, event.job.name))
+        )
+        first = scheduler.spawn_nowait(_block(gate), "first")
+        second = scheduler.spawn_nowait(_return(2), "second")
+        assert second.pending
+        gate.set()
+        await second.wait()
+        await first.wait()
+    assert seen == [
+        ("created", "first"),
+        ("started", "first"),
+        ("created", "second"),
+        ("finished", "first"),
+        ("started", "second"),
+        ("finished", "second"),
+    ]
+    assert [job.name for job in scheduler.history] == ["first", "second"]
+
+
+async def test_a_job_closed_while_pending_keeps_its_name() -> None:
+    gate = asyncio.Event()
+    async with Scheduler(limit=1) as scheduler:
+        scheduler.spawn_nowait(_block(gate))
+        queued = scheduler.spawn_nowait(_return(1))
+        await queued.close()
+        assert queued.state is JobState.CANCELLED and queued.name == "_return"
+        assert not any(isinstance(ref, Coroutine) for ref in gc.get_referents(queued))
+        gate.set()
