@@ -461,10 +461,10 @@ class Scheduler(Collection[Job[Any]]):
                     self._space_waiters or self._pending_count + self._reserved >= limit
                 ):
                     return None
+                debug = loop.get_debug()
                 job = Job(
-                    coro, self, loop, name, priority, tags, label, loop.get_debug(),
-                    callback,
-                )  # fmt: skip
+                    coro, self, loop, name, priority, tags, label, debug, callback
+                )
                 self._jobs[job._seq] = job
                 self._enqueue(job)
                 return job

@@ -166,16 +166,11 @@ class TaskRunner:
                         try:
                             # Started here with its done callback set; only a
                             # full pending list makes us wait (await spawn()).
-                            job = try_spawn(
-                                coro, record.key, task.priority, tags[task.name],
-                                None, on_done,
-                            )  # fmt: skip
+                            key, prio, tag = record.key, task.priority, tags[task.name]
+                            job = try_spawn(coro, key, prio, tag, None, on_done)
                             if job is None:
                                 job = await spawn(
-                                    coro,
-                                    name=record.key,
-                                    priority=task.priority,
-                                    tags=tags[task.name],
+                                    coro, name=key, priority=prio, tags=tag
                                 )
                                 job.add_done_callback(on_done)
                         except SchedulerClosedError:
