@@ -462,13 +462,46 @@ class Job(Generic[_T]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        coro = self._release()
+        if coro is not None:
+            coro.close()  # never started: avoid "coroutine was never awaited"
+        self._notify()
+
+    def _finish(self, task: asyncio.Task[_T]) -> None:
+        """Its task ended: record the outcome, tell the owner, notify."""
+        self._finished_at = time.time()
+        self._closed = True
+        exc: BaseException | None = None
+        if task.cancelled():
+            self._state = _CANCELLED
+        else:
+            exc = task.exception()
+            if exc is None:
+                self._result = task.result()
+                self._state = _SUCCEEDED
+            else:
+                self._exception = exc
+                self._state = _FAILED
+        if self._name is None:
+            self._task_name = task.get_name()  # get_name() outlives the task
+        self._task = None
+        self._release()
+        self._owner._job_finished(self)
+        if exc is not None and not self._explicit:
+            self._report("Job processing failed", exc)
+        if self._waiters is not None or self._callback is not None:
+            self._notify()
+
+    def _release(self) -> Coroutine[Any, Any, _T] | None:
+        """Let go of the coroutine (returned), keeping the name it gave the job:
+        a finished job in the history or in a workflow holds no task, coroutine
+        or context."""
         coro = self._coro
         if coro is not None:
             if self._name is None and self._label is None:
-                self._label = self.name  # its name outlives the coroutine
+                self._label = self.name
             self._coro = None
-            coro.close()  # never started: avoid "coroutine was never awaited"
-        self._notify()
+        return coro
 
     def _notify(self) -> None:
         waiters = self._waiters
@@ -495,18 +528,13 @@ class Job(Generic[_T]):
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._callback_failed(callback, exc)
-
-    def _callback_failed(
-        self, callback: Callable[[Job[_T]], object], exc: BaseException
-    ) -> None:
-        self._loop.call_exception_handler(
-            {
-                "message": f"Exception in done callback {callback!r} of {self!r}",
-                "exception": exc,
-                "job": self,
-            }
-        )
+            self._loop.call_exception_handler(
+                {
+                    "message": f"Exception in done callback {callback!r} of {self!r}",
+                    "exception": exc,
+                    "job": self,
+                }
+            )
 
     def _report(self, message: str, exc: BaseException) -> None:
         context: dict[str, Any] = {"message": message, "job": self, "exception": exc}
@@ -516,44 +544,8 @@ class Job(Generic[_T]):
 
 
 def _task_done(task: asyncio.Task[Any]) -> None:
-    """The task of a job ended: record the outcome, tell the owner, notify.
-
-    Runs in the job's context (see ``Job._start``).
-    """
+    """Done callback of every job's task; runs in the job's context (see
+    ``Job._start``), which is how it finds the job."""
     job = _current.get()
     assert job is not None and job._task is task
-    job._finished_at = time.time()
-    job._closed = True
-    exc: BaseException | None = None
-    if task.cancelled():
-        job._state = _CANCELLED
-    else:
-        exc = task.exception()
-        if exc is None:
-            job._result = task.result()
-            job._state = _SUCCEEDED
-        else:
-            job._exception = exc
-            job._state = _FAILED
-    # Keep the outcome, not the task: a finished job in the history or in a
-    # workflow then holds no task, coroutine or context.
-    if job._name is None:
-        job._task_name = task.get_name()
-        if job._label is None:
-            job._label = job.name
-    job._task = None
-    job._coro = None
-    job._owner._job_finished(job)
-    if exc is not None and not job._explicit:
-        job._report("Job processing failed", exc)
-    callback = job._callback
-    if job._waiters is not None or job._callbacks is not None:
-        job._notify()
-    elif callback is not None:  # the common case, inlined
-        job._callback = None
-        try:
-            callback(job)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as error:
-            job._callback_failed(callback, error)
+    job._finish(task)

@@ -388,12 +388,8 @@ class Scheduler(Collection[Job[Any]]):
         :class:`SchedulerFullError` instead (and closes *coro*). Must be called
         from the event loop's thread.
         """
-        if type(coro) is not CoroutineType:
-            coro = _as_coroutine(coro)
-        prio = priority if type(priority) is Priority else _parse(priority, coro)
-        job = self._try_spawn(
-            coro, name, prio, tags if type(tags) is tuple else tuple(tags), None, None
-        )
+        coro, prio, tags = _checked(coro, priority, tags)
+        job = self._try_spawn(coro, name, prio, tags, None, None)
         if job is None:
             coro.close()
             what = name or getattr(coro, "__qualname__", "job")
@@ -411,26 +407,10 @@ class Scheduler(Collection[Job[Any]]):
         tags: Collection[str],
         label: str | None,
     ) -> Job[_T]:
-        if type(coro) is not CoroutineType:
-            coro = _as_coroutine(coro)
-        prio = priority if type(priority) is Priority else _parse(priority, coro)
-        tags = tags if type(tags) is tuple else tuple(tags)
-        job = self._try_spawn(coro, name, prio, tags, label, None)
-        if job is not None:
-            return job
-        # It has to wait for a pending place; _try_spawn() bound the loop.
-        loop = self._loop
-        assert loop is not None
-        job = Job(coro, self, loop, name, prio, tags, label, loop.get_debug(), None)
-        await self._wait_for_space(job)
-        caps = self._caps
-        assert caps is not None
-        self._jobs[job._seq] = job
-        if self._active_count < caps[prio]:
-            self._start(job, created=True)
-        else:
-            self._enqueue(job)
-        return job
+        coro, prio, tags = _checked(coro, priority, tags)
+        return self._try_spawn(
+            coro, name, prio, tags, label, None
+        ) or await self._wait_and_spawn(coro, name, prio, tags, label, None)
 
     def _try_spawn(
         self,
@@ -442,7 +422,7 @@ class Scheduler(Collection[Job[Any]]):
         callback: Callable[[Job[_T]], object] | None,
     ) -> Job[_T] | None:
         """Start or queue a job now; ``None`` (and *coro* untouched) where it
-        would have to wait for a pending place.
+        would have to wait for a pending place: then ``_wait_and_spawn()``.
 
         The spawning path shared by every ``spawn*()`` method, and the entry for
         the package's orchestrators (workflows, tasks): arguments come checked,
@@ -453,31 +433,48 @@ class Scheduler(Collection[Job[Any]]):
         loop = self._loop
         if loop is not asyncio.get_running_loop():
             loop = self._bind(coro)
-        caps = self._caps
-        if caps is not None and priority is not _CRITICAL:
-            if self._active_count >= caps[priority]:  # it has to queue
-                limit = self._pending_limit
-                if limit and (
-                    self._space_waiters or self._pending_count + self._reserved >= limit
-                ):
-                    return None
-                debug = loop.get_debug()
-                job = Job(
-                    coro, self, loop, name, priority, tags, label, debug, callback
-                )
-                self._jobs[job._seq] = job
-                self._enqueue(job)
-                return job
+        slot = self._has_slot(priority)
+        if not slot and self.full:
+            return None
         job = Job(
             coro, self, loop, name, priority, tags, label, loop.get_debug(), callback
         )
-        self._jobs[job._seq] = job
-        self._active_count += 1
-        job._start()
-        if self._listeners:
-            self._emit(EventKind.CREATED, job)
-            self._emit(EventKind.STARTED, job)
+        self._admit(job, slot)
         return job
+
+    async def _wait_and_spawn(
+        self,
+        coro: Coroutine[Any, Any, _T],
+        name: str | None,
+        priority: Priority,
+        tags: tuple[str, ...],
+        label: str | None,
+        callback: Callable[[Job[_T]], object] | None,
+    ) -> Job[_T]:
+        """The rest of a spawn that ``_try_spawn()`` could not place: wait for a
+        pending place, then start or queue the job."""
+        loop = self._loop
+        assert loop is not None  # bound by _try_spawn()
+        job = Job(
+            coro, self, loop, name, priority, tags, label, loop.get_debug(), callback
+        )
+        await self._wait_for_space(job)
+        self._admit(job, self._has_slot(priority))
+        return job
+
+    def _has_slot(self, priority: Priority) -> bool:
+        caps = self._caps
+        return (
+            caps is None or priority is _CRITICAL or self._active_count < caps[priority]
+        )
+
+    def _admit(self, job: Job[Any], slot: bool) -> None:
+        """Start *job* if a *slot* is free for its priority, else queue it."""
+        self._jobs[job._seq] = job
+        if slot:
+            self._start(job, created=True)
+        else:
+            self._enqueue(job)
 
     def _refuse(self, coro: Coroutine[Any, Any, Any]) -> NoReturn:
         coro.close()
@@ -760,12 +757,21 @@ def _check_blocking(method: str, fn: object) -> None:
         )
 
 
-def _parse(priority: object, coro: Coroutine[Any, Any, Any]) -> Priority:
-    try:
-        return parse_priority(priority)  # type: ignore[arg-type]
-    except Exception:
-        coro.close()
-        raise
+def _checked(
+    coro: Coroutine[Any, Any, _T] | Awaitable[_T],
+    priority: Priority | int | str,
+    tags: Collection[str],
+) -> tuple[Coroutine[Any, Any, _T], Priority, tuple[str, ...]]:
+    """The arguments of a public ``spawn*()`` in the form ``_try_spawn()`` takes."""
+    if type(coro) is not CoroutineType:
+        coro = _as_coroutine(coro)
+    if type(priority) is not Priority:
+        try:
+            priority = parse_priority(priority)
+        except Exception:
+            coro.close()  # refused: no "coroutine was never awaited" warning
+            raise
+    return coro, priority, tags if type(tags) is tuple else tuple(tags)
 
 
 def _as_coroutine(aw: object) -> Coroutine[Any, Any, Any]:

@@ -195,57 +195,35 @@ def build_schedule(
     end_at: datetime | float | None,
 ) -> Schedule:
     """The schedule of a task or dynamic instance; exactly one kind must be given."""
-    try:
-        return _build_schedule(
-            where,
-            schedule=schedule,
-            interval=interval,
-            execute_at=execute_at,
-            timezone=timezone,
-            start_at=start_at,
-            end_at=end_at,
-        )
-    except TaskDefinitionError:
-        raise
-    except ConfigError as exc:
-        raise TaskDefinitionError(f"{where}: {exc}") from None
-
-
-def _build_schedule(
-    where: str,
-    *,
-    schedule: str | None,
-    interval: float | timedelta | None,
-    execute_at: datetime | float | None,
-    timezone: tzinfo | None,
-    start_at: datetime | float | None,
-    end_at: datetime | float | None,
-) -> Schedule:
-    given = [
-        n
-        for n, v in (
+    if (schedule is not None) + (interval is not None) + (execute_at is not None) != 1:
+        kinds = (
             ("schedule", schedule),
             ("interval", interval),
             ("execute_at", execute_at),
         )
-        if v is not None
-    ]
-    if len(given) != 1:
+        given = [name for name, value in kinds if value is not None]
         raise TaskDefinitionError(
             f"{where}: give exactly one of schedule= (cron), interval= or execute_at=, "
             f"got {' and '.join(given) if given else 'none'}"
         )
-    start = None if start_at is None else to_timestamp(start_at, timezone, "start_at")
-    end = None if end_at is None else to_timestamp(end_at, timezone, "end_at")
-    if schedule is not None:
-        return CronSchedule(schedule, timezone=timezone, start_at=start, end_at=end)
-    if interval is not None:
-        return IntervalSchedule(
-            check_seconds(interval, f"{where}: interval"), start_at=start, end_at=end
-        )
-    assert execute_at is not None
-    if start is not None or end is not None:
+    if execute_at is not None and (start_at is not None or end_at is not None):
         raise TaskDefinitionError(
             f"{where}: execute_at= takes no start_at/end_at window"
         )
-    return OnceSchedule(to_timestamp(execute_at, timezone, "execute_at"))
+    try:
+        if execute_at is not None:
+            return OnceSchedule(to_timestamp(execute_at, timezone, "execute_at"))
+        start = (
+            None if start_at is None else to_timestamp(start_at, timezone, "start_at")
+        )
+        end = None if end_at is None else to_timestamp(end_at, timezone, "end_at")
+        if schedule is not None:
+            return CronSchedule(schedule, timezone=timezone, start_at=start, end_at=end)
+        assert interval is not None
+        return IntervalSchedule(
+            check_seconds(interval, f"{where}: interval"), start_at=start, end_at=end
+        )
+    except TaskDefinitionError:  # already names where it comes from
+        raise
+    except ConfigError as exc:
+        raise TaskDefinitionError(f"{where}: {exc}") from None

@@ -73,8 +73,11 @@ class TaskRunner:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._lease = 60.0
-        #: (number of declared tasks, tasks by function): resolves schedule_task(fn)
-        self._by_func: tuple[int, dict[object, Task | None]] | None = None
+        # Each function to its task (None where several tasks share it), for
+        # schedule_task(fn); like the tags, it is the tasks declared at start.
+        self._by_func: dict[object, Task | None] = {}
+        for task in tasks.tasks.values():
+            self._by_func[task.func] = None if task.func in self._by_func else task
 
     def __repr__(self) -> str:
         state = "stopping" if self._stopping else "running"
@@ -131,8 +134,8 @@ class TaskRunner:
         limit = self.tasks.concurrency_limit
         batch = self.tasks.batch_size
         changed = self._changed
-        spawn = self.scheduler.spawn
         try_spawn = self.scheduler._try_spawn
+        wait_and_spawn = self.scheduler._wait_and_spawn
         on_done = self._on_done
         declared = self.tasks.tasks
         tags = self._tags
@@ -163,16 +166,15 @@ class TaskRunner:
                             continue
                         missed = self._missed.pop(record.key, 0) if self._missed else 0
                         coro = self._execute(task, claim, missed)
+                        key, prio, tag = record.key, task.priority, tags[task.name]
                         try:
                             # Started here with its done callback set; only a
-                            # full pending list makes us wait (await spawn()).
-                            key, prio, tag = record.key, task.priority, tags[task.name]
-                            job = try_spawn(coro, key, prio, tag, None, on_done)
-                            if job is None:
-                                job = await spawn(
-                                    coro, name=key, priority=prio, tags=tag
-                                )
-                                job.add_done_callback(on_done)
+                            # full pending list makes the runner wait.
+                            job = try_spawn(
+                                coro, key, prio, tag, None, on_done
+                            ) or await wait_and_spawn(
+                                coro, key, prio, tag, None, on_done
+                            )
                         except SchedulerClosedError:
                             log.warning(
                                 "scheduler closed: run %r left to its lease",

@@ -44,18 +44,9 @@ class TaskRuntime(TaskRunner):
 
     def _task(self, task: str | Callable[..., object]) -> Task:
         if not isinstance(task, str):
-            declared = self.tasks.tasks
-            by_func = self._by_func
-            if by_func is None or by_func[0] != len(declared):
-                # Each function to its task, or to None where several tasks
-                # share it (rebuilt if tasks are declared later).
-                index: dict[object, Task | None] = {}
-                for item in declared.values():
-                    index[item.func] = None if item.func in index else item
-                by_func = self._by_func = (len(declared), index)
-            found = by_func[1].get(task)
+            found = self._by_func.get(task)
             if found is None:
-                count = sum(item.func is task for item in declared.values())
+                count = sum(t.func is task for t in self.tasks.tasks.values())
                 raise TaskNotFoundError(
                     f"{task!r} is declared {count} times; pass the task name"
                 )
@@ -91,28 +82,6 @@ class TaskRuntime(TaskRunner):
         if not isinstance(instance, str) or not instance:
             raise TaskNotFoundError("an instance name must be a non-empty string")
         key = f"{declared.name}:{instance}"
-        if (
-            type(execute_at) is float
-            and schedule is None
-            and interval is None
-            and start_at is None
-            and end_at is None
-            and not params
-        ):
-            # A once-off run at a timestamp, the bulk case: nothing to parse.
-            record = TaskRecord(
-                key,
-                declared.name,
-                {"at": execute_at},
-                dict(declared.params) if declared.params else NO_PARAMS,
-                enabled,
-                execute_at,
-                max_running=self._max_running(declared),
-            )
-            self._schedules.pop(key, None)
-            await self._store.save(record)
-            self._changed.set()
-            return key
         where = f"dynamic task {key!r}"
         tz = declared.timezone
         if timezone is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from types import CoroutineType
 from typing import TYPE_CHECKING
 
 from ._errors import (
@@ -21,13 +20,10 @@ from ._errors import (
     WorkflowStateError,
     WorkflowTimeoutError,
 )
-from ._job import JobState
 from ._priority import Priority
 from ._workflow import BaseStep, Step, StepState, Workflow, _registry
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
-
     from ._job import Job
     from ._scheduler import Scheduler
 
@@ -38,7 +34,6 @@ _SUCCEEDED = StepState.SUCCEEDED
 #: tasks finish while later ones start, so its short-lived objects die young (cheap
 #: for the garbage collector) and the loop keeps serving timers and I/O.
 _BATCH = 64
-_JOB_SUCCEEDED = JobState.SUCCEEDED
 _READY = StepState.READY
 
 
@@ -184,8 +179,8 @@ class _Run:
         steps = self.steps
         loop = self.loop
         scheduler = self.scheduler
-        spawn = scheduler.spawn
         try_spawn = scheduler._try_spawn
+        wait_and_spawn = scheduler._wait_and_spawn
         job_done = self._job_done
         tags = self.tags
         priority = self.priority
@@ -214,20 +209,14 @@ class _Run:
                 prio = step._priority
                 if prio is None:
                     prio = priority
-                body = step._body
-                coro: Coroutine[object, object, object]
-                if type(body) is CoroutineType:  # the common case, inlined
-                    step._body = None
-                    coro = body
-                else:
-                    coro = step._coroutine()
+                coro = step._coroutine()
+                label = step._label
                 try:
-                    # No coroutine frame and no wake-up per step: the job starts
-                    # (or queues) here with its done callback already set.
-                    job = try_spawn(coro, step._label, prio, tags, None, job_done)
-                    if job is None:  # the pending list is full: wait for a place
-                        job = await spawn(coro, step._label, priority=prio, tags=tags)
-                        job.add_done_callback(job_done)
+                    # The job starts (or queues) here with its done callback
+                    # set; only a full pending list makes the driver wait.
+                    job = try_spawn(
+                        coro, label, prio, tags, None, job_done
+                    ) or await wait_and_spawn(coro, label, prio, tags, None, job_done)
                 except Exception as exc:  # e.g. the scheduler was closed
                     step._state = StepState.FAILED
                     step._exception = exc
@@ -266,11 +255,7 @@ class _Run:
         if step is None:  # already settled by _stop()
             return
         assert isinstance(step, Step)
-        if job.state is _JOB_SUCCEEDED:  # the common case, inlined
-            step._result = job.result()
-            step._state = _SUCCEEDED
-        else:
-            step._record(job)
+        step._record(job)
         self._settle(step)
 
     def _task_done(self, task: asyncio.Task[bool]) -> None:

@@ -334,7 +334,7 @@ class Step(BaseStep, Generic[_T]):
         self._body = None
         if body is None:
             raise WorkflowStateError(f"step {self.label!r} has already run")
-        if inspect.iscoroutine(body):
+        if type(body) is CoroutineType or inspect.iscoroutine(body):
             return body
         if inspect.isawaitable(body):
             return _await(body)
