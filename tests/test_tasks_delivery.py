@@ -389,3 +389,25 @@ async def test_a_run_pending_past_its_lease_runs_once(clock: FakeClock) -> None:
     # it still ran exactly once
     assert [r[0] for r in runs] == ["hog", "small"]
     assert runs[1][1] == 1099
+
+
+async def test_the_runner_starts_at_most_a_batch_of_runs_per_loop_turn(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    from aiohttp_jobs._task_runner import _SPAWN_BATCH
+
+    tasks = Tasks(batch_size=200)  # one claim of 200 runs
+    active_when_first_ran: list[int] = []
+
+    @tasks.dynamic_task()
+    async def work(ctx: Context) -> None:
+        if not active_when_first_ran:
+            active_when_first_ran.append(scheduler.active_count)
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
+        for i in range(200):
+            await runtime.schedule_task(work, f"w{i}", execute_at=T0)
+        await clock.advance(0)
+        await runtime.wait_idle()
+    # The first run started before the rest of the claimed batch was spawned.
+    assert active_when_first_ran == [_SPAWN_BATCH] and _SPAWN_BATCH < 200

@@ -63,8 +63,8 @@ class MemoryStore(TaskStore):
     """Keeps everything in this process; the default store.
 
     A record's state is spread over plain dicts of strings and numbers rather
-    than one object per record: 100,000 scheduled instances then give the
-    garbage collector nearly nothing to scan.
+    than one object per record: the garbage collector scans only the records
+    themselves (TaskRecord, a tuple subclass, stays tracked), one per instance.
     """
 
     def __init__(self) -> None:
