@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 
-from .._errors import SetupError
+from .._errors import SchedulerClosedError, SchedulerFullError, SetupError
 from .._job import Job
-from .._priority import Priority, parse_priority
+from .._priority import Priority
 from .._scheduler import Scheduler
 from ._atomic import atomic
 from ._protect import unavailable
@@ -179,23 +179,22 @@ async def spawn(
     try:
         state = _state(request)
         scheduler = state.require_scheduler()
-        if reject_when_full is None:
-            reject_when_full = state.reject_when_full
-        if reject_when_full:
-            if scheduler.draining or scheduler.closed:
-                reason = "the server is shutting down"
-            elif scheduler.full and parse_priority(priority) is not Priority.CRITICAL:
-                reason = "too much background work is waiting"
-            else:
-                reason = ""
-            if reason:
-                if retry_after is None:
-                    retry_after = state.retry_after
-                raise unavailable(reason, retry_after)
     except BaseException:
         coro.close()  # never started: no "coroutine was never awaited"
         raise
-    return await scheduler.spawn(coro, name, priority=priority, tags=tags)
+    if reject_when_full is None:
+        reject_when_full = state.reject_when_full
+    if not reject_when_full:
+        return await scheduler.spawn(coro, name, priority=priority, tags=tags)
+    # The scheduler decides whether the job would wait; both refusals close
+    # the coroutine.
+    try:
+        return scheduler.spawn_nowait(coro, name, priority=priority, tags=tags)
+    except SchedulerClosedError:
+        reason = "the server is shutting down"
+    except SchedulerFullError:
+        reason = "too much background work is waiting"
+    raise unavailable(reason, state.retry_after if retry_after is None else retry_after)
 
 
 def shield(request: web.Request, aw: Awaitable[_T]) -> asyncio.Future[_T]:
