@@ -44,6 +44,12 @@ ExceptionHandler = Callable[["Scheduler", dict[str, Any]], None]
 #: Called as ``handler(job, level)`` with level ``"warning"`` or ``"critical"``.
 StartTimeoutHandler = Callable[[Job[Any], str], None]
 
+#: How many jobs an orchestrator (a workflow, the task runner) starts per turn of
+#: the event loop, at most. Small batches let started jobs finish while later
+#: ones start, so their short-lived objects die young (cheap for the garbage
+#: collector), memory stays bounded and the loop keeps serving timers and I/O.
+START_BATCH = 64
+
 _LOW, _NORMAL, _HIGH, _CRITICAL = Priority
 _PENDING_ORDER = (_HIGH, _NORMAL, _LOW)
 

@@ -20,6 +20,7 @@ from ._clock import Clock, TimerHandle, sleep_until
 from ._cron import Schedule, schedule_from_spec
 from ._errors import LeaseLostError, SchedulerClosedError
 from ._job import Job, JobState
+from ._scheduler import START_BATCH
 from ._task_context import Context, TaskStats
 from ._task_options import FailureMode, Overlap, Task
 from ._task_policy import after_run
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
     from ._task_runtime import TaskRuntime
 
 __all__ = ["TaskRunner"]
-
-#: Runs started per turn of the event loop, at most (claims come in batch_size).
-_SPAWN_BATCH = 64
 
 log = logging.getLogger("aiohttp_jobs.tasks")
 
@@ -150,14 +148,11 @@ class TaskRunner:
                     now=now, owner=self._owner, lease_duration=self._lease, limit=free
                 )
                 if claims:
-                    budget = _SPAWN_BATCH
+                    budget = START_BATCH
                     for claim in claims:
-                        if not budget:
-                            # Let started runs progress before starting more:
-                            # their short-lived objects die young (cheap for
-                            # the garbage collector), timers and I/O get served.
-                            await asyncio.sleep(0)
-                            budget = _SPAWN_BATCH
+                        if not budget:  # let what started run first
+                            await asyncio.sleep(0)  # (see START_BATCH)
+                            budget = START_BATCH
                         budget -= 1
                         record = claim.record
                         task = declared.get(record.task)

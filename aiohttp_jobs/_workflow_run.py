@@ -21,6 +21,7 @@ from ._errors import (
     WorkflowTimeoutError,
 )
 from ._priority import Priority
+from ._scheduler import START_BATCH
 from ._workflow import BaseStep, Step, StepState, Workflow, _registry
 
 if TYPE_CHECKING:
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["run_workflow"]
 
 _SUCCEEDED = StepState.SUCCEEDED
-#: Steps started per turn of the event loop, at most. Small batches let a fan-out's
-#: tasks finish while later ones start, so its short-lived objects die young (cheap
-#: for the garbage collector) and the loop keeps serving timers and I/O.
-_BATCH = 64
 _READY = StepState.READY
 
 
@@ -186,18 +183,16 @@ class _Run:
         priority = self.priority
         running = StepState.RUNNING
         while True:
-            budget = _BATCH
+            budget = START_BATCH
             while (
                 ready
                 and len(active) < window
                 and self.failure is None
                 and not self.timed_out
             ):
-                if not budget:
-                    # Let what started run before starting more: a huge fan-out
-                    # then never holds all its tasks (and their memory) at once.
+                if not budget:  # let what started run first (see START_BATCH)
                     await asyncio.sleep(0)
-                    budget = _BATCH
+                    budget = START_BATCH
                     continue
                 budget -= 1
                 step = steps[ready.popleft()]

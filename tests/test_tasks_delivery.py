@@ -394,7 +394,7 @@ async def test_a_run_pending_past_its_lease_runs_once(clock: FakeClock) -> None:
 async def test_the_runner_starts_at_most_a_batch_of_runs_per_loop_turn(
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
-    from aiohttp_jobs._task_runner import _SPAWN_BATCH
+    from aiohttp_jobs._scheduler import START_BATCH
 
     tasks = Tasks(batch_size=200)  # one claim of 200 runs
     active_when_first_ran: list[int] = []
@@ -410,4 +410,4 @@ async def test_the_runner_starts_at_most_a_batch_of_runs_per_loop_turn(
         await clock.advance(0)
         await runtime.wait_idle()
     # The first run started before the rest of the claimed batch was spawned.
-    assert active_when_first_ran == [_SPAWN_BATCH] and _SPAWN_BATCH < 200
+    assert active_when_first_ran == [START_BATCH] and START_BATCH < 200

@@ -22,7 +22,7 @@ from aiohttp_jobs import (
     Workflow,
     WorkflowTimeoutError,
 )
-from aiohttp_jobs._workflow_run import _BATCH
+from aiohttp_jobs._scheduler import START_BATCH
 
 
 class Recorder:
@@ -486,5 +486,5 @@ async def test_a_huge_fan_out_starts_in_batches_per_loop_turn() -> None:
         steps = [Step(body(i)) for i in range(2500)]
         assert await Workflow(*steps).run(scheduler=scheduler)
     # The first body ran after the first batch was started, not all 2,500.
-    assert active_when_first_ran == [_BATCH] and _BATCH < 2500
+    assert active_when_first_ran == [START_BATCH] and START_BATCH < 2500
     assert [s.result() for s in steps] == list(range(2500))
