@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,11 +19,12 @@ class History:
     fine for inspection, not meant for hot paths.
     """
 
-    __slots__ = ("_append", "_jobs")
+    __slots__ = ("_jobs", "append")
 
     def __init__(self, *, maxlen: int) -> None:
         self._jobs: deque[Job[object]] = deque(maxlen=maxlen)
-        self._append = self._jobs.append
+        #: Record a finished job (the deque's own method: called once per job).
+        self.append: Callable[[Job[object]], None] = self._jobs.append
 
     def __repr__(self) -> str:
         return f"<History {len(self._jobs)}/{self.maxlen}>"
@@ -39,9 +40,6 @@ class History:
 
     def __iter__(self) -> Iterator[Job[object]]:
         return iter(self._jobs)
-
-    def append(self, job: Job[object]) -> None:
-        self._jobs.append(job)
 
     def clear(self) -> None:
         self._jobs.clear()

@@ -174,7 +174,6 @@ class Scheduler(Collection[Job[Any]]):
         self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._history = History(maxlen=history_limit)
-        self._record = self._history._append  # bound once: called per job
         self._events = EventBus()
         # The bus's own list, read directly on the hot paths: no events are
         # built while nobody listens.
@@ -562,7 +561,7 @@ class Scheduler(Collection[Job[Any]]):
     def _job_finished(self, job: Job[Any]) -> None:
         if self._jobs.pop(job._seq, None) is not None:
             self._active_count -= 1
-        self._record(job)
+        self._history.append(job)
         if self._listeners:  # before the jobs its slot lets start
             self._emit(EventKind.FINISHED, job)
         if self._pending_count:
