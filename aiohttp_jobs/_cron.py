@@ -410,7 +410,7 @@ class OnceSchedule(Schedule):
     __slots__ = ("at",)
 
     def __init__(self, at: float) -> None:
-        super().__init__(start_at=None, end_at=None)
+        self.start_at = self.end_at = None  # no window: nothing to check
         self.at = float(at)
 
     def __repr__(self) -> str:
@@ -429,6 +429,8 @@ class OnceSchedule(Schedule):
 
 def to_timestamp(value: datetime | float, tz: tzinfo | None, what: str) -> float:
     """A datetime (naive ones read in *tz*) or a POSIX timestamp, as a timestamp."""
+    if type(value) is float:  # the common case, checked first
+        return value
     if isinstance(value, datetime):
         if value.tzinfo is None:
             if tz is None:

@@ -83,8 +83,7 @@ class MemoryStore(TaskStore):
 
     # -- heap ---------------------------------------------------------------------
 
-    def _push_cursor(self, key: str) -> None:
-        record = self._records[key]
+    def _push_cursor(self, key: str, record: TaskRecord) -> None:
         if record.enabled and record.fire_at is not None and key not in self._held:
             entry = (record.fire_at, next(self._seq), _CURSOR, key, self._versions[key])
             heapq.heappush(self._heap, entry)
@@ -120,7 +119,7 @@ class MemoryStore(TaskStore):
         else:
             self._versions[key] = 0
         self._records[key] = record
-        self._push_cursor(key)
+        self._push_cursor(key, record)
 
     async def get(self, key: str) -> TaskRecord | None:
         return self._records.get(key)
@@ -275,5 +274,5 @@ class MemoryStore(TaskStore):
                     del self._held[key]
                     self._versions[key] += 1
         if cursor is not None or not keep_lease:
-            self._push_cursor(key)
+            self._push_cursor(key, self._records[key])
         return True
