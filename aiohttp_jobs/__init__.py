@@ -5,8 +5,12 @@ The core :class:`Scheduler` and :class:`Job` are a drop-in superset of aiojobs 1
 
 from __future__ import annotations
 
-from ._clock import Clock, SystemClock
-from ._cron import CronSchedule, IntervalSchedule, OnceSchedule, Schedule
+from ._core.clock import Clock, SystemClock
+from ._core.events import EventBus, EventKind, EventStream, JobEvent
+from ._core.history import History
+from ._core.job import Job, JobState, Progress, current_job
+from ._core.priority import Priority
+from ._core.scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
 from ._errors import (
     ConfigError,
     JobNotFinishedError,
@@ -28,16 +32,12 @@ from ._errors import (
     WorkflowStateError,
     WorkflowTimeoutError,
 )
-from ._events import EventBus, EventKind, EventStream, JobEvent
-from ._history import History
-from ._job import Job, JobState, Progress, current_job
-from ._priority import Priority
-from ._scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
-from ._task_context import Context, RunInfo, TaskInfo
-from ._task_options import ExecutionMode, FailureMode, Misfire, Overlap, Task
-from ._task_runtime import TaskRuntime
-from ._tasks import Tasks
-from ._workflow import BaseStep, Sequence, Step, StepState, Workflow
+from ._tasks.context import Context, RunInfo, TaskInfo
+from ._tasks.declarations import Tasks
+from ._tasks.options import ExecutionMode, FailureMode, Misfire, Overlap, Task
+from ._tasks.runtime import TaskRuntime
+from ._tasks.schedules import CronSchedule, IntervalSchedule, OnceSchedule, Schedule
+from ._workflows.model import BaseStep, Sequence, Step, StepState, Workflow
 from .web import (
     SCHEDULER_KEY,
     TASKS_KEY,

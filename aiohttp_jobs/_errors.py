@@ -75,7 +75,7 @@ class SetupError(JobsError, RuntimeError):
     """The aiohttp integration is missing (``setup()`` not called) or set up twice."""
 
 
-# -- workflows (aiohttp_jobs._workflow) -------------------------------------------
+# -- workflows (aiohttp_jobs._workflows) ------------------------------------------
 
 
 class WorkflowDefinitionError(JobsError, ValueError):

@@ -18,7 +18,7 @@ import itertools
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-from ._clock import TimerHandle
+from ._core.clock import TimerHandle
 from ._errors import ConfigError
 
 __all__ = ["FakeClock", "settle"]

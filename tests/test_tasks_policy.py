@@ -1,4 +1,4 @@
-"""Pure overlap and misfire arithmetic (aiohttp_jobs._task_policy)."""
+"""Pure overlap and misfire arithmetic (aiohttp_jobs._tasks.policy)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from aiohttp_jobs import Context, Misfire, Overlap, Tasks
-from aiohttp_jobs._cron import IntervalSchedule, OnceSchedule
-from aiohttp_jobs._task_policy import after_downtime, after_run, due_between
+from aiohttp_jobs._tasks.policy import after_downtime, after_run, due_between
+from aiohttp_jobs._tasks.schedules import IntervalSchedule, OnceSchedule
 from aiohttp_jobs.stores import Cursor
 
 EVERY_10 = IntervalSchedule(10)

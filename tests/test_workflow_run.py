@@ -22,7 +22,7 @@ from aiohttp_jobs import (
     Workflow,
     WorkflowTimeoutError,
 )
-from aiohttp_jobs._scheduler import START_BATCH
+from aiohttp_jobs._core.scheduler import START_BATCH
 
 
 class Recorder:

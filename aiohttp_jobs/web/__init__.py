@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 
+from .._core.job import Job
+from .._core.priority import Priority
+from .._core.scheduler import Scheduler
 from .._errors import SchedulerClosedError, SchedulerFullError, SetupError
-from .._job import Job
-from .._priority import Priority
-from .._scheduler import Scheduler
 from ._atomic import atomic
 from ._protect import unavailable
 from ._state import (
@@ -37,9 +37,9 @@ else:  # pragma: no cover - Python 3.10
     from typing_extensions import Unpack
 
 if TYPE_CHECKING:
-    from .._clock import Clock
-    from .._task_runtime import TaskRuntime
-    from .._tasks import Tasks
+    from .._core.clock import Clock
+    from .._tasks.declarations import Tasks
+    from .._tasks.runtime import TaskRuntime
 
 __all__ = [
     "SCHEDULER_KEY",

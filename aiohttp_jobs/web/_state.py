@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from aiohttp import web
 
+from .._core.job import Job
+from .._core.scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
 from .._errors import SetupError
-from .._job import Job
-from .._scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
-from .._task_runtime import TaskRuntime
+from .._tasks.runtime import TaskRuntime
 from ._protect import Entry, ProtectedWork, describe
 
 if TYPE_CHECKING:
-    from .._clock import Clock
-    from .._tasks import Tasks
+    from .._core.clock import Clock
+    from .._tasks.declarations import Tasks
 
 __all__ = [
     "NOT_SET_UP",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import traceback
 from collections import Counter
 
-from ._workflow import BaseStep, Step, StepState, Workflow
+from .model import BaseStep, Step, StepState, Workflow
 
 __all__ = ["debrief", "describe", "listing", "to_dot", "why"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-from ._errors import UnknownPriorityError
+from .._errors import UnknownPriorityError
 
 __all__ = ["Priority", "PriorityLike", "parse_priority"]
 

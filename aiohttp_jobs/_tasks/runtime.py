@@ -10,24 +10,24 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING
 
-from ._clock import Clock, SystemClock
-from ._cron import OnceSchedule, parse_timezone
-from ._errors import (
+from .._core.clock import Clock, SystemClock
+from .._core.job import JobState
+from .._errors import (
     ConfigError,
     TaskDefinitionError,
     TaskNotFoundError,
 )
-from ._job import JobState
-from ._task_context import RunInfo, TaskInfo, TaskStats, describe, utc
-from ._task_options import Misfire, Task, build_schedule, check_params
-from ._task_policy import COUNT_CAP, after_downtime
-from ._task_runner import TaskRunner
-from ._tasks import Tasks
-from .stores.base import JSON, NO_PARAMS, TaskRecord
-from .stores.memory import MemoryStore
+from ..stores.base import JSON, NO_PARAMS, TaskRecord
+from ..stores.memory import MemoryStore
+from .context import RunInfo, TaskInfo, TaskStats, describe, utc
+from .declarations import Tasks
+from .options import Misfire, Task, build_schedule, check_params
+from .policy import COUNT_CAP, after_downtime
+from .runner import TaskRunner
+from .schedules import OnceSchedule, parse_timezone
 
 if TYPE_CHECKING:
-    from ._scheduler import Scheduler
+    from .._core.scheduler import Scheduler
 
 __all__ = ["TaskRuntime"]
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._job import Job, JobState
+    from .job import Job, JobState
 
 __all__ = ["History"]
 

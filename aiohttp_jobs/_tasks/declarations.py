@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._clock import Clock
-from ._cron import Schedule, parse_timezone
-from ._errors import ConfigError, TaskDefinitionError
-from ._priority import Priority, parse_priority
-from ._task_options import (
+from .._core.clock import Clock
+from .._core.priority import Priority, parse_priority
+from .._errors import ConfigError, TaskDefinitionError
+from ..stores.base import JSON, TaskStore
+from .options import (
     RESERVED,
     ExecutionMode,
     FailureMode,
@@ -32,13 +32,13 @@ from ._task_options import (
     check_params,
     check_seconds,
 )
-from .stores.base import JSON, TaskStore
+from .schedules import Schedule, parse_timezone
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
-    from ._scheduler import Scheduler
-    from ._task_runtime import TaskRuntime
+    from .._core.scheduler import Scheduler
+    from .runtime import TaskRuntime
 
 __all__ = [
     "ExecutionMode",
@@ -371,6 +371,6 @@ class Tasks:
 
         On exit: stop firing, wait for the runs in flight, tear fixtures down.
         """
-        from ._task_runtime import run_tasks
+        from .runtime import run_tasks
 
         return run_tasks(self, app=app, scheduler=scheduler, clock=clock)

@@ -15,18 +15,18 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from ._errors import (
+from .._core.priority import Priority
+from .._core.scheduler import START_BATCH
+from .._errors import (
     StepFailedError,
     WorkflowStateError,
     WorkflowTimeoutError,
 )
-from ._priority import Priority
-from ._scheduler import START_BATCH
-from ._workflow import BaseStep, Step, StepState, Workflow, _registry
+from .model import BaseStep, Step, StepState, Workflow, _registry
 
 if TYPE_CHECKING:
-    from ._job import Job
-    from ._scheduler import Scheduler
+    from .._core.job import Job
+    from .._core.scheduler import Scheduler
 
 __all__ = ["run_workflow"]
 
@@ -46,7 +46,7 @@ async def run_workflow(workflow: Workflow, scheduler: Scheduler | None) -> bool:
     _freeze(workflow)
     private = scheduler is None
     if scheduler is None:
-        from ._scheduler import Scheduler
+        from .._core.scheduler import Scheduler
 
         scheduler = Scheduler(limit=None, history_limit=0)
     try:

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
 __all__ = [
     "CronSchedule",

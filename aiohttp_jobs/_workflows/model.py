@@ -12,19 +12,19 @@ import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ._errors import (
+from .._core.priority import Priority
+from .._errors import (
     ConfigError,
     JobNotFinishedError,
     WorkflowCycleError,
     WorkflowDefinitionError,
     WorkflowStateError,
 )
-from ._priority import Priority
-from ._workflow_step import BaseStep, Requirements, Sequence, Step, StepState
+from .step import BaseStep, Requirements, Sequence, Step, StepState
 
 if TYPE_CHECKING:
-    from ._job import Job
-    from ._scheduler import Scheduler
+    from .._core.job import Job
+    from .._core.scheduler import Scheduler
 
 __all__ = ["BaseStep", "Sequence", "Step", "StepState", "Workflow"]
 
@@ -334,7 +334,7 @@ class Workflow(BaseStep):
     async def run(self, *, scheduler: Scheduler | None = None) -> bool:
         """Run every step as a job of *scheduler* (else the one given to the
         constructor, else a private scheduler) and wait for the outcome."""
-        from ._workflow_run import run_workflow
+        from .run import run_workflow
 
         if scheduler is None:  # not "or": an idle Scheduler is falsy (empty)
             scheduler = self._scheduler
@@ -345,37 +345,37 @@ class Workflow(BaseStep):
     def listing(self) -> str:
         """One line per step in topological order: rank, flags, state, label,
         result or exception, and the ranks it requires."""
-        from ._workflow_render import listing
+        from .render import listing
 
         return listing(self)
 
     def debrief(self) -> str:
         """The listing, counts per state, why the run failed, and tracebacks."""
-        from ._workflow_render import debrief
+        from .render import debrief
 
         return debrief(self)
 
     def why(self) -> str:
         """One sentence saying how the run ended."""
-        from ._workflow_render import why
+        from .render import why
 
         return why(self)
 
     def to_dot(self) -> str:
         """The graph in Graphviz's dot language (nested workflows as clusters)."""
-        from ._workflow_render import to_dot
+        from .render import to_dot
 
         return to_dot(self)
 
     def to_svg(self) -> str:
         """A standalone SVG drawing with the steps' current states."""
-        from ._workflow_svg import to_svg
+        from .svg import to_svg
 
         return to_svg(self)
 
     def describe(self) -> dict[str, object]:
         """A JSON-ready snapshot: ids, labels, flags, states and requirements."""
-        from ._workflow_render import describe
+        from .render import describe
 
         return describe(self)
 

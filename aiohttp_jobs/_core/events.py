@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._job import Job
+    from .job import Job
 
 __all__ = ["EventBus", "EventKind", "EventStream", "JobEvent", "Listener"]
 

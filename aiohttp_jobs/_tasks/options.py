@@ -11,19 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from ._cron import (
+from .._core.priority import Priority
+from .._errors import ConfigError, TaskDefinitionError
+from ..stores.base import JSON
+from .schedules import (
     CronSchedule,
     IntervalSchedule,
     OnceSchedule,
     Schedule,
     to_timestamp,
 )
-from ._errors import ConfigError, TaskDefinitionError
-from ._priority import Priority
-from .stores.base import JSON
 
 if TYPE_CHECKING:
-    from ._task_context import Context
+    from .context import Context
 
 __all__ = [
     "RESERVED",

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._cron import OnceSchedule, Schedule
-from ._task_options import Misfire, Overlap, Task
-from .stores.base import Cursor
+from ..stores.base import Cursor
+from .options import Misfire, Overlap, Task
+from .schedules import OnceSchedule, Schedule
 
 __all__ = ["COUNT_CAP", "Catchup", "after_downtime", "after_run", "due_between"]
 

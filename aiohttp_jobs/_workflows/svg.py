@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from html import escape
 
-from ._workflow import BaseStep, Step, Workflow
-from ._workflow_render import (
+from .model import BaseStep, Step, Workflow
+from .render import (
     CRITICAL_COLOR,
     NORMAL_COLOR,
     STATE_COLORS,

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ._errors import LeaseLostError
-from ._job import Job
-from ._task_options import ExecutionMode, Task
-from .stores.base import JSON, Claim
+from .._core.job import Job
+from .._errors import LeaseLostError
+from ..stores.base import JSON, Claim
+from .options import ExecutionMode, Task
 
 if TYPE_CHECKING:
-    from ._task_runtime import TaskRuntime
+    from .runtime import TaskRuntime
 
 __all__ = ["Context", "RunInfo", "TaskInfo", "TaskStats", "describe", "utc"]
 

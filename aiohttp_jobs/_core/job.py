@@ -19,9 +19,9 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from ._errors import JobNotFinishedError, NoCurrentJobError
-from ._events import EventKind
-from ._priority import Priority
+from .._errors import JobNotFinishedError, NoCurrentJobError
+from .events import EventKind
+from .priority import Priority
 
 __all__ = ["Job", "JobState", "Progress", "current_job"]
 

@@ -19,7 +19,7 @@ from contextvars import copy_context
 from types import CoroutineType, TracebackType
 from typing import Any, NoReturn, TypeVar
 
-from ._errors import (
+from .._errors import (
     ConfigError,
     JobNotFoundError,
     NotAwaitableError,
@@ -27,11 +27,11 @@ from ._errors import (
     SchedulerClosedError,
     SchedulerFullError,
 )
-from ._events import EventBus, EventKind, JobEvent
-from ._history import History
-from ._job import Job, seq_from_id
-from ._pools import Pools, default_sizes
-from ._priority import Priority, parse_priority
+from .events import EventBus, EventKind, JobEvent
+from .history import History
+from .job import Job, seq_from_id
+from .pools import Pools, default_sizes
+from .priority import Priority, parse_priority
 
 __all__ = ["ExceptionHandler", "Scheduler", "StartTimeoutHandler"]
 

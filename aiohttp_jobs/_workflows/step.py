@@ -16,7 +16,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from types import CoroutineType
 from typing import TYPE_CHECKING, Generic, NoReturn, TypeAlias, TypeVar
 
-from ._errors import (
+from .._core.job import JobState
+from .._core.priority import Priority, parse_priority
+from .._errors import (
     ConfigError,
     JobNotFinishedError,
     NotAwaitableError,
@@ -24,12 +26,10 @@ from ._errors import (
     WorkflowDefinitionError,
     WorkflowStateError,
 )
-from ._job import JobState
-from ._priority import Priority, parse_priority
 
 if TYPE_CHECKING:
-    from ._job import Job
-    from ._workflow import Workflow
+    from .._core.job import Job
+    from .model import Workflow
 
 __all__ = ["BaseStep", "Requirements", "Sequence", "Step", "StepState"]
 

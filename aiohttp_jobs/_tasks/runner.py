@@ -16,20 +16,20 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from ._clock import Clock, TimerHandle, sleep_until
-from ._cron import Schedule, schedule_from_spec
-from ._errors import LeaseLostError, SchedulerClosedError
-from ._job import Job, JobState
-from ._scheduler import START_BATCH
-from ._task_context import Context, TaskStats
-from ._task_options import FailureMode, Overlap, Task
-from ._task_policy import after_run
-from ._tasks import Tasks
-from .stores.base import Claim, Cursor, TaskRecord, TaskStore
+from .._core.clock import Clock, TimerHandle, sleep_until
+from .._core.job import Job, JobState
+from .._core.scheduler import START_BATCH
+from .._errors import LeaseLostError, SchedulerClosedError
+from ..stores.base import Claim, Cursor, TaskRecord, TaskStore
+from .context import Context, TaskStats
+from .declarations import Tasks
+from .options import FailureMode, Overlap, Task
+from .policy import after_run
+from .schedules import Schedule, schedule_from_spec
 
 if TYPE_CHECKING:
-    from ._scheduler import Scheduler
-    from ._task_runtime import TaskRuntime
+    from .._core.scheduler import Scheduler
+    from .runtime import TaskRuntime
 
 __all__ = ["TaskRunner"]
 
