@@ -6,12 +6,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from _docs import load_example, run_example
-
 import aiohttp_jobs
 from aiohttp_jobs.testing import FakeClock
+from tests.docs.examples import load_example, run_example
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
 
 

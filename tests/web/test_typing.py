@@ -11,7 +11,7 @@ from aiohttp import web
 
 import aiohttp_jobs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SNIPPET = textwrap.dedent(
     """

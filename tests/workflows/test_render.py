@@ -156,7 +156,7 @@ async def test_describe_is_json_ready_and_findable() -> None:
 
 def test_workflow_modules_import_only_the_stdlib_and_the_core() -> None:
     allowed_relative = {"_errors", "_job", "_priority", "_scheduler"}
-    package = Path(__file__).resolve().parent.parent / "aiohttp_jobs"
+    package = Path(__file__).resolve().parents[2] / "aiohttp_jobs"
     for path in package.glob("_workflow*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level:

@@ -18,7 +18,7 @@ from aiohttp import web
 import aiohttp_jobs
 from aiohttp_jobs import SCHEDULER_KEY, JobState, Scheduler
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _until(predicate: Any, what: str) -> None:

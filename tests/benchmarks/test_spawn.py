@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "spawn.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "spawn.py"
 
 
 def test_spawn_benchmark_prints_ratios_and_memory() -> None:

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _docs import load_example
+from tests.docs.examples import load_example
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
 
 

@@ -20,20 +20,12 @@ from aiohttp_jobs import (
     UnknownPriorityError,
     current_job,
 )
-
-
-async def _return(value: Any) -> Any:
-    await asyncio.sleep(0)
-    return value
-
-
-async def _block(event: asyncio.Event) -> None:
-    await event.wait()
+from tests.helpers import blocked, returning
 
 
 async def test_spawn_nowait_starts_a_job_without_awaiting() -> None:
     async with Scheduler() as scheduler:
-        job = scheduler.spawn_nowait(_return(7), "seven", tags=("t",))
+        job = scheduler.spawn_nowait(returning(7), "seven", tags=("t",))
         assert job.state is JobState.RUNNING and job in scheduler
         assert job.name == "seven" and job.tags == ("t",)
         assert await job.wait() == 7
@@ -42,16 +34,16 @@ async def test_spawn_nowait_starts_a_job_without_awaiting() -> None:
 async def test_spawn_nowait_queues_then_refuses_when_the_pending_list_is_full() -> None:
     gate = asyncio.Event()
     async with Scheduler(limit=1, pending_limit=1) as scheduler:
-        running = scheduler.spawn_nowait(_block(gate))
-        queued = scheduler.spawn_nowait(_return("queued"))
+        running = scheduler.spawn_nowait(blocked(gate))
+        queued = scheduler.spawn_nowait(returning("queued"))
         assert running.active and queued.pending
-        refused = _return("refused")
+        refused = returning("refused")
         with pytest.raises(SchedulerFullError, match="pending_limit=1"):
             scheduler.spawn_nowait(refused)
         assert inspect.getcoroutinestate(refused) == inspect.CORO_CLOSED
         assert len(scheduler) == 2  # the refused job left no trace
         # A critical job is never held back by the limit.
-        critical = scheduler.spawn_nowait(_return("c"), priority=Priority.CRITICAL)
+        critical = scheduler.spawn_nowait(returning("c"), priority=Priority.CRITICAL)
         assert critical.active
         gate.set()
         assert await queued.wait() == "queued"
@@ -60,12 +52,12 @@ async def test_spawn_nowait_queues_then_refuses_when_the_pending_list_is_full() 
 async def test_spawn_nowait_refuses_on_a_closed_or_draining_scheduler() -> None:
     scheduler = Scheduler()
     scheduler.drain()
-    coro = _return(1)
+    coro = returning(1)
     with pytest.raises(SchedulerClosedError, match="draining"):
         scheduler.spawn_nowait(coro)
     assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
     await scheduler.close()
-    coro = _return(1)
+    coro = returning(1)
     with pytest.raises(SchedulerClosedError, match="closed"):
         scheduler.spawn_nowait(coro)
     assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
@@ -73,7 +65,7 @@ async def test_spawn_nowait_refuses_on_a_closed_or_draining_scheduler() -> None:
 
 async def test_spawn_nowait_checks_its_arguments_and_closes_the_coroutine() -> None:
     async with Scheduler() as scheduler:
-        coro = _return(1)
+        coro = returning(1)
         with pytest.raises(UnknownPriorityError):
             scheduler.spawn_nowait(coro, priority="urgent")
         assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
@@ -87,7 +79,7 @@ async def test_spawn_nowait_works_from_a_plain_callback() -> None:
     async with Scheduler() as scheduler:
         jobs = []
         asyncio.get_running_loop().call_soon(
-            lambda: jobs.append(scheduler.spawn_nowait(_return("cb")))
+            lambda: jobs.append(scheduler.spawn_nowait(returning("cb")))
         )
         await asyncio.sleep(0)
         assert await jobs[0].wait() == "cb"
@@ -96,7 +88,7 @@ async def test_spawn_nowait_works_from_a_plain_callback() -> None:
 async def test_done_callbacks_run_as_the_job_finishes_in_order() -> None:
     seen: list[tuple[str, bool, int]] = []
     async with Scheduler() as scheduler:
-        job = await scheduler.spawn(_return(1))
+        job = await scheduler.spawn(returning(1))
         for name in ("first", "second", "third"):
             job.add_done_callback(
                 lambda j, name=name: seen.append((name, j.done, scheduler.active_count))
@@ -113,7 +105,7 @@ async def test_a_failing_done_callback_is_reported_and_the_others_still_run() ->
     try:
         seen: list[str] = []
         async with Scheduler() as scheduler:
-            job = await scheduler.spawn(_return(1))
+            job = await scheduler.spawn(returning(1))
 
             def broken(_job: object) -> None:
                 raise RuntimeError("callback broke")
@@ -131,8 +123,8 @@ async def test_a_failing_done_callback_is_reported_and_the_others_still_run() ->
 
 async def test_a_finished_job_keeps_its_outcome_but_not_its_task() -> None:
     async with Scheduler() as scheduler:
-        unnamed = await scheduler.spawn(_return("value"))
-        named = await scheduler.spawn(_return(None), "named")
+        unnamed = await scheduler.spawn(returning("value"))
+        named = await scheduler.spawn(returning(None), "named")
         failed = await scheduler.spawn(_fail_soon(ValueError("no")))
         failed.add_done_callback(lambda _job: None)
         task_name = unnamed.get_name()
@@ -143,7 +135,7 @@ async def test_a_finished_job_keeps_its_outcome_but_not_its_task() -> None:
                 isinstance(ref, (asyncio.Task, Coroutine))
                 for ref in gc.get_referents(job)
             )
-        assert unnamed.result() == "value" and unnamed.name == "_return"
+        assert unnamed.result() == "value" and unnamed.name == "returning"
         assert unnamed.get_name() == task_name and task_name.startswith("Task-")
         assert named.get_name() == "named"
         assert isinstance(failed.exception(), ValueError)
@@ -172,7 +164,7 @@ async def _fail_soon(exc: BaseException) -> None:
 async def test_done_callbacks_run_before_waiters_resume() -> None:
     order: list[str] = []
     async with Scheduler() as scheduler:
-        job = await scheduler.spawn(_return(1))
+        job = await scheduler.spawn(returning(1))
 
         async def waiter() -> None:
             await job.wait()
@@ -192,8 +184,8 @@ async def test_spawn_nowait_jobs_emit_events_and_reach_the_history() -> None:
         scheduler.events.add_listener(
             lambda event: seen.append((event.kind.value, event.job.name))
         )
-        first = scheduler.spawn_nowait(_block(gate), "first")
-        second = scheduler.spawn_nowait(_return(2), "second")
+        first = scheduler.spawn_nowait(blocked(gate), "first")
+        second = scheduler.spawn_nowait(returning(2), "second")
         assert second.pending
         gate.set()
         await second.wait()
@@ -212,9 +204,9 @@ async def test_spawn_nowait_jobs_emit_events_and_reach_the_history() -> None:
 async def test_a_job_closed_while_pending_keeps_its_name() -> None:
     gate = asyncio.Event()
     async with Scheduler(limit=1) as scheduler:
-        scheduler.spawn_nowait(_block(gate))
-        queued = scheduler.spawn_nowait(_return(1))
+        scheduler.spawn_nowait(blocked(gate))
+        queued = scheduler.spawn_nowait(returning(1))
         await queued.close()
-        assert queued.state is JobState.CANCELLED and queued.name == "_return"
+        assert queued.state is JobState.CANCELLED and queued.name == "returning"
         assert not any(isinstance(ref, Coroutine) for ref in gc.get_referents(queued))
         gate.set()

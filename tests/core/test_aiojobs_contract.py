@@ -14,6 +14,7 @@ import aiojobs
 import pytest
 
 import aiohttp_jobs
+from tests.helpers import settle
 
 SCHEDULERS = {"aiohttp_jobs": aiohttp_jobs.Scheduler, "aiojobs": aiojobs.Scheduler}
 
@@ -21,11 +22,6 @@ SCHEDULERS = {"aiohttp_jobs": aiohttp_jobs.Scheduler, "aiojobs": aiojobs.Schedul
 @pytest.fixture(params=sorted(SCHEDULERS))
 def make_scheduler(request: pytest.FixtureRequest) -> Callable[..., Any]:
     return SCHEDULERS[request.param]
-
-
-async def _yield(n: int = 3) -> None:
-    for _ in range(n):
-        await asyncio.sleep(0)
 
 
 async def test_spawned_job_runs_and_returns_its_result(make_scheduler: Any) -> None:
@@ -76,7 +72,7 @@ async def test_limit_makes_extra_jobs_pending_until_a_slot_frees(
     assert set(scheduler) == {first, second}
     release.set()
     await first.wait()
-    await _yield()
+    await settle()
     assert second.active or second.closed
     await second.wait()
     assert (scheduler.active_count, scheduler.pending_count, len(scheduler)) == (
@@ -103,7 +99,7 @@ async def test_spawn_waits_while_the_pending_list_is_full(make_scheduler: Any) -
     await scheduler.spawn(release.wait())
     await scheduler.spawn(release.wait())  # pending
     third = asyncio.ensure_future(scheduler.spawn(release.wait()))
-    await _yield()
+    await settle()
     assert not third.done()
     assert scheduler.pending_count == 1
     release.set()
@@ -123,7 +119,7 @@ async def test_job_closed_while_pending_never_starts(make_scheduler: Any) -> Non
 
     await scheduler.spawn(coro(1))
     second = await scheduler.spawn(coro(2))
-    await _yield()
+    await settle()
     await second.close()
     assert second.closed
     release.set()
@@ -142,7 +138,7 @@ async def test_exception_of_unawaited_job_reaches_the_handler(
         raise exc
 
     job = await scheduler.spawn(fail())
-    await _yield()
+    await settle()
     assert job.closed
     assert len(contexts) == 1
     assert contexts[0]["message"] == "Job processing failed"
@@ -161,7 +157,7 @@ async def test_source_traceback_in_debug_mode(make_scheduler: Any) -> None:
         raise ValueError
 
     await scheduler.spawn(fail())
-    await _yield()
+    await settle()
     assert contexts and contexts[0]["source_traceback"]
     await scheduler.close()
 
@@ -191,7 +187,7 @@ async def test_default_handler_is_the_loops(make_scheduler: Any) -> None:
         raise RuntimeError("x")
 
     await scheduler.spawn(fail())
-    await _yield()
+    await settle()
     assert seen and seen[0]["message"] == "Job processing failed"
     await scheduler.close()
     loop.set_exception_handler(None)
@@ -221,11 +217,11 @@ async def test_explicit_close_timeout_raises() -> None:
     release = asyncio.Event()
 
     job = await scheduler.spawn(_stubborn(release))
-    await _yield()
+    await settle()
     with pytest.raises(asyncio.TimeoutError):
         await job.close()
     release.set()
-    await _yield()
+    await settle()
     await scheduler.close()
 
 
@@ -237,13 +233,13 @@ async def test_implicit_close_timeout_goes_to_the_handler() -> None:
     release = asyncio.Event()
 
     job = await scheduler.spawn(_stubborn(release))
-    await _yield()
+    await settle()
     await scheduler.close()
     assert [c["message"] for c in contexts] == ["Job closing timed out"]
     assert contexts[0]["job"] is job
     assert isinstance(contexts[0]["exception"], asyncio.TimeoutError)
     release.set()
-    await _yield()
+    await settle()
 
 
 async def test_close_cancels_active_jobs(make_scheduler: Any) -> None:
@@ -258,7 +254,7 @@ async def test_close_cancels_active_jobs(make_scheduler: Any) -> None:
             raise
 
     job = await scheduler.spawn(coro())
-    await _yield()
+    await settle()
     await scheduler.close()
     assert cancelled.is_set()
     assert job.closed
@@ -278,7 +274,7 @@ async def test_async_with_waits_for_jobs(make_scheduler: Any) -> None:
     done = []
 
     async def coro() -> None:
-        await _yield()
+        await settle()
         done.append(1)
 
     async with make_scheduler() as scheduler:
@@ -323,7 +319,7 @@ async def test_shield_protects_from_the_callers_cancellation(
         return int(await scheduler.shield(work()))
 
     caller = asyncio.ensure_future(handler())
-    await _yield()
+    await settle()
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
@@ -362,7 +358,7 @@ async def test_waiter_cancellation_leaves_the_job_running(
 
     job = await scheduler.spawn(coro())
     waiter = asyncio.ensure_future(job.wait())
-    await _yield()
+    await settle()
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter

@@ -14,7 +14,7 @@ import pytest
 
 from example_app.app import create_app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _finished(client: Any, job_id: str) -> dict[str, Any]:

@@ -1,0 +1,118 @@
+"""The scheduler beyond aiojobs: draining, closing, waiting spawns, clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import aiohttp_jobs
+from aiohttp_jobs import (
+    JobState,
+    Scheduler,
+)
+from tests.helpers import returning, settle
+
+
+async def test_drain_refuses_new_jobs_and_lets_current_ones_finish() -> None:
+    scheduler = Scheduler()
+    gate = asyncio.Event()
+    job = await scheduler.spawn(gate.wait())
+    scheduler.drain()
+    assert scheduler.draining and not scheduler.closed
+    coro = returning(1)
+    with pytest.raises(aiohttp_jobs.SchedulerClosedError, match="draining"):
+        await scheduler.spawn(coro)
+    gate.set()
+    await scheduler.wait_and_close()
+    assert job.state is JobState.SUCCEEDED
+
+
+async def test_cancelling_a_caller_of_close_propagates() -> None:
+    scheduler = Scheduler(close_timeout=None)
+    release = asyncio.Event()
+
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await release.wait()
+            raise
+
+    job = await scheduler.spawn(slow_to_stop())
+    await settle()
+    closer = asyncio.ensure_future(job.close())
+    await settle()
+    closer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closer
+    release.set()
+    await settle()
+    assert job.state is JobState.CANCELLED
+    await scheduler.close()
+
+
+async def test_spawn_cancelled_while_waiting_for_space_drops_its_job() -> None:
+    scheduler = Scheduler(limit=1, pending_limit=1)
+    release = asyncio.Event()
+    await scheduler.spawn(release.wait())
+    await scheduler.spawn(release.wait())
+    assert scheduler.full
+    blocked = asyncio.ensure_future(scheduler.spawn(release.wait()))
+    await settle()
+    blocked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await blocked
+    assert len(scheduler) == 2
+    release.set()
+    await scheduler.wait_and_close()
+
+
+async def test_close_fails_spawns_waiting_for_space() -> None:
+    scheduler = Scheduler(limit=1, pending_limit=1)
+    await scheduler.spawn(asyncio.Event().wait())
+    pending = await scheduler.spawn(asyncio.Event().wait())
+    blocked = asyncio.ensure_future(scheduler.spawn(asyncio.Event().wait()))
+    await settle()
+    await scheduler.close()
+    with pytest.raises(aiohttp_jobs.SchedulerClosedError):
+        await blocked
+    assert pending.state is JobState.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"limit": 0}, "limit must be an integer >= 1"),
+        ({"pending_limit": -1}, "pending_limit must be an integer >= 0"),
+        ({"reserve_high": -1}, "reserve_high"),
+        ({"close_timeout": -1}, "close_timeout"),
+        (
+            {"start_timeout_warning": 2, "start_timeout_critical": 1},
+            "must not be shorter",
+        ),
+    ],
+)
+def test_bad_settings_fail_at_construction(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(aiohttp_jobs.ConfigError, match=match):
+        Scheduler(**kwargs)
+
+
+async def test_spawn_rejects_what_cannot_be_awaited() -> None:
+    async with Scheduler() as scheduler:
+        with pytest.raises(aiohttp_jobs.NotAwaitableError, match="got int"):
+            await scheduler.spawn(42)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"call it, spawn\(returning"):
+            await scheduler.spawn(returning)  # type: ignore[arg-type]
+        coro = returning(1)
+        with pytest.raises(aiohttp_jobs.UnknownPriorityError, match="'urgent'"):
+            await scheduler.spawn(coro, priority="urgent")
+        coro.close()
+
+
+async def test_spawn_accepts_other_awaitables() -> None:
+    async with Scheduler() as scheduler:
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result("done")
+        assert await (await scheduler.spawn(fut)).wait() == "done"
