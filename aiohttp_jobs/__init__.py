@@ -13,6 +13,7 @@ from ._core.priority import Priority
 from ._core.scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
 from ._errors import (
     ConfigError,
+    ConfigTypeError,
     JobNotFinishedError,
     JobNotFoundError,
     JobsError,
@@ -60,6 +61,7 @@ __all__ = [
     "BaseStep",
     "Clock",
     "ConfigError",
+    "ConfigTypeError",
     "Context",
     "CronSchedule",
     "EventBus",

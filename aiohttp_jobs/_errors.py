@@ -10,6 +10,7 @@ import asyncio
 
 __all__ = [
     "ConfigError",
+    "ConfigTypeError",
     "JobNotFinishedError",
     "JobNotFoundError",
     "JobsError",
@@ -53,6 +54,13 @@ class NotPicklableError(JobsError, TypeError):
 
 class ConfigError(JobsError, ValueError):
     """An argument or setting has a value that cannot work."""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """An argument has the wrong type (a string where a number belongs, say).
+
+    It is a :class:`ConfigError` and a ``TypeError``, so either ``except`` catches it.
+    """
 
 
 class UnknownPriorityError(ConfigError):

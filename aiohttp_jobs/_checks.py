@@ -1,0 +1,167 @@
+"""One place that checks every value entering the public API.
+
+Each function takes the *parameter name* first and the value second, returns the value
+in its canonical form, and raises a :class:`~aiohttp_jobs.ConfigError` (or, for a value
+of the wrong type, a :class:`~aiohttp_jobs.ConfigError` that is also a ``TypeError``)
+whose message names the parameter and shows the value. Entry points call these before
+they accept anything, so a bad value fails where it was written, never later.
+
+What is checked, and why:
+
+- numbers are real ``int``/``float`` (``bool`` is not a number here, strings are not
+  parsed), finite (NaN compares false to everything, so a NaN timeout silently acts as
+  0 and a NaN time never fires), and inside the stated range;
+- durations and timeouts are finite seconds >= 0; a timeout may also be ``None``
+  (wait forever) where the API says so;
+- timestamps are finite and below :data:`MAX_TIMESTAMP` (year 9999), the last instant
+  a ``datetime`` can show: later ones are accepted by arithmetic but break every
+  listing that converts them;
+- names and tags are non-empty strings; a single string given where a collection of
+  tags is expected is refused instead of being split into characters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+
+from ._errors import ConfigError, ConfigTypeError
+
+__all__ = [
+    "MAX_DURATION",
+    "MAX_TIMESTAMP",
+    "check_count",
+    "check_datetime",
+    "check_duration",
+    "check_name",
+    "check_number",
+    "check_tags",
+    "check_timeout",
+    "check_timestamp",
+]
+
+#: 9999-12-31T23:59:59Z: the last instant a ``datetime`` can represent.
+MAX_TIMESTAMP: float = datetime(
+    9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc
+).timestamp()
+#: About 100 years: a longer duration cannot be added to any current time and still
+#: be shown as a date.
+MAX_DURATION: float = 100 * 366 * 86400.0
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigTypeError(
+            f"{name} must be a number of seconds, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    number = float(value)
+    if not math.isfinite(number):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def check_number(
+    name: str,
+    value: object,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+) -> float:
+    """A finite real number, ``minimum <= value <= maximum`` and ``value > above``."""
+    number = _number(name, value)
+    if minimum is not None and number < minimum:
+        raise ConfigError(f"{name} must be >= {minimum:g}, got {value!r}")
+    if above is not None and number <= above:
+        raise ConfigError(f"{name} must be > {above:g}, got {value!r}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"{name} must be <= {maximum:g}, got {value!r}")
+    return number
+
+
+def check_duration(
+    name: str, value: object, *, positive: bool = False, maximum: float = MAX_DURATION
+) -> float:
+    """Seconds as a finite number >= 0 (> 0 when ``positive``); a ``timedelta`` is
+    accepted and converted."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if positive:
+        return check_number(name, value, above=0.0, maximum=maximum)
+    return check_number(name, value, minimum=0.0, maximum=maximum)
+
+
+def check_timeout(name: str, value: object) -> float | None:
+    """A timeout: ``None`` (no limit) or finite seconds >= 0."""
+    if value is None:
+        return None
+    return check_duration(name, value)
+
+
+def check_count(
+    name: str, value: object, *, minimum: int = 0, maximum: int | None = None
+) -> int:
+    """A whole number (``int``, not ``bool``) in ``[minimum, maximum]``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigTypeError(
+            f"{name} must be an integer, got {value!r} ({type(value).__name__})"
+        )
+    if value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be an integer <= {maximum}, got {value!r}")
+    return value
+
+
+def check_timestamp(name: str, value: object) -> float:
+    """A POSIX timestamp in seconds: finite, from 0 to :data:`MAX_TIMESTAMP`."""
+    return check_number(name, value, minimum=0.0, maximum=MAX_TIMESTAMP)
+
+
+def check_datetime(name: str, value: object) -> datetime:
+    """A ``datetime`` that knows its time zone (a naive one is ambiguous)."""
+    if not isinstance(value, datetime):
+        raise ConfigTypeError(
+            f"{name} must be a datetime, got {value!r} ({type(value).__name__})"
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ConfigError(
+            f"{name} must be timezone-aware (e.g. tzinfo=timezone.utc), got {value!r}"
+        )
+    return value
+
+
+def check_name(name: str, value: object, *, optional: bool = False) -> str | None:
+    """A non-empty string; ``None`` when ``optional``."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ConfigTypeError(
+            f"{name} must be a string, got {value!r} ({type(value).__name__})"
+        )
+    if not value.strip():
+        raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def check_tags(name: str, value: object) -> tuple[str, ...]:
+    """A collection of tag strings, returned as a tuple (duplicates kept in order)."""
+    if isinstance(value, str | bytes):
+        raise ConfigTypeError(
+            f"{name} must be a collection of strings such as [{value!r}], "
+            f"got the single string {value!r}"
+        )
+    if not isinstance(value, Iterable):
+        raise ConfigTypeError(
+            f"{name} must be a collection of strings, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    tags = tuple(value)
+    for tag in tags:
+        if not isinstance(tag, str) or not tag:
+            raise ConfigTypeError(
+                f"{name} must hold non-empty strings only, got {tag!r} in {value!r}"
+            )
+    return tags
