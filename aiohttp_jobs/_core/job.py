@@ -51,6 +51,11 @@ def current_job() -> Job[Any]:
     return job
 
 
+def running_job() -> Job[Any] | None:
+    """The job whose code is running now, or ``None`` outside of a job."""
+    return _current.get()
+
+
 def seq_from_id(job_id: str) -> int | None:
     """The sequence number encoded in an id of this process, else ``None``."""
     prefix, sep, seq = job_id.partition("-")

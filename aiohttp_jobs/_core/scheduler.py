@@ -13,9 +13,17 @@ import logging
 import pickle
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Generator,
+    Iterator,
+)
 from concurrent.futures import Executor
-from contextvars import copy_context
+from contextlib import contextmanager
+from contextvars import ContextVar, copy_context
 from types import CoroutineType, TracebackType
 from typing import Any, NoReturn, TypeVar
 
@@ -29,7 +37,7 @@ from .._errors import (
 )
 from .events import EventBus, EventKind, JobEvent
 from .history import History
-from .job import Job, seq_from_id
+from .job import Job, running_job, seq_from_id
 from .pools import Pools, default_sizes
 from .priority import Priority, parse_priority
 
@@ -49,6 +57,13 @@ StartTimeoutHandler = Callable[[Job[Any], str], None]
 #: ones start, so their short-lived objects die young (cheap for the garbage
 #: collector), memory stays bounded and the loop keeps serving timers and I/O.
 START_BATCH = 64
+
+#: The schedulers whose drain the current context is exempt from (see
+#: ``Scheduler.drain_exempt()``). A context variable, so the jobs spawned inside
+#: the block, which copy their spawner's context, are exempt too.
+_drain_exempt: ContextVar[tuple[Scheduler, ...]] = ContextVar(
+    "aiohttp_jobs.drain_exempt", default=()
+)
 
 _LOW, _NORMAL, _HIGH, _CRITICAL = Priority
 _PENDING_ORDER = (_HIGH, _NORMAL, _LOW)
@@ -260,9 +275,34 @@ class Scheduler(Collection[Job[Any]]):
         """Refuse new jobs from now on, letting active and pending ones run.
 
         ``spawn()`` raises :class:`SchedulerClosedError`; ``closed`` stays false
-        until ``close()``. Used at the start of a graceful shutdown.
+        until ``close()``. Used at the start of a graceful shutdown. Two kinds of
+        spawn are still admitted until ``close()``: those made by a running job
+        of this scheduler (a job may finish what it started), and those made
+        inside :meth:`drain_exempt`.
         """
         self._draining = True
+
+    @contextmanager
+    def drain_exempt(self) -> Generator[None, None, None]:
+        """Admit the spawns made inside this ``with`` block while draining.
+
+        The exemption follows the context: jobs spawned inside the block (and
+        whatever they spawn) are exempt too. Once ``close()`` starts, every spawn
+        is refused as usual. For work that must finish what it started during a
+        graceful shutdown, such as an atomic request handler.
+        """
+        token = _drain_exempt.set((*_drain_exempt.get(), self))
+        try:
+            yield
+        finally:
+            _drain_exempt.reset(token)
+
+    def _drain_admits(self) -> bool:
+        """Whether a spawn made now is admitted although the scheduler drains."""
+        if self in _drain_exempt.get():
+            return True
+        job = running_job()
+        return job is not None and job._owner is self and job._task is not None
 
     # -- extensions ---------------------------------------------------------------
 
@@ -433,7 +473,7 @@ class Scheduler(Collection[Job[Any]]):
         the package's orchestrators (workflows, tasks): arguments come checked,
         and *callback* becomes the job's first done callback before it starts.
         """
-        if self._closed or self._draining:
+        if self._closed or (self._draining and not self._drain_admits()):
             self._refuse(coro)
         loop = self._loop
         if loop is not asyncio.get_running_loop():

@@ -116,3 +116,82 @@ async def test_spawn_accepts_other_awaitables() -> None:
         fut = asyncio.get_running_loop().create_future()
         fut.set_result("done")
         assert await (await scheduler.spawn(fut)).wait() == "done"
+
+
+async def test_drain_exempt_admits_spawns_until_close() -> None:
+    scheduler = Scheduler()
+    scheduler.drain()
+    with scheduler.drain_exempt():
+        job = await scheduler.spawn(returning(1))
+        nowait = scheduler.spawn_nowait(returning(2))
+    assert scheduler.draining
+    assert await job.wait() == 1 and await nowait.wait() == 2
+    coro = returning(3)
+    with pytest.raises(aiohttp_jobs.SchedulerClosedError, match="draining"):
+        await scheduler.spawn(coro)  # outside the block: refused
+    await scheduler.close()
+    with scheduler.drain_exempt():
+        with pytest.raises(aiohttp_jobs.SchedulerClosedError, match="closed"):
+            await scheduler.spawn(returning(4))
+
+
+async def test_drain_exempt_is_inherited_by_jobs_spawned_inside_it() -> None:
+    scheduler = Scheduler()
+    gate = asyncio.Event()
+    children: list[aiohttp_jobs.Job[Any]] = []
+
+    async def parent() -> None:
+        await gate.wait()
+        children.append(await scheduler.spawn(returning("child")))
+
+    # Spawned before the drain, but inside the block: the job copies the context.
+    with scheduler.drain_exempt():
+        job = await scheduler.spawn(parent())
+    scheduler.drain()
+    gate.set()
+    await job.wait()
+    assert await children[0].wait() == "child"
+    await scheduler.close()
+
+
+async def test_running_jobs_may_spawn_while_draining_others_may_not() -> None:
+    scheduler = Scheduler(limit=1)
+    gate = asyncio.Event()
+    children: list[aiohttp_jobs.Job[Any]] = []
+
+    async def parent() -> None:
+        await gate.wait()
+        children.append(await scheduler.spawn(returning("child")))
+
+    job = await scheduler.spawn(parent())
+    scheduler.drain()
+    gate.set()
+    await job.wait()
+    assert await children[0].wait() == "child"
+
+    # A job of another scheduler is no exemption.
+    other = Scheduler()
+    coro = returning(0)
+
+    async def foreign() -> None:
+        await scheduler.spawn(coro)
+
+    foreign_job = await other.spawn(foreign())
+    with pytest.raises(aiohttp_jobs.SchedulerClosedError, match="draining"):
+        await foreign_job.wait()
+    await other.close()
+    await scheduler.close()
+
+
+async def test_drain_exempt_of_one_scheduler_does_not_exempt_another() -> None:
+    first, second = Scheduler(), Scheduler()
+    first.drain()
+    second.drain()
+    with first.drain_exempt():
+        job = await first.spawn(returning(1))
+        coro = returning(2)
+        with pytest.raises(aiohttp_jobs.SchedulerClosedError):
+            await second.spawn(coro)
+    assert await job.wait() == 1
+    await first.close()
+    await second.close()
