@@ -504,7 +504,12 @@ class Scheduler(Collection[Job[Any]]):
             coro, self, loop, name, priority, tags, label, loop.get_debug(), callback
         )
         await self._wait_for_space(job)
-        self._admit(job, self._has_slot(priority))
+        slot = self._has_slot(priority)
+        self._admit(job, slot)
+        if slot and self._space_waiters:
+            # The pending place promised to this spawn went unused (the job found
+            # a free slot meanwhile): pass it on, or the next waiter never wakes.
+            self._grant_space()
         return job
 
     def _has_slot(self, priority: Priority) -> bool:
@@ -556,7 +561,9 @@ class Scheduler(Collection[Job[Any]]):
                 # A place was promised to us; hand it to the next in line.
                 self._reserved -= 1
                 self._grant_space()
-            elif not fut.done():
+            elif fut in self._space_waiters:
+                # Cancelled while waiting (then *fut* is cancelled too): leave
+                # the line, or ``full`` would count a waiter that is gone.
                 self._space_waiters.remove(fut)
             job._drop()
             raise

@@ -195,3 +195,45 @@ async def test_drain_exempt_of_one_scheduler_does_not_exempt_another() -> None:
     assert await job.wait() == 1
     await first.close()
     await second.close()
+
+
+async def test_waiting_spawn_that_finds_a_free_slot_passes_its_pending_place_on() -> None:
+    # Two running jobs end in the same loop turn while one job is pending and two
+    # spawns wait for a pending place: the first waiter is promised the place,
+    # then finds a free slot and starts; the second must get the place it frees.
+    scheduler = Scheduler(limit=2, pending_limit=1)
+    gate = asyncio.Event()
+    await scheduler.spawn(gate.wait())
+    await scheduler.spawn(gate.wait())
+    await scheduler.spawn(returning("pending"))
+    waiters = [asyncio.ensure_future(scheduler.spawn(returning(i))) for i in (1, 2)]
+    await settle()
+    assert not any(w.done() for w in waiters)
+    gate.set()
+    jobs = await asyncio.wait_for(asyncio.gather(*waiters), timeout=5)
+    assert [await job.wait() for job in jobs] == [1, 2]
+    await scheduler.wait_idle()
+    assert (scheduler.active_count, scheduler.pending_count) == (0, 0)
+    assert not scheduler.full
+    await asyncio.wait_for(scheduler.spawn(returning(3)), timeout=5)
+    await scheduler.wait_and_close()
+
+
+async def test_a_cancelled_waiting_spawn_leaves_the_line() -> None:
+    scheduler = Scheduler(limit=1, pending_limit=1)
+    gate = asyncio.Event()
+    await scheduler.spawn(gate.wait())
+    pending = await scheduler.spawn(returning(0))
+    waiters = [asyncio.ensure_future(scheduler.spawn(returning(1))) for _ in "ab"]
+    await settle()
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    # Nothing left behind per cancelled spawn while the pending list stays full.
+    assert not scheduler._space_waiters
+    await pending.close()
+    assert not scheduler.full
+    job = scheduler.spawn_nowait(returning(2))  # a pending place is free again
+    gate.set()
+    assert await job.wait() == 2
+    await scheduler.wait_and_close()
