@@ -197,7 +197,7 @@ async def test_drain_exempt_of_one_scheduler_does_not_exempt_another() -> None:
     await second.close()
 
 
-async def test_waiting_spawn_that_finds_a_free_slot_passes_its_pending_place_on() -> None:
+async def test_waiting_spawn_finding_a_free_slot_passes_its_pending_place_on() -> None:
     # Two running jobs end in the same loop turn while one job is pending and two
     # spawns wait for a pending place: the first waiter is promised the place,
     # then finds a free slot and starts; the second must get the place it frees.
