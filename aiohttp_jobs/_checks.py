@@ -23,20 +23,24 @@ What is checked, and why:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 
 from ._errors import ConfigError, ConfigTypeError
 
 __all__ = [
+    "MAX_COUNT",
     "MAX_DURATION",
     "MAX_TIMESTAMP",
+    "check_callable",
     "check_count",
     "check_datetime",
     "check_duration",
     "check_name",
     "check_number",
     "check_tags",
+    "check_text",
     "check_timeout",
     "check_timestamp",
 ]
@@ -48,6 +52,9 @@ MAX_TIMESTAMP: float = datetime(
 #: About 100 years: a longer duration cannot be added to any current time and still
 #: be shown as a date.
 MAX_DURATION: float = 100 * 366 * 86400.0
+#: The largest count a container can hold (``sys.maxsize``): a larger limit cannot
+#: size a deque or a pool.
+MAX_COUNT: int = sys.maxsize
 
 
 def _number(name: str, value: object) -> float:
@@ -146,6 +153,18 @@ def check_name(name: str, value: object, *, optional: bool = False) -> str | Non
     return value
 
 
+def check_text(name: str, value: object, *, optional: bool = False) -> str | None:
+    """Any string, the empty one included (a message, a label); ``None`` when
+    ``optional``."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ConfigTypeError(
+            f"{name} must be a string, got {value!r} ({type(value).__name__})"
+        )
+    return value
+
+
 def check_tags(name: str, value: object) -> tuple[str, ...]:
     """A collection of tag strings, returned as a tuple (duplicates kept in order)."""
     if isinstance(value, str | bytes):
@@ -165,3 +184,17 @@ def check_tags(name: str, value: object) -> tuple[str, ...]:
                 f"{name} must hold non-empty strings only, got {tag!r} in {value!r}"
             )
     return tags
+
+
+def check_callable(
+    name: str, value: object, *, optional: bool = False
+) -> Callable[..., object] | None:
+    """A callable (a function, a bound method, ...); ``None`` when ``optional``."""
+    if value is None and optional:
+        return None
+    if not callable(value):
+        what = "a callable or None" if optional else "a callable"
+        raise ConfigTypeError(
+            f"{name} must be {what}, got {value!r} ({type(value).__name__})"
+        )
+    return value

@@ -13,9 +13,11 @@ import enum
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from .._checks import MAX_COUNT, check_callable, check_count
 
 if TYPE_CHECKING:
     from .job import Job
@@ -59,7 +61,7 @@ class EventStream:
     __slots__ = ("_buffer", "_closed", "_waiter", "dropped", "maxsize")
 
     def __init__(self, *, maxsize: int) -> None:
-        self.maxsize = maxsize
+        self.maxsize = check_count("maxsize", maxsize, minimum=1, maximum=MAX_COUNT)
         self.dropped = 0
         self._buffer: deque[JobEvent] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -115,6 +117,7 @@ class EventBus:
 
     def add_listener(self, listener: Listener) -> None:
         """Call *listener* with every event from now on."""
+        check_callable("listener", listener)
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
@@ -124,10 +127,19 @@ class EventBus:
         except ValueError:
             pass
 
+    def stream(
+        self, *, maxsize: int = 1000
+    ) -> AbstractAsyncContextManager[EventStream]:
+        """Subscribe for the duration of the ``async with`` block.
+
+        The stream buffers up to *maxsize* events (an integer >= 1), dropping the
+        oldest ones when its reader falls behind.
+        """
+        # Checked here, at the call, rather than when the block is entered.
+        return self._stream(EventStream(maxsize=maxsize))
+
     @asynccontextmanager
-    async def stream(self, *, maxsize: int = 1000) -> AsyncIterator[EventStream]:
-        """Subscribe for the duration of the ``async with`` block."""
-        stream = EventStream(maxsize=maxsize)
+    async def _stream(self, stream: EventStream) -> AsyncIterator[EventStream]:
         push = stream._push
         self.add_listener(push)
         try:

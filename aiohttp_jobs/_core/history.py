@@ -6,8 +6,14 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from .._checks import MAX_COUNT, check_count, check_text
+from .._errors import ConfigError
+from .job import JobState
+
 if TYPE_CHECKING:
-    from .job import Job, JobState
+    from .job import Job
+
+_STATES = tuple(state.value for state in JobState)
 
 __all__ = ["History"]
 
@@ -22,6 +28,7 @@ class History:
     __slots__ = ("_jobs", "append")
 
     def __init__(self, *, maxlen: int) -> None:
+        maxlen = check_count("maxlen", maxlen, minimum=0, maximum=MAX_COUNT)
         self._jobs: deque[Job[object]] = deque(maxlen=maxlen)
         #: Record a finished job (the deque's own method: called once per job).
         self.append: Callable[[Job[object]], None] = self._jobs.append
@@ -55,10 +62,20 @@ class History:
         """Finished jobs matching every given filter, newest first.
 
         *state* is a :class:`JobState` or its value (``"failed"``); *name* matches
-        the job name exactly; *tag* keeps jobs carrying that tag.
+        the job name exactly; *tag* keeps jobs carrying that tag; *limit* (an
+        integer >= 0) caps how many are returned.
         """
+        if state is not None and state not in _STATES:
+            raise ConfigError(
+                f"state must be a JobState or one of {', '.join(_STATES)}, "
+                f"got {state!r}"
+            )
+        check_text("name", name, optional=True)
+        check_text("tag", tag, optional=True)
+        if limit is not None:
+            check_count("limit", limit, minimum=0)
         found: list[Job[object]] = []
-        if limit is not None and limit <= 0:
+        if limit == 0:
             return found
         for job in reversed(self._jobs):
             if state is not None and job.state != state:
@@ -73,6 +90,8 @@ class History:
         return found
 
     def get(self, job_id: str) -> Job[object] | None:
+        """The remembered job with this id, else ``None``."""
+        check_text("job_id", job_id)
         for job in reversed(self._jobs):
             if job.id == job_id:
                 return job

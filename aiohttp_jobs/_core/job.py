@@ -17,8 +17,16 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Coroutine
+from types import CoroutineType
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
+from .._checks import (
+    check_callable,
+    check_name,
+    check_number,
+    check_text,
+    check_timeout,
+)
 from .._errors import JobNotFinishedError, NoCurrentJobError
 from .events import EventKind
 from .priority import Priority
@@ -49,6 +57,22 @@ def current_job() -> Job[Any]:
             "Scheduler.spawn() (or spawn_in_thread()) has a current job"
         )
     return job
+
+
+#: ids of the coroutines that jobs hold, from spawn until the job ends (the job
+#: keeps a reference, so an id is not reused meanwhile).
+_held: set[int] = set()
+
+
+def coroutine_in_use(coro: CoroutineType[Any, Any, Any]) -> bool:
+    """Whether *coro* already belongs to a job, runs, ran or was closed: such a
+    coroutine cannot be spawned (again)."""
+    return (
+        id(coro) in _held
+        or coro.cr_frame is None  # finished or closed
+        or coro.cr_running
+        or coro.cr_await is not None  # started, suspended in an await
+    )
 
 
 def running_job() -> Job[Any] | None:
@@ -175,6 +199,7 @@ class Job(Generic[_T]):
     ) -> None:
         # Positional and flat: this runs once per job, on the hot path.
         self._coro: Coroutine[Any, Any, _T] | None = coro
+        _held.add(id(coro))
         self._owner = owner
         self._loop = loop
         self._name = name
@@ -230,6 +255,7 @@ class Job(Generic[_T]):
         return self._name if self._task_name is None else self._task_name
 
     def set_name(self, name: str) -> None:
+        check_name("name", name)
         self._name = name
         self._task_name = None
         if self._task is not None:
@@ -326,9 +352,15 @@ class Job(Generic[_T]):
     def set_progress(
         self, done: float, total: float | None = None, message: str | None = None
     ) -> None:
-        """Report progress; safe to call from the job's worker thread as well."""
+        """Report progress; safe to call from the job's worker thread as well.
+
+        *done* is a finite number >= 0, *total* ``None`` (unknown) or a finite
+        number > 0; anything else raises :class:`~aiohttp_jobs.ConfigError`.
+        """
         progress = Progress(
-            float(done), None if total is None else float(total), message
+            check_number("done", done, minimum=0.0),
+            None if total is None else check_number("total", total, above=0.0),
+            check_text("message", message, optional=True),
         )
         try:
             running = asyncio.get_running_loop()
@@ -353,6 +385,7 @@ class Job(Generic[_T]):
         The caller takes responsibility for the outcome: a failure of this job is
         no longer passed to the scheduler's exception handler.
         """
+        check_callable("callback", callback)
         self._explicit = True
         if self._state.final:
             self._loop.call_soon(callback, self)
@@ -395,6 +428,7 @@ class Job(Generic[_T]):
         If *timeout* passes first, the job is closed and ``TimeoutError`` raised.
         Cancelling the waiting task propagates to it and leaves the job running.
         """
+        timeout = check_timeout("timeout", timeout)
         if not self._closed:
             self._explicit = True
         if not await self._wait_final(timeout):
@@ -412,6 +446,7 @@ class Job(Generic[_T]):
         than cancellation that the job ended with. Cancelling the caller
         propagates to it (the job is cancelled regardless).
         """
+        timeout = check_timeout("timeout", timeout)
         if self._closed:
             return
         self._explicit = True
@@ -503,6 +538,7 @@ class Job(Generic[_T]):
         or context."""
         coro = self._coro
         if coro is not None:
+            _held.discard(id(coro))
             if self._name is None and self._label is None:
                 self._label = self.name
             self._coro = None

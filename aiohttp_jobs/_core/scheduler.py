@@ -27,8 +27,17 @@ from contextvars import ContextVar, copy_context
 from types import CoroutineType, TracebackType
 from typing import Any, NoReturn, TypeVar
 
+from .._checks import (
+    MAX_COUNT,
+    check_callable,
+    check_count,
+    check_name,
+    check_tags,
+    check_timeout,
+)
 from .._errors import (
     ConfigError,
+    ConfigTypeError,
     JobNotFoundError,
     NotAwaitableError,
     NotPicklableError,
@@ -37,7 +46,7 @@ from .._errors import (
 )
 from .events import EventBus, EventKind, JobEvent
 from .history import History
-from .job import Job, running_job, seq_from_id
+from .job import Job, coroutine_in_use, running_job, seq_from_id
 from .pools import Pools, default_sizes
 from .priority import Priority, parse_priority
 
@@ -69,15 +78,18 @@ _LOW, _NORMAL, _HIGH, _CRITICAL = Priority
 _PENDING_ORDER = (_HIGH, _NORMAL, _LOW)
 
 
-def _check_timeout(name: str, value: float | None) -> None:
-    if value is not None and value < 0:
-        raise ConfigError(f"{name} must be >= 0 seconds or None, got {value!r}")
+#: A process pool larger than this is refused: the pool forks its workers up front.
+_MAX_PROCESSES = 1024
+
+
+def _check_timeout(name: str, value: object) -> float | None:
+    """A timeout setting: ``None`` or finite seconds >= 0 (see ``_checks``)."""
+    return check_timeout(name, value)
 
 
 def _check_count(name: str, value: object, *, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    """A count setting: an ``int`` from *minimum* to ``sys.maxsize``."""
+    return check_count(name, value, minimum=minimum, maximum=MAX_COUNT)
 
 
 async def _await(aw: Awaitable[_T]) -> _T:
@@ -123,25 +135,23 @@ class Scheduler(Collection[Job[Any]]):
         thread_pool_size: int | None = None,
         process_pool_size: int | None = None,
     ) -> None:
-        if exception_handler is not None and not callable(exception_handler):
-            raise TypeError(
-                f"exception_handler must be a callable or None, "
-                f"got {exception_handler!r}"
-            )
-        if on_start_timeout is not None and not callable(on_start_timeout):
-            raise TypeError(
-                f"on_start_timeout must be a callable or None, got {on_start_timeout!r}"
-            )
+        check_callable("exception_handler", exception_handler, optional=True)
+        check_callable("on_start_timeout", on_start_timeout, optional=True)
         if limit is not None:
             _check_count("limit", limit, minimum=1)
         _check_count("pending_limit", pending_limit, minimum=0)
         _check_count("reserve_normal", reserve_normal, minimum=0)
         _check_count("reserve_high", reserve_high, minimum=0)
         _check_count("history_limit", history_limit, minimum=0)
-        _check_timeout("close_timeout", close_timeout)
-        _check_timeout("wait_timeout", wait_timeout)
-        _check_timeout("start_timeout_warning", start_timeout_warning)
-        _check_timeout("start_timeout_critical", start_timeout_critical)
+        # Kept in their checked form: a timedelta becomes seconds.
+        close_timeout = _check_timeout("close_timeout", close_timeout)
+        wait_timeout = _check_timeout("wait_timeout", wait_timeout)
+        start_timeout_warning = _check_timeout(
+            "start_timeout_warning", start_timeout_warning
+        )
+        start_timeout_critical = _check_timeout(
+            "start_timeout_critical", start_timeout_critical
+        )
         if (
             start_timeout_warning is not None
             and start_timeout_critical is not None
@@ -172,7 +182,12 @@ class Scheduler(Collection[Job[Any]]):
             thread_size=_check_count("thread_pool_size", thread_pool_size, minimum=1)
             if thread_pool_size is not None
             else threads,
-            process_size=_check_count("process_pool_size", process_pool_size, minimum=1)
+            process_size=check_count(
+                "process_pool_size",
+                process_pool_size,
+                minimum=1,
+                maximum=_MAX_PROCESSES,
+            )
             if process_pool_size is not None
             else processes,
         )
@@ -337,6 +352,7 @@ class Scheduler(Collection[Job[Any]]):
 
     def get_job(self, job_id: str) -> Job[Any]:
         """The active, pending or remembered finished job with this id."""
+        check_name("job_id", job_id)
         seq = seq_from_id(job_id)
         job = None if seq is None else self._jobs.get(seq)
         if job is None:
@@ -433,7 +449,7 @@ class Scheduler(Collection[Job[Any]]):
         :class:`SchedulerFullError` instead (and closes *coro*). Must be called
         from the event loop's thread.
         """
-        coro, prio, tags = _checked(coro, priority, tags)
+        coro, prio, tags = _checked(coro, name, priority, tags)
         job = self._try_spawn(coro, name, prio, tags, None, None)
         if job is None:
             coro.close()
@@ -452,7 +468,7 @@ class Scheduler(Collection[Job[Any]]):
         tags: Collection[str],
         label: str | None,
     ) -> Job[_T]:
-        coro, prio, tags = _checked(coro, priority, tags)
+        coro, prio, tags = _checked(coro, name, priority, tags)
         return self._try_spawn(
             coro, name, prio, tags, label, None
         ) or await self._wait_and_spawn(coro, name, prio, tags, label, None)
@@ -689,6 +705,11 @@ class Scheduler(Collection[Job[Any]]):
     def shield(self, arg: Awaitable[_T]) -> asyncio.Future[_T]:
         """Protect *arg* from the caller's cancellation; ``wait_and_close()``
         waits for it and ``close()`` cancels it (aiojobs)."""
+        if not inspect.isawaitable(arg) or _is_plain_generator(arg):
+            raise NotAwaitableError(
+                f"shield() expected an awaitable as arg, got "
+                f"{type(arg).__qualname__}: {arg!r:.60}"
+            )
         inner = asyncio.ensure_future(arg)
         if inner.done():
             return inner
@@ -717,6 +738,7 @@ class Scheduler(Collection[Job[Any]]):
         Returns ``False`` if *timeout* passed first. Jobs spawned meanwhile are
         waited for too.
         """
+        timeout = check_timeout("timeout", timeout)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while self._jobs or self._shields:
@@ -736,6 +758,7 @@ class Scheduler(Collection[Job[Any]]):
 
     async def wait_and_close(self, timeout: float | None = None) -> None:
         """Wait up to *timeout* (default ``wait_timeout``) for every job, then close."""
+        timeout = check_timeout("timeout", timeout)
         if timeout is None:
             timeout = self._wait_timeout
         await self.wait_idle(timeout)
@@ -787,6 +810,10 @@ class Scheduler(Collection[Job[Any]]):
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         """Pass *context* to the ``exception_handler``, else to the loop's."""
+        if not isinstance(context, dict):
+            raise ConfigTypeError(
+                f"context must be a dict such as {{'message': ...}}, got {context!r}"
+            )
         if self._exception_handler is None:
             asyncio.get_running_loop().call_exception_handler(context)
         else:
@@ -800,7 +827,8 @@ def _qualname(fn: Callable[..., Any]) -> str:
 def _check_blocking(method: str, fn: object) -> None:
     if not callable(fn):
         raise NotAwaitableError(
-            f"{method}() expected a function, got {type(fn).__qualname__}"
+            f"{method}() expected a function as fn, got {type(fn).__qualname__}: "
+            f"{fn!r:.60}"
         )
     if inspect.iscoroutinefunction(fn):
         raise NotAwaitableError(
@@ -811,32 +839,59 @@ def _check_blocking(method: str, fn: object) -> None:
 
 def _checked(
     coro: Coroutine[Any, Any, _T] | Awaitable[_T],
+    name: str | None,
     priority: Priority | int | str,
     tags: Collection[str],
 ) -> tuple[Coroutine[Any, Any, _T], Priority, tuple[str, ...]]:
-    """The arguments of a public ``spawn*()`` in the form ``_try_spawn()`` takes."""
+    """The arguments of a public ``spawn*()`` in the form ``_try_spawn()`` takes.
+
+    A coroutine handed over with a bad argument is closed (no "coroutine was
+    never awaited" warning); one that already ran or belongs to a job is left
+    alone, it is not ours.
+    """
     if type(coro) is not CoroutineType:
         coro = _as_coroutine(coro)
-    if type(priority) is not Priority:
-        try:
+    elif coroutine_in_use(coro):
+        raise NotAwaitableError(
+            f"coro {coro!r} was already spawned, awaited or closed: a coroutine "
+            "runs once; create a new one for each spawn()"
+        )
+    try:
+        if name is not None:
+            check_name("name", name)
+        if type(priority) is not Priority:
             priority = parse_priority(priority)
-        except Exception:
-            coro.close()  # refused: no "coroutine was never awaited" warning
-            raise
-    return coro, priority, tags if type(tags) is tuple else tuple(tags)
+        checked_tags: tuple[str, ...] = (
+            () if type(tags) is tuple and not tags else check_tags("tags", tags)
+        )
+    except Exception:
+        coro.close()  # refused: no "coroutine was never awaited" warning
+        raise
+    return coro, priority, checked_tags
+
+
+def _is_plain_generator(obj: object) -> bool:
+    """A generator that is not a generator-based coroutine: not awaitable,
+    although ``asyncio.iscoroutine()`` says yes to it before Python 3.12."""
+    return inspect.isgenerator(obj) and not inspect.isawaitable(obj)
 
 
 def _as_coroutine(aw: object) -> Coroutine[Any, Any, Any]:
+    if _is_plain_generator(aw):
+        raise NotAwaitableError(
+            f"spawn() expected a coroutine as coro, got the generator {aw!r:.60}: "
+            "define the function with 'async def'"
+        )
     if asyncio.iscoroutine(aw):  # a coroutine of another type (Cython, ...)
         return aw
     if inspect.isawaitable(aw):
         return _await(aw)
     if inspect.iscoroutinefunction(aw):
         raise NotAwaitableError(
-            f"spawn() expected a coroutine, got the coroutine function "
+            f"spawn() expected a coroutine as coro, got the coroutine function "
             f"{_qualname(aw)}: call it, spawn({_qualname(aw)}(...))"
         )
     raise NotAwaitableError(
-        f"spawn() expected a coroutine or another awaitable, got "
+        f"spawn() expected a coroutine or another awaitable as coro, got "
         f"{type(aw).__qualname__}: {aw!r:.60}"
     )
