@@ -37,6 +37,7 @@ __all__ = [
     "check_count",
     "check_datetime",
     "check_duration",
+    "check_flag",
     "check_name",
     "check_number",
     "check_tags",
@@ -196,5 +197,15 @@ def check_callable(
         what = "a callable or None" if optional else "a callable"
         raise ConfigTypeError(
             f"{name} must be {what}, got {value!r} ({type(value).__name__})"
+        )
+    return value
+
+
+def check_flag(name: str, value: object) -> bool:
+    """A ``bool``: ``True`` or ``False``, not a string or a number that would be
+    read as one (``critical="no"`` is true)."""
+    if type(value) is not bool:
+        raise ConfigTypeError(
+            f"{name} must be True or False, got {value!r} ({type(value).__name__})"
         )
     return value
