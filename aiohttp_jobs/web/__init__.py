@@ -9,7 +9,6 @@ State lives under typed ``web.AppKey``s and is looked up through
 from __future__ import annotations
 
 import asyncio
-import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Collection, Coroutine
 from typing import TYPE_CHECKING, TypeVar
@@ -19,7 +18,12 @@ from aiohttp import web
 from .._core.job import Job
 from .._core.priority import Priority
 from .._core.scheduler import Scheduler
-from .._errors import SchedulerClosedError, SchedulerFullError, SetupError
+from .._errors import (
+    ConfigTypeError,
+    SchedulerClosedError,
+    SchedulerFullError,
+    SetupError,
+)
 from ._atomic import atomic
 from ._protect import unavailable
 from ._state import (
@@ -29,6 +33,8 @@ from ._state import (
     TASKS_KEY,
     SchedulerOptions,
     WebState,
+    check_setup_options,
+    state_of,
 )
 
 if sys.version_info >= (3, 11):
@@ -80,14 +86,24 @@ def setup(
     with ``Retry-After: <retry_after>`` when the pending list is full, instead
     of making the handler wait (per call: ``spawn(..., reject_when_full=...)``).
     """
+    if not isinstance(app, web.Application):
+        raise ConfigTypeError(
+            f"app must be an aiohttp web.Application, got {app!r} "
+            f"({type(app).__name__})"
+        )
     if STATE_KEY in app:
         raise SetupError(
             "aiohttp_jobs.setup(app) was called twice for the same application: "
             "call it once; sub-applications use the root's scheduler"
         )
-    if retry_after <= 0 or not math.isfinite(retry_after):
-        raise SetupError(f"retry_after must be a positive number, got {retry_after!r}")
-    Scheduler(**scheduler_options)  # check the options now, not at startup
+    # Every option is checked now, where it was written, not at startup.
+    retry_after = check_setup_options(
+        tasks=tasks,
+        clock=clock,
+        reject_when_full=reject_when_full,
+        retry_after=retry_after,
+        scheduler_options=scheduler_options,
+    )
     state = WebState(
         options=scheduler_options,
         tasks=tasks,
@@ -112,7 +128,10 @@ def setup(
 
 
 def _state(request: web.Request) -> WebState:
-    state: WebState | None = request.config_dict.get(STATE_KEY)
+    try:
+        state: WebState | None = request.config_dict.get(STATE_KEY)
+    except AttributeError:  # not a web.Request: the slow path says what it is
+        state = state_of(request)
     if state is None:
         raise SetupError(NOT_SET_UP)
     return state
@@ -133,8 +152,8 @@ def get_scheduler_from_app(app: web.Application) -> Scheduler | None:
 
 def get_scheduler_from_request(request: web.Request) -> Scheduler | None:
     """The scheduler for *request* (found through sub-applications), else ``None``."""
-    scheduler: Scheduler | None = request.config_dict.get(SCHEDULER_KEY)
-    return scheduler
+    state = state_of(request)
+    return None if state is None else state.scheduler
 
 
 def get_tasks(app_or_request: web.Application | web.Request) -> TaskRuntime:
@@ -142,7 +161,7 @@ def get_tasks(app_or_request: web.Application | web.Request) -> TaskRuntime:
     if isinstance(app_or_request, web.Application):
         state = app_or_request.get(STATE_KEY)
     else:
-        state = app_or_request.config_dict.get(STATE_KEY)
+        state = state_of(app_or_request)
     if state is None:
         raise SetupError(NOT_SET_UP)
     if state.tasks is None:
@@ -197,16 +216,19 @@ async def spawn(
     raise unavailable(reason, state.retry_after if retry_after is None else retry_after)
 
 
-def shield(request: web.Request, aw: Awaitable[_T]) -> asyncio.Future[_T]:
-    """Protect *aw* from the cancellation of the handler that awaits it.
+def shield(request: web.Request, arg: Awaitable[_T]) -> asyncio.Future[_T]:
+    """Protect *arg* (a coroutine or future) from the cancellation of the
+    handler that awaits it.
 
     The work runs on even when the client disconnects; a graceful shutdown
-    waits up to ``wait_timeout`` for it. Awaiting the result is optional.
+    waits up to ``wait_timeout`` for it, and lets a coroutine shielded before
+    the shutdown spawn the jobs it needs meanwhile. Awaiting the result is
+    optional.
     """
     try:
         state = _state(request)
     except BaseException:
-        if asyncio.iscoroutine(aw):
-            aw.close()
+        if asyncio.iscoroutine(arg):
+            arg.close()
         raise
-    return state.protected.shield(aw, request)
+    return state.protected.shield(arg, request)

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .._errors import SetupError
-from ._state import NOT_SET_UP, STATE_KEY, WebState
+from .._errors import SchedulerClosedError, SetupError
+from ._state import NOT_SET_UP, STATE_KEY, WebState, state_of
 
 __all__ = ["atomic"]
 
@@ -30,7 +30,10 @@ _R = TypeVar("_R", bound=web.Request | web.View)
 
 def _state_of(request: web.Request) -> WebState:
     # request.app first: a cheap dict lookup, right for the root application.
-    state = request.app.get(STATE_KEY) or request.config_dict.get(STATE_KEY)
+    try:
+        state = request.app.get(STATE_KEY) or request.config_dict.get(STATE_KEY)
+    except AttributeError:  # not a web.Request: the slow path says what it is
+        state = state_of(request)
     if state is None:
         raise SetupError(NOT_SET_UP)
     return state
@@ -97,7 +100,16 @@ if sys.version_info >= (3, 11):
             assert awaiter is not None
             base = awaiter.cancelling()
             entry = (request, loop.time(), True)
-            task = _AtomicTask(coro, loop=loop, awaiter=awaiter, cancelling=base)
+            scheduler = work.scheduler
+            if scheduler is None:  # an application that has not started
+                task = _AtomicTask(coro, loop=loop, awaiter=awaiter, cancelling=base)
+            else:
+                # The task copies the exemption: what the handler spawns while
+                # the scheduler drains is admitted.
+                with scheduler.drain_exempt():
+                    task = _AtomicTask(
+                        coro, loop=loop, awaiter=awaiter, cancelling=base
+                    )
             entries = work.entries
             entries[task] = entry
             try:
@@ -110,6 +122,11 @@ if sys.version_info >= (3, 11):
                 elif task.cancelled() and work.closing:
                     raise work.cut_off() from None
                 raise
+            except SchedulerClosedError as exc:
+                answer = work.refused(exc, entry)
+                if answer is None:
+                    raise
+                raise answer from exc
             finally:
                 del entries[task]
 

@@ -3,6 +3,9 @@ off by the cancellation of its handler (``@atomic`` handlers, ``shield()``).
 
 Each runs in its own task, registered here so that a graceful shutdown can wait
 for it, and cancel and report what is still running after ``wait_timeout``.
+Each task starts inside the scheduler's ``drain_exempt()``: work accepted
+before the shutdown may spawn the jobs it needs to finish while the scheduler
+drains (the task keeps the exemption in its copy of the context).
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from aiohttp import web
+
+from .._core.scheduler import Scheduler
+from .._errors import SchedulerClosedError
 
 __all__ = ["Entry", "ProtectedWork", "describe", "unavailable"]
 
@@ -45,13 +51,16 @@ def unavailable(reason: str, retry_after: float) -> web.HTTPServiceUnavailable:
 class ProtectedWork:
     """The protected work of one application."""
 
-    __slots__ = ("closing", "entries", "retry_after")
+    __slots__ = ("closing", "entries", "retry_after", "scheduler", "stopping")
 
     def __init__(self, *, retry_after: float) -> None:
         #: running protected work; @atomic adds and removes its own entries
         self.entries: dict[asyncio.Future[Any], Entry] = {}
+        self.stopping = False  # set when the shutdown (the drain) begins
         self.closing = False  # set when the shutdown starts cancelling
         self.retry_after = retry_after
+        #: the application's scheduler, once it has started
+        self.scheduler: Scheduler | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -70,6 +79,24 @@ class ProtectedWork:
         return unavailable(
             "the server shut down before this request finished", self.retry_after
         )
+
+    def refused(
+        self, exc: SchedulerClosedError, entry: Entry
+    ) -> web.HTTPServiceUnavailable | None:
+        """The answer of an atomic handler that failed with *exc*, a refusal
+        (the scheduler or the task runtime no longer takes work): during the
+        shutdown a 503 with ``Retry-After``, and a warning, since the work the
+        handler asked for will not happen. ``None`` (let *exc* through) before."""
+        if not self.stopping:
+            return None
+        logger.warning(
+            "%s answered 503: the shutdown refused the work it asked for: %s",
+            describe(entry),
+            exc,
+        )
+        answer = unavailable(f"the server is shutting down ({exc})", self.retry_after)
+        answer.__cause__ = exc
+        return answer
 
     @staticmethod
     def log_orphan(task: asyncio.Future[Any], entry: Entry) -> None:
@@ -95,14 +122,19 @@ class ProtectedWork:
         if self.closing:
             raise self.refuse(aw)
         loop = asyncio.get_running_loop()
-        task = asyncio.ensure_future(aw)
+        scheduler = self.scheduler
+        if scheduler is None:
+            task = asyncio.ensure_future(aw)
+        else:
+            with scheduler.drain_exempt():  # the new task copies the exemption
+                task = asyncio.ensure_future(aw)
         if task.done():
             return task
         outer: asyncio.Future[_T] = loop.create_future()
-        self.entries[task] = (request, loop.time(), atomic)
+        entry = self.entries[task] = (request, loop.time(), atomic)
 
         def done(task: asyncio.Future[_T]) -> None:
-            entry = self.entries.pop(task)
+            del self.entries[task]
             if outer.cancelled():
                 self.log_orphan(task, entry)
             elif task.cancelled():
@@ -111,7 +143,10 @@ class ProtectedWork:
                 else:
                     outer.cancel()
             elif (exc := task.exception()) is not None:
-                outer.set_exception(exc)
+                if atomic and isinstance(exc, SchedulerClosedError):
+                    outer.set_exception(self.refused(exc, entry) or exc)
+                else:
+                    outer.set_exception(exc)
             else:
                 outer.set_result(task.result())
 

@@ -18,19 +18,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from aiohttp import web
 
+from .._checks import check_callable, check_count, check_number, check_timeout
+from .._core.clock import Clock
 from .._core.job import Job
 from .._core.scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
-from .._errors import SetupError
+from .._errors import ConfigTypeError, SetupError
 from .._tasks.runtime import TaskRuntime
 from ._protect import Entry, ProtectedWork, describe
 
 if TYPE_CHECKING:
-    from .._core.clock import Clock
     from .._tasks.declarations import Tasks
 
 __all__ = [
@@ -40,6 +42,8 @@ __all__ = [
     "TASKS_KEY",
     "SchedulerOptions",
     "WebState",
+    "check_setup_options",
+    "state_of",
 ]
 
 logger = logging.getLogger("aiohttp_jobs.web")
@@ -67,6 +71,87 @@ class SchedulerOptions(TypedDict, total=False):
     on_start_timeout: StartTimeoutHandler | None
     thread_pool_size: int | None
     process_pool_size: int | None
+
+
+def _optional_count(minimum: int) -> Callable[[str, object], object]:
+    def check(name: str, value: object) -> object:
+        return None if value is None else check_count(name, value, minimum=minimum)
+
+    return check
+
+
+def _count(minimum: int) -> Callable[[str, object], object]:
+    def check(name: str, value: object) -> object:
+        return check_count(name, value, minimum=minimum)
+
+    return check
+
+
+def _optional_callable(name: str, value: object) -> object:
+    return check_callable(name, value, optional=True)
+
+
+#: How ``setup()`` checks each scheduler option (a test keeps it in step with
+#: :class:`SchedulerOptions` and the :class:`Scheduler` constructor).
+SCHEDULER_OPTION_CHECKS: Final[Mapping[str, Callable[[str, object], object]]] = {
+    "close_timeout": check_timeout,
+    "wait_timeout": check_timeout,
+    "limit": _optional_count(1),
+    "pending_limit": _count(0),
+    "exception_handler": _optional_callable,
+    "reserve_normal": _count(0),
+    "reserve_high": _count(0),
+    "history_limit": _count(0),
+    "start_timeout_warning": check_timeout,
+    "start_timeout_critical": check_timeout,
+    "on_start_timeout": _optional_callable,
+    "thread_pool_size": _optional_count(1),
+    "process_pool_size": _optional_count(1),
+}
+
+
+def check_setup_options(
+    *,
+    tasks: object,
+    clock: object,
+    reject_when_full: object,
+    retry_after: object,
+    scheduler_options: SchedulerOptions,
+) -> float:
+    """Check every ``setup()`` argument; returns ``retry_after`` as a float.
+
+    Raises :class:`ConfigError` (:class:`ConfigTypeError` for a wrong type)
+    naming the parameter and its value.
+    """
+    if tasks is not None and not callable(getattr(tasks, "runtime", None)):
+        raise ConfigTypeError(
+            f"tasks must be an aiohttp_jobs.Tasks registry or None, got {tasks!r} "
+            f"({type(tasks).__name__})"
+        )
+    if clock is not None and not isinstance(clock, Clock):
+        raise ConfigTypeError(
+            f"clock must be an aiohttp_jobs.Clock (time(), now(), call_at()) or "
+            f"None, got {clock!r} ({type(clock).__name__})"
+        )
+    if not isinstance(reject_when_full, bool):
+        raise ConfigTypeError(
+            f"reject_when_full must be True or False, got {reject_when_full!r} "
+            f"({type(reject_when_full).__name__})"
+        )
+    seconds = check_number("retry_after", retry_after, above=0.0, maximum=86400.0)
+    for name, value in scheduler_options.items():
+        check = SCHEDULER_OPTION_CHECKS.get(name)
+        if check is None:
+            known = ", ".join(sorted(SCHEDULER_OPTION_CHECKS))
+            raise ConfigTypeError(
+                f"setup() got an unknown option {name}={value!r}; the scheduler "
+                f"options are: {known}"
+            )
+        check(name, value)
+    # Rules that tie options together (start_timeout_critical after
+    # start_timeout_warning) are the scheduler's own: ask it.
+    Scheduler(**scheduler_options)
+    return seconds
 
 
 class WebState:
@@ -127,7 +212,7 @@ class WebState:
 
     async def start(self, app: web.Application) -> None:
         scheduler = Scheduler(**self.options)
-        self.scheduler = scheduler
+        self.scheduler = self.protected.scheduler = scheduler
         app[SCHEDULER_KEY] = scheduler
         if self.tasks is not None:
             try:
@@ -187,6 +272,7 @@ class WebState:
             )
 
     async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.protected.stopping = True
         scheduler = self.scheduler
         if scheduler is None:  # startup never ran, or failed before the scheduler
             self.protected.closing = True
@@ -203,19 +289,34 @@ class WebState:
             runtime_exit = loop.create_task(self._stack.aclose())
             self._runtime_exit = runtime_exit
         await asyncio.wait((runtime_exit,), timeout=_remaining(loop, deadline))
-        # 2. No new jobs; running and pending ones carry on.
+        # 2. No new jobs, but for those that work already accepted spawns
+        #    to finish (atomic handlers, shielded work and jobs: they run in
+        #    the scheduler's drain_exempt()); running and pending ones carry on.
         scheduler.drain()
-        # 3. Atomic and shielded work and all jobs get what is left of
-        #    wait_timeout: atomic handlers still answer their clients.
-        await self.protected.wait(_remaining(loop, deadline))
-        await scheduler.wait_idle(_remaining(loop, deadline))
-        # 4. Cancel what is left, and say what was cut off.
+        # 3. Atomic and shielded work and all jobs, including those they
+        #    spawn meanwhile, get what is left of wait_timeout: atomic
+        #    handlers still answer their clients.
+        await self._wait_quiet(scheduler, loop, deadline)
+        # 4. Cancel what is left, and say what was cut off. A failure of
+        #    close() (a raising exception_handler, say) is logged on its own:
+        #    the report of each job still follows.
         now, loop_now = time.time(), loop.time()
         left_jobs = [job for job in scheduler if not job.done]
-        left_work, _ = await asyncio.gather(
-            self.protected.cancel_all(close_timeout), scheduler.close()
+        left_work, closed = await asyncio.gather(
+            self.protected.cancel_all(close_timeout),
+            scheduler.close(),
+            return_exceptions=True,
         )
+        if isinstance(left_work, BaseException):  # pragma: no cover - defensive
+            logger.error("shutdown: cancelling atomic work failed", exc_info=left_work)
+            left_work = {}
         _log_cut_off(left_jobs, left_work, now, loop_now)
+        if isinstance(closed, BaseException):
+            logger.error(
+                "shutdown: closing the scheduler raised; the jobs above were still "
+                "cancelled",
+                exc_info=closed,
+            )
         if not runtime_exit.done():
             await asyncio.wait((runtime_exit,), timeout=close_timeout)
         if not runtime_exit.done():
@@ -229,6 +330,22 @@ class WebState:
                 "shutdown: the task runtime failed while stopping",
                 exc_info=runtime_exit.exception(),
             )
+
+    async def _wait_quiet(
+        self,
+        scheduler: Scheduler,
+        loop: asyncio.AbstractEventLoop,
+        deadline: float | None,
+    ) -> None:
+        """Until no protected work runs and the scheduler is idle, or the
+        deadline. Either may start the other (a late atomic request, a job
+        spawned by one), so wait again until both are quiet at once."""
+        protected = self.protected
+        while True:
+            work_done = await protected.wait(_remaining(loop, deadline))
+            jobs_done = await scheduler.wait_idle(_remaining(loop, deadline))
+            if not (work_done and jobs_done) or not protected.entries:
+                return
 
 
 def _remaining(loop: asyncio.AbstractEventLoop, deadline: float | None) -> float | None:
@@ -277,3 +394,25 @@ NOT_SET_UP = (
     "aiohttp_jobs is not set up for this application: call "
     "aiohttp_jobs.setup(app) on the root application before it starts"
 )
+
+
+def state_of(request: object) -> WebState | None:
+    """What ``setup()`` keeps for the application of *request* (a
+    ``web.Request``, or a ``web.View`` for convenience); ``None`` without
+    ``setup()``. A request of aiohttp's low-level server, which has no
+    application, raises :class:`SetupError`; anything else
+    :class:`ConfigTypeError`."""
+    if isinstance(request, web.View):
+        request = request.request
+    if isinstance(request, web.Request):
+        return request.config_dict.get(STATE_KEY)
+    if isinstance(request, web.BaseRequest):
+        raise SetupError(
+            "aiohttp_jobs needs a request of a web.Application set up with "
+            "aiohttp_jobs.setup(app); this request of aiohttp's low-level server "
+            "has no application"
+        )
+    raise ConfigTypeError(
+        f"request must be an aiohttp web.Request, got {request!r} "
+        f"({type(request).__name__})"
+    )

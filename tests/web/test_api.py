@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, make_mocked_request
+from aiohttp.test_utils import RawTestServer, TestClient, make_mocked_request
 
 import aiohttp_jobs
 from aiohttp_jobs import (
@@ -31,6 +31,7 @@ from aiohttp_jobs import (
     Tasks,
 )
 from aiohttp_jobs.testing import FakeClock
+from aiohttp_jobs.web._state import SCHEDULER_OPTION_CHECKS, STATE_KEY
 
 ClientFactory = Any  # pytest-aiohttp's aiohttp_client fixture
 
@@ -62,8 +63,142 @@ def test_setup_twice_is_an_error() -> None:
 def test_setup_checks_scheduler_options_at_once() -> None:
     with pytest.raises(ConfigError):
         aiohttp_jobs.setup(web.Application(), limit=0)
-    with pytest.raises(SetupError, match="retry_after"):
+    with pytest.raises(ConfigError, match="retry_after"):
         aiohttp_jobs.setup(web.Application(), retry_after=0)
+
+
+_NAN, _INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("wait_timeout", _NAN),
+        ("wait_timeout", _INF),
+        ("wait_timeout", -1),
+        ("wait_timeout", "5"),
+        ("close_timeout", _NAN),
+        ("close_timeout", "5"),
+        ("start_timeout_warning", _NAN),
+        ("start_timeout_critical", _INF),
+        ("limit", 0),
+        ("limit", 1.5),
+        ("limit", True),
+        ("pending_limit", -1),
+        ("pending_limit", _NAN),
+        ("reserve_normal", -1),
+        ("reserve_high", "1"),
+        ("history_limit", -1),
+        ("thread_pool_size", 0),
+        ("process_pool_size", 2.0),
+        ("exception_handler", "log"),
+        ("on_start_timeout", 42),
+        ("retry_after", _NAN),
+        ("retry_after", _INF),
+        ("retry_after", -1),
+        ("retry_after", "1"),
+        ("reject_when_full", "yes"),
+        ("reject_when_full", None),
+        ("tasks", object()),
+        ("clock", 12.0),
+        ("max_jobs", 10),
+    ],
+)
+def test_setup_refuses_a_bad_option_naming_it(option: str, value: object) -> None:
+    """Every setup() argument is checked at the call, with an error that names
+    it and shows the value (a NaN wait_timeout used to act as 0 at shutdown)."""
+    app = web.Application()
+    with pytest.raises(ConfigError, match=option) as info:
+        aiohttp_jobs.setup(app, **{option: value})
+    assert repr(value) in str(info.value)
+    assert STATE_KEY not in app  # nothing half set up
+
+
+def test_setup_refuses_what_is_not_an_application() -> None:
+    with pytest.raises(ConfigError, match=r"app must be an aiohttp web\.Application"):
+        aiohttp_jobs.setup(object())  # type: ignore[arg-type]
+
+
+def test_every_scheduler_option_is_checked_by_setup() -> None:
+    assert set(SCHEDULER_OPTION_CHECKS) == set(
+        aiohttp_jobs.SchedulerOptions.__annotations__
+    )
+
+
+def test_setup_accepts_the_documented_values() -> None:
+    aiohttp_jobs.setup(
+        web.Application(),
+        wait_timeout=None,
+        close_timeout=0,
+        limit=None,
+        pending_limit=0,
+        retry_after=0.5,
+        reject_when_full=True,
+        thread_pool_size=None,
+        exception_handler=None,
+    )
+
+
+async def test_without_an_application_every_entry_point_raises_setup_error() -> None:
+    """A request of aiohttp's low-level server has no application: a SetupError
+    (it used to be an AttributeError), and a spawned coroutine is closed."""
+    seen: list[str] = []
+
+    async def job() -> None:  # pragma: no cover - must never run
+        raise AssertionError("ran")
+
+    async def handler(request: web.BaseRequest) -> web.Response:
+        coro = job()
+        with pytest.raises(SetupError, match="low-level server"):
+            await aiohttp_jobs.spawn(request, coro)  # type: ignore[arg-type]
+        coro = job()
+        with pytest.raises(SetupError):
+            aiohttp_jobs.shield(request, coro)  # type: ignore[arg-type]
+        for getter in (
+            aiohttp_jobs.get_scheduler,
+            aiohttp_jobs.get_scheduler_from_request,
+            aiohttp_jobs.get_tasks,
+        ):
+            with pytest.raises(SetupError):
+                getter(request)  # type: ignore[arg-type]
+
+        @aiohttp_jobs.atomic
+        async def atomic(request: web.Request) -> web.Response:
+            raise AssertionError("ran")  # pragma: no cover
+
+        with pytest.raises(SetupError):
+            await atomic(request)  # type: ignore[arg-type]
+        seen.append("checked")
+        return web.Response()
+
+    server = RawTestServer(handler)
+    async with TestClient(server) as client:
+        assert (await client.get("/")).status == 200
+    gc.collect()  # every coroutine was closed: no "never awaited" warning
+    assert seen == ["checked"]
+
+
+async def test_spawn_with_something_else_than_a_request_names_the_parameter() -> None:
+    coro = asyncio.sleep(0)
+    with pytest.raises(ConfigError, match=r"request must be an aiohttp web\.Request"):
+        await aiohttp_jobs.spawn("/orders", coro)  # type: ignore[arg-type]
+    gc.collect()
+
+
+async def test_a_view_finds_the_scheduler_like_its_request(
+    aiohttp_client: ClientFactory,
+) -> None:
+    class JobsView(web.View):
+        async def get(self) -> web.Response:
+            scheduler = aiohttp_jobs.get_scheduler(self)  # type: ignore[arg-type]
+            assert scheduler is aiohttp_jobs.get_scheduler(self.request)
+            return web.Response(text="same")
+
+    app = web.Application()
+    aiohttp_jobs.setup(app)
+    app.router.add_view("/", JobsView)
+    client = await aiohttp_client(app)
+    assert await (await client.get("/")).text() == "same"
 
 
 async def test_atomic_without_setup_tells_to_call_setup() -> None:
@@ -359,7 +494,7 @@ async def test_task_runtime_starts_with_the_app_and_stops_before_the_drain(
     serve: Any,
 ) -> None:
     tasks = _FakeTasks()
-    clock = object()
+    clock = FakeClock(0)
     app = web.Application()
     aiohttp_jobs.setup(app, tasks=tasks, clock=clock)  # type: ignore[arg-type]
 
