@@ -1,64 +1,53 @@
 """Workflows: graphs of steps with requirements, run as jobs on a scheduler.
 
-This module holds :class:`Workflow` and its validation; steps and sequences live
-in ``_workflow_step``, running in ``_workflow_run``, listings in
-``_workflow_render`` and the drawing in ``_workflow_svg``.
+This module holds :class:`Workflow`, its validation and the registry of the
+workflows each scheduler has run. It sits at the top of the package's workflow
+modules: it imports ``step`` (steps, sequences, states), ``plan`` (the graph
+order), ``run`` (the runner) and ``render``/``svg`` (the views), and none of them
+imports it; they see a workflow through the :class:`~.step.Group` protocol.
 """
 
 from __future__ import annotations
 
-import itertools
 import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from .._checks import check_count, check_duration, check_name
 from .._core.priority import Priority
+from .._core.scheduler import Scheduler
 from .._errors import (
-    ConfigError,
+    ConfigTypeError,
     JobNotFinishedError,
     WorkflowCycleError,
     WorkflowDefinitionError,
     WorkflowStateError,
 )
-from .step import BaseStep, Requirements, Sequence, Step, StepState
+from . import render, svg
+from .plan import Plan, make_plan
+from .run import run_workflow
+from .step import BaseStep, Group, Requirements, Sequence, Step, StepState
 
 if TYPE_CHECKING:
     from .._core.job import Job
-    from .._core.scheduler import Scheduler
 
 __all__ = ["BaseStep", "Sequence", "Step", "StepState", "Workflow"]
 
-#: Workflows that have started running, by id (the dashboard looks them up).
-_registry: weakref.WeakValueDictionary[str, Workflow] = weakref.WeakValueDictionary()
+#: The workflows each scheduler has started, by id, while they are referenced
+#: (see :meth:`Workflow.of_scheduler`). Both sides are weak: a closed scheduler
+#: that nothing references leaves, and so does a workflow nobody keeps.
+_registries: weakref.WeakKeyDictionary[
+    Scheduler, weakref.WeakValueDictionary[str, Workflow]
+] = weakref.WeakKeyDictionary()
 
 
-class _Plan:
-    """A validated workflow: steps in topological order, and who waits on whom.
-
-    The dependents of step ``i`` are ``targets[first[i]:first[i + 1]]`` (indexes
-    into ``steps``): two flat lists rather than one list per step, so that a big
-    running workflow gives the garbage collector few objects to scan.
-    """
-
-    __slots__ = ("first", "forever", "indegree", "order", "roots", "steps", "targets")
-
-    def __init__(
-        self,
-        steps: list[BaseStep],
-        order: list[BaseStep],
-        first: list[int],
-        targets: list[int],
-        indegree: list[int],
-        roots: list[int],
-        forever: int,
-    ) -> None:
-        self.steps = steps
-        self.order = order
-        self.first = first
-        self.targets = targets
-        self.indegree = indegree
-        self.roots = roots  #: indexes of the steps that require nothing
-        self.forever = forever  #: how many steps are forever steps
+def _check_scheduler(scheduler: object) -> Scheduler | None:
+    if scheduler is None or isinstance(scheduler, Scheduler):
+        return scheduler
+    raise ConfigTypeError(
+        f"scheduler must be an aiohttp_jobs.Scheduler or None, got {scheduler!r} "
+        f"({type(scheduler).__name__})"
+    )
 
 
 class Workflow(BaseStep):
@@ -95,22 +84,19 @@ class Workflow(BaseStep):
         priority: Priority | int | str | None = None,
         scheduler: Scheduler | None = None,
     ) -> None:
-        if timeout is not None and not timeout > 0:
-            raise ConfigError(
-                f"invalid workflow timeout {timeout!r}: give seconds > 0, or None "
-                "for no limit"
-            )
-        if window is not None and (isinstance(window, bool) or window < 1):
-            raise ConfigError(
-                f"invalid workflow window {window!r}: give the maximum number of "
-                "steps running at once (>= 1), or None for no limit"
-            )
+        if label is not None:
+            check_name("label", label)
+        if timeout is not None:
+            timeout = check_duration("timeout", timeout, positive=True)
+        if window is not None:
+            window = check_count("window", window, minimum=1)
         super().__init__(label or "workflow", requires, critical, forever, priority)
-        self._timeout = None if timeout is None else float(timeout)
+        self._timeout = timeout
         self._window = window
-        self._scheduler = scheduler
-        self._steps: dict[BaseStep, None] = {}
-        self._plan: _Plan | None = None
+        #: The scheduler given to the constructor, then the one the run used.
+        self._scheduler = _check_scheduler(scheduler)
+        self._steps: dict[BaseStep, int] = {}  # each step's index: 0, 1, 2, ...
+        self._plan: Plan | None = None
         self._phase = "new"  # "new", "running", "done"
         self._result = False
         self._timed_out = False
@@ -152,10 +138,35 @@ class Workflow(BaseStep):
         """The critical step whose failure aborted the run, if any."""
         return self._reason
 
+    # -- the registry -------------------------------------------------------------
+
     @classmethod
-    def find(cls, workflow_id: str) -> Workflow | None:
-        """The workflow with this id, if it has started and is still referenced."""
-        return _registry.get(workflow_id)
+    def of_scheduler(cls, scheduler: Scheduler) -> list[Workflow]:
+        """The workflows that started on *scheduler* (nested ones included), in
+        the order they started, as long as something else references them.
+
+        One application's scheduler lists that application's workflows only; a
+        workflow run without a scheduler is listed under its private one.
+        """
+        _check_scheduler(scheduler)
+        registry = _registries.get(scheduler)
+        return [] if registry is None else list(registry.values())
+
+    @classmethod
+    def find(
+        cls, workflow_id: str, scheduler: Scheduler | None = None
+    ) -> Workflow | None:
+        """The workflow with this id among those that started on *scheduler*
+        (any scheduler's when ``None``), if it is still referenced."""
+        if scheduler is not None:
+            _check_scheduler(scheduler)
+            registry = _registries.get(scheduler)
+            return None if registry is None else registry.get(workflow_id)
+        for registry in list(_registries.values()):
+            found = registry.get(workflow_id)
+            if found is not None:
+                return found
+        return None
 
     @classmethod
     def of_job(cls, job: Job[object]) -> Workflow | None:
@@ -163,47 +174,51 @@ class Workflow(BaseStep):
         ``workflow:<id>`` tag), if that workflow is still referenced."""
         for tag in job.tags:
             if tag.startswith("workflow:"):
-                return _registry.get(tag[len("workflow:") :])
+                return cls.find(tag[len("workflow:") :])
         return None
+
+    # -- building -------------------------------------------------------------------
 
     def add(self, *steps: BaseStep | Sequence) -> None:
         """Add steps, nested workflows or sequences (each step to one workflow only)."""
         self._check_editable()
         added = self._steps
         for item in steps:
-            if type(item) is Step and item._owner is None:  # the common case
-                item._owner = self
-                added[item] = None
+            if type(item) is Step and item.workflow is None:  # the common case
+                item._join(self)
+                added[item] = len(added)
                 continue
             if isinstance(item, Sequence):
-                self.add(*item._steps)
+                self.add(*item.steps)
                 continue
             if not isinstance(item, BaseStep):
-                raise TypeError(
+                raise ConfigTypeError(
                     f"a workflow holds Steps, Workflows or Sequences, not "
-                    f"{type(item).__name__}; wrap a coroutine with Step(...)"
+                    f"{item!r} ({type(item).__name__}); wrap a coroutine with "
+                    "Step(...)"
                 )
-            if item._owner is self:
+            owner = item.workflow
+            if owner is self:
                 continue
-            if item._owner is not None:
+            if owner is not None:
                 raise WorkflowDefinitionError(
-                    f"step {item.label!r} already belongs to {item._owner!r}: a step "
+                    f"step {item.label!r} already belongs to {owner!r}: a step "
                     f"runs in one workflow only; create another Step for {self!r}"
                 )
             if item is self or (isinstance(item, Workflow) and item._encloses(self)):
                 raise WorkflowDefinitionError(
                     f"{item!r} cannot be nested inside itself"
                 )
-            item._owner = self
-            self._steps[item] = None
+            item._join(self)
+            added[item] = len(added)
         self._plan = None
 
-    def _encloses(self, other: Workflow) -> bool:
-        node: Workflow | None = other
+    def _encloses(self, other: BaseStep) -> bool:
+        node: BaseStep | None = other
         while node is not None:
             if node is self:
                 return True
-            node = node._owner
+            node = node.workflow
         return False
 
     def _check_editable(self) -> None:
@@ -212,6 +227,12 @@ class Workflow(BaseStep):
                 f"{self!r} has {'run' if self._phase == 'done' else 'started'}: "
                 "its steps and requirements can no longer change"
             )
+
+    def _requirements_changed(self) -> None:
+        self._plan = None
+
+    def _as_group(self) -> Group:
+        return self
 
     # -- validation -------------------------------------------------------------
 
@@ -230,93 +251,127 @@ class Workflow(BaseStep):
 
     def topological(self) -> list[BaseStep]:
         """The steps in an order where each comes after its requirements."""
-        return list(self._prepare().order)
+        plan = self._prepare()
+        steps = list(self._steps)
+        assert plan.order is not None  # _prepare() raised otherwise
+        return [steps[i] for i in plan.order]
 
-    def _prepare(self) -> _Plan:
+    def _prepare(self) -> Plan:
+        """The plan of the steps (cached until they change); raises for a cycle,
+        a requirement outside the workflow, or forever steps filling the window."""
         plan = self._plan
         if plan is not None:
             return plan
-        steps = list(self._steps)
-        count = len(steps)
-        roots: list[int] = []
-        dependents: list[BaseStep] = []
+        index = self._steps
+        steps = list(index)
+        edges: list[tuple[int, list[int]]] = []
         forever = 0
-        for index, step in enumerate(steps):
-            step._index = index
-            forever += step._forever
-            if step._requires:
-                dependents.append(step)
-            else:
-                roots.append(index)
-        outdegree = [0] * (count + 1)
-        indegree = [0] * count
-        for step in dependents:
-            for required in step._requires:
-                if required._owner is not self:
-                    where = (
+        for i, step in enumerate(steps):
+            forever += step.forever
+            required = step._required()
+            if not required:
+                continue
+            wanted = []
+            for r in required:
+                where = index.get(r)
+                if where is None:
+                    owner = r.workflow
+                    place = (
                         "is in no workflow"
-                        if required._owner is None
-                        else f"belongs to {required._owner!r}"
+                        if owner is None
+                        else f"belongs to {owner!r}"
                     )
                     raise WorkflowDefinitionError(
-                        f"step {step.label!r} requires {required.label!r}, which "
-                        f"{where}: add it to {self!r} or drop the requirement"
+                        f"step {step.label!r} requires {r.label!r}, which "
+                        f"{place}: add it to {self!r} or drop the requirement"
                     )
-                if required._forever:
+                if r.forever:
                     raise WorkflowDefinitionError(
                         f"step {step.label!r} requires the forever step "
-                        f"{required.label!r}, which is only cancelled at the end: "
+                        f"{r.label!r}, which is only cancelled at the end: "
                         "it would never start"
                     )
-                outdegree[required._index] += 1
-                indegree[step._index] += 1
+                wanted.append(where)
+            edges.append((i, wanted))
         if self._window is not None and forever >= self._window:
             raise WorkflowDefinitionError(
                 f"{self!r} has window={self._window} and {forever} forever steps, "
                 "which could hold every slot: raise the window"
             )
-        first = list(itertools.accumulate(outdegree, initial=0))[:-1]
-        if not dependents:  # no requirements at all: any order is topological
-            plan = self._plan = _Plan(
-                steps, steps.copy(), first, [], indegree, roots, forever
-            )
-            return plan
-        cursor = first.copy()
-        targets = [0] * first[-1]
-        for step in dependents:
-            for required in step._requires:
-                slot = cursor[required._index]
-                targets[slot] = step._index
-                cursor[required._index] = slot + 1
-        remaining = indegree.copy()
-        order = [steps[index] for index in roots]
-        for step in order:  # grows while iterating: Kahn's algorithm
-            i = step._index
-            for k in range(first[i], first[i + 1]):
-                index = targets[k]
-                remaining[index] -= 1
-                if remaining[index] == 0:
-                    order.append(steps[index])
-        if len(order) != len(steps):
-            cycle = _find_cycle(
-                [s for s, n in zip(steps, remaining, strict=True) if n > 0]
-            )
-            labels = [s.label for s in cycle]
+        plan = make_plan(len(steps), edges, forever)
+        if plan.order is None:
+            labels = [steps[i].label for i in plan.cycle]
             raise WorkflowCycleError(
                 f"the requirements of {self!r} form a cycle: "
                 f"{' -> '.join(labels)}; drop one of these requirements",
                 labels,
             )
-        plan = self._plan = _Plan(
-            steps, order, first, targets, indegree, roots, forever
-        )
+        self._plan = plan
         return plan
+
+    # -- running ------------------------------------------------------------------
+
+    async def run(self, *, scheduler: Scheduler | None = None) -> bool:
+        """Run every step as a job of *scheduler* (else the one given to the
+        constructor, else a private scheduler) and wait for the outcome."""
+        _check_scheduler(scheduler)
+        owner = self.workflow
+        if owner is not None:
+            raise WorkflowStateError(
+                f"{self!r} is nested in {owner!r}: run the outermost "
+                "workflow, which runs this one"
+            )
+        self._check_editable()
+        self.validate()
+        self._freeze()
+        if scheduler is None:  # not "or": an idle Scheduler is falsy (empty)
+            scheduler = self._scheduler
+        return await run_workflow(self, scheduler)
+
+    def _freeze(self) -> None:
+        """No more changes: the run begins (nested workflows included)."""
+        self._phase = "running"
+        for step in self._steps:
+            if isinstance(step, Workflow):
+                step._freeze()
+
+    # -- moves of a run (called by the runner) ---------------------------------------
+
+    def _begin(self, scheduler: Scheduler) -> None:
+        """The run of this workflow starts on *scheduler*: list it there."""
+        self._scheduler = scheduler
+        registry = _registries.get(scheduler)
+        if registry is None:
+            registry = _registries[scheduler] = weakref.WeakValueDictionary()
+        registry[self.id] = self
+        self._mark_running()
+
+    def _finish(self, state: StepState, exception: BaseException | None) -> None:
+        super()._finish(state, exception)
+        self._phase = "done"
+
+    def _conclude(
+        self, error: Exception | None, failed: BaseStep | None, timed_out: bool
+    ) -> None:
+        """The run ended: successfully when *error* is ``None``."""
+        self._reason = failed
+        self._timed_out = timed_out
+        self._result = error is None
+        self._finish(StepState.FAILED if error else StepState.SUCCEEDED, error)
+
+    def _discard(self) -> None:
+        """Never started, or stopped early: so do its steps that were not done."""
+        super()._discard()
+        self._phase = "done"
+        for step in self._steps:
+            if not step.state.final:
+                step._discard()
 
     # -- outcome ----------------------------------------------------------------
 
     def result(self) -> bool:
         """What the run returned: ``True`` for a full success."""
-        if not self._state.final:
+        if not self.state.final:
             raise JobNotFinishedError(
                 f"{self!r} has not finished: await its run() first"
             )
@@ -325,72 +380,35 @@ class Workflow(BaseStep):
     def exception(self) -> BaseException | None:
         """Why the run failed (:class:`StepFailedError`, :class:`WorkflowTimeoutError`,
         ...), also for a non-critical workflow that returned ``False``."""
-        if not self._state.final:
+        if not self.state.final:
             raise JobNotFinishedError(
                 f"{self!r} has not finished: await its run() first"
             )
-        return self._exception
-
-    async def run(self, *, scheduler: Scheduler | None = None) -> bool:
-        """Run every step as a job of *scheduler* (else the one given to the
-        constructor, else a private scheduler) and wait for the outcome."""
-        from .run import run_workflow
-
-        if scheduler is None:  # not "or": an idle Scheduler is falsy (empty)
-            scheduler = self._scheduler
-        return await run_workflow(self, scheduler)
+        return super().exception()
 
     # -- inspection ---------------------------------------------------------------
 
     def listing(self) -> str:
         """One line per step in topological order: rank, flags, state, label,
         result or exception, and the ranks it requires."""
-        from .render import listing
-
-        return listing(self)
+        return render.listing(self)
 
     def debrief(self) -> str:
         """The listing, counts per state, why the run failed, and tracebacks."""
-        from .render import debrief
-
-        return debrief(self)
+        return render.debrief(self)
 
     def why(self) -> str:
         """One sentence saying how the run ended."""
-        from .render import why
-
-        return why(self)
+        return render.why(self)
 
     def to_dot(self) -> str:
         """The graph in Graphviz's dot language (nested workflows as clusters)."""
-        from .render import to_dot
-
-        return to_dot(self)
+        return render.to_dot(self)
 
     def to_svg(self) -> str:
         """A standalone SVG drawing with the steps' current states."""
-        from .svg import to_svg
-
-        return to_svg(self)
+        return svg.to_svg(self)
 
     def describe(self) -> dict[str, object]:
         """A JSON-ready snapshot: ids, labels, flags, states and requirements."""
-        from .render import describe
-
-        return describe(self)
-
-
-def _find_cycle(candidates: list[BaseStep]) -> list[BaseStep]:
-    """A cycle among *candidates* (steps left over by Kahn's algorithm, each of
-    which has a requirement among them); the first step is repeated at the end."""
-    left = set(candidates)
-    step = candidates[0]
-    seen: dict[BaseStep, int] = {}
-    path: list[BaseStep] = []
-    while step not in seen:
-        seen[step] = len(path)
-        path.append(step)
-        step = next(r for r in step._requires if r in left)
-    cycle = path[seen[step] :]
-    cycle.reverse()  # read as "a -> b": b requires a
-    return [*cycle, cycle[0]]
+        return render.describe(self)

@@ -1,6 +1,8 @@
 """Text and data views of a workflow: listing, debrief, why, dot, describe.
 
-Pure functions of the workflow's current state; no external program needed.
+Pure functions of the workflow's current state, read through public properties;
+no external program needed. A workflow is seen as a :class:`~.step.Group`, a
+nested one found with ``step._as_group()``, so ``model`` can import this module.
 """
 
 from __future__ import annotations
@@ -8,9 +10,18 @@ from __future__ import annotations
 import traceback
 from collections import Counter
 
-from .model import BaseStep, Step, StepState, Workflow
+from .step import BaseStep, Group, Step, StepState
 
-__all__ = ["debrief", "describe", "listing", "to_dot", "why"]
+__all__ = [
+    "debrief",
+    "describe",
+    "flags",
+    "listing",
+    "ordered",
+    "outcome",
+    "to_dot",
+    "why",
+]
 
 _MAX_REPR = 60
 
@@ -23,17 +34,18 @@ def _clip(text: str) -> str:
     return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
 
 
-def _walk(workflow: Workflow, depth: int = 0) -> list[tuple[BaseStep, int]]:
+def _walk(workflow: Group, depth: int = 0) -> list[tuple[BaseStep, int]]:
     """Every step, depth first, each workflow's steps in topological order."""
     out: list[tuple[BaseStep, int]] = []
-    for step in _order(workflow):
+    for step in ordered(workflow):
         out.append((step, depth))
-        if isinstance(step, Workflow):
-            out.extend(_walk(step, depth + 1))
+        group = step._as_group()
+        if group is not None:
+            out.extend(_walk(group, depth + 1))
     return out
 
 
-def _order(workflow: Workflow) -> list[BaseStep]:
+def ordered(workflow: Group) -> list[BaseStep]:
     try:
         return workflow.topological()
     except ValueError:  # a cycle or a bad requirement: list in insertion order
@@ -45,13 +57,13 @@ def outcome(step: BaseStep) -> str:
     state = step.state
     if state is StepState.SUCCEEDED:
         if isinstance(step, Step):
-            return f"-> {_short(step._result)}"
+            return f"-> {_short(step.result())}"
         return "-> True"
     if state is StepState.FAILED:
-        if isinstance(step, Workflow):
-            text = _clip(str(step._exception))
+        if step._as_group() is not None:
+            text = _clip(str(step.exception()))
             return f"-> False ({text})" if not step.critical else f"!! {text}"
-        return f"!! {_short(step._exception)}"
+        return f"!! {_short(step.exception())}"
     if state is StepState.CANCELLED:
         return "(cancelled)"
     return ""
@@ -62,34 +74,34 @@ def flags(step: BaseStep) -> str:
     return ("C" if step.critical else "-") + ("F" if step.forever else "-")
 
 
-def listing(workflow: Workflow) -> str:
+def listing(workflow: Group) -> str:
     """One line per step: rank, flags, state, label, outcome, required ranks."""
     walk = _walk(workflow)
     ranks = {step: rank for rank, (step, _) in enumerate(walk, 1)}
     width = len(str(len(walk)))
     lines = []
     for step, depth in walk:
-        kind = " [workflow]" if isinstance(step, Workflow) else ""
+        kind = " [workflow]" if step._as_group() is not None else ""
         text = f"{ranks[step]:>{width}} {flags(step)} {step.state.value:<9} "
         text += "  " * depth + step.label + kind
         result = outcome(step)
         if result:
             text += "  " + result
-        required = sorted(ranks[r] for r in step._requires if r in ranks)
+        required = sorted(ranks[r] for r in step.requires if r in ranks)
         if required:
             text += "  requires " + ", ".join(map(str, required))
         lines.append(text)
     return "\n".join(lines)
 
 
-def why(workflow: Workflow) -> str:
+def why(workflow: Group) -> str:
     """How the run ended (or where it stands), in one sentence."""
     steps = [step for step, _ in _walk(workflow)]
     finished = sum(step.state.final for step in steps)
-    phase = workflow._phase
-    if phase == "new":
+    state = workflow.state
+    if state is StepState.IDLE or state is StepState.READY:
         return f"not run yet ({len(steps)} steps)"
-    if not workflow.state.final:
+    if not state.final:
         return f"running: {finished} of {len(steps)} steps finished"
     if workflow.state is StepState.SUCCEEDED:
         failed = [s for s in steps if s.state is StepState.FAILED and not s.critical]
@@ -101,13 +113,13 @@ def why(workflow: Workflow) -> str:
         return f"succeeded: every step finished{extra}"
     if workflow.state is StepState.CANCELLED:
         return "cancelled while running"
-    error = workflow._exception
+    error = workflow.exception()
     if workflow.failed_step is not None or workflow.timed_out:
         return str(error)
     return f"failed: {error!r}"
 
 
-def debrief(workflow: Workflow) -> str:
+def debrief(workflow: Group) -> str:
     """Why the run ended, counts per state, the listing, and each failure's
     traceback (critical ones first)."""
     walk = _walk(workflow)
@@ -120,17 +132,16 @@ def debrief(workflow: Workflow) -> str:
         listing(workflow),
     ]
     failed = [
-        step
+        (step, error)
         for step, _ in walk
         if isinstance(step, Step)
         and step.state is StepState.FAILED
-        and step._exception is not None
+        and (error := step.exception()) is not None
     ]
-    failed.sort(key=lambda step: not step.critical)
-    for step in failed:
-        assert step._exception is not None
+    failed.sort(key=lambda item: not item[0].critical)
+    for step, error in failed:
         kind = "critical" if step.critical else "non-critical"
-        trace = "".join(traceback.format_exception(step._exception)).rstrip()
+        trace = "".join(traceback.format_exception(error)).rstrip()
         parts.append(f"--- {kind} step {step.label!r} raised:\n{trace}")
     return "\n".join(parts)
 
@@ -158,8 +169,8 @@ def _quote(text: str) -> str:
 
 def _entry(step: BaseStep) -> str:
     """The node an edge into *step* points at (a nested workflow's first step)."""
-    while isinstance(step, Workflow):
-        firsts = [s for s in step.steps if not s._requires]
+    while (group := step._as_group()) is not None:
+        firsts = [s for s in group.steps if not s.requires]
         if not firsts:
             return f"{step.id}-empty"
         step = firsts[0]
@@ -168,16 +179,16 @@ def _entry(step: BaseStep) -> str:
 
 def _exit(step: BaseStep) -> str:
     """The node an edge out of *step* starts from (a nested workflow's last step)."""
-    while isinstance(step, Workflow):
-        required = {r for s in step.steps for r in s._requires}
-        lasts = [s for s in step.steps if s not in required]
+    while (group := step._as_group()) is not None:
+        required = {r for s in group.steps for r in s.requires}
+        lasts = [s for s in group.steps if s not in required]
         if not lasts:
             return f"{step.id}-empty"
         step = lasts[-1]
     return step.id
 
 
-def to_dot(workflow: Workflow) -> str:
+def to_dot(workflow: Group) -> str:
     """Graphviz source: boxes filled by state, critical steps with a thick red
     border, forever steps dashed, nested workflows as clusters."""
     lines = [
@@ -190,20 +201,21 @@ def to_dot(workflow: Workflow) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _dot_body(workflow: Workflow, lines: list[str], indent: str) -> None:
+def _dot_body(workflow: Group, lines: list[str], indent: str) -> None:
     if not workflow.steps:
         lines.append(f'{indent}{_quote(workflow.id + "-empty")} [label="(empty)"];')
-    for step in _order(workflow):
+    for step in ordered(workflow):
         color = CRITICAL_COLOR if step.critical else NORMAL_COLOR
         width = 2 if step.critical else 1
         style = "dashed" if step.forever else "solid"
-        if isinstance(step, Workflow):
+        group = step._as_group()
+        if group is not None:
             lines.append(f"{indent}subgraph {_quote('cluster_' + step.id)} {{")
             lines.append(
                 f"{indent}  label={_quote(step.label + ' (' + step.state.value + ')')};"
                 f" color={_quote(color)}; penwidth={width}; style={_quote(style)};"
             )
-            _dot_body(step, lines, indent + "  ")
+            _dot_body(group, lines, indent + "  ")
             lines.append(f"{indent}}}")
         else:
             label = f"{step.label}\n{step.state.value}"
@@ -213,12 +225,12 @@ def _dot_body(workflow: Workflow, lines: list[str], indent: str) -> None:
                 f"color={_quote(color)}, penwidth={width}, "
                 f"style={_quote('rounded,filled,' + style)}];"
             )
-    for step in _order(workflow):
-        for required in step._requires:
+    for step in ordered(workflow):
+        for required in step.requires:
             attrs = []
-            if isinstance(required, Workflow):
+            if required._as_group() is not None:
                 attrs.append(f"ltail={_quote('cluster_' + required.id)}")
-            if isinstance(step, Workflow):
+            if step._as_group() is not None:
                 attrs.append(f"lhead={_quote('cluster_' + step.id)}")
             extra = f" [{', '.join(attrs)}]" if attrs else ""
             lines.append(
@@ -229,7 +241,7 @@ def _dot_body(workflow: Workflow, lines: list[str], indent: str) -> None:
 # -- JSON-ready snapshot -----------------------------------------------------------
 
 
-def describe(workflow: Workflow) -> dict[str, object]:
+def describe(workflow: Group) -> dict[str, object]:
     """The workflow and its steps (topological order) as plain data."""
     return {
         "id": workflow.id,
@@ -241,14 +253,15 @@ def describe(workflow: Workflow) -> dict[str, object]:
         "window": workflow.window,
         "timeout": workflow.timeout,
         "why": why(workflow),
-        "requires": [r.id for r in workflow._requires],
-        "steps": [_describe_step(step) for step in _order(workflow)],
+        "requires": [r.id for r in workflow.requires],
+        "steps": [_describe_step(step) for step in ordered(workflow)],
     }
 
 
 def _describe_step(step: BaseStep) -> dict[str, object]:
-    if isinstance(step, Workflow):
-        return describe(step)
+    group = step._as_group()
+    if group is not None:
+        return describe(group)
     assert isinstance(step, Step)
     job = step.job
     return {
@@ -258,7 +271,7 @@ def _describe_step(step: BaseStep) -> dict[str, object]:
         "state": step.state.value,
         "critical": step.critical,
         "forever": step.forever,
-        "requires": [r.id for r in step._requires],
+        "requires": [r.id for r in step.requires],
         "outcome": outcome(step),
         "job_id": None if job is None else job.id,
     }

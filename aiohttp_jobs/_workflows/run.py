@@ -6,23 +6,24 @@ callback, no rescan) and the ones reaching zero join a ready queue, from which
 the driver spawns while the window has room. Nested workflows run as plain tasks
 driving their own steps on the same scheduler, so that a waiting orchestrator
 never holds one of the scheduler's slots.
+
+Steps start through the scheduler's public API: ``spawn_nowait()`` while the
+pending list has room, ``await spawn()`` when it is full, then
+``add_done_callback()``. The runner changes steps and workflows only through
+their methods (:class:`~.step.BaseStep`, :class:`~.step.Group`); it imports no
+workflow class, which is why ``model`` can import it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from typing import TYPE_CHECKING
 
 from .._core.priority import Priority
 from .._core.scheduler import START_BATCH
-from .._errors import (
-    StepFailedError,
-    WorkflowStateError,
-    WorkflowTimeoutError,
-)
-from .model import BaseStep, Step, StepState, Workflow, _registry
+from .._errors import StepFailedError, WorkflowTimeoutError
+from .step import BaseStep, Group, Step, StepState
 
 if TYPE_CHECKING:
     from .._core.job import Job
@@ -31,53 +32,31 @@ if TYPE_CHECKING:
 __all__ = ["run_workflow"]
 
 _SUCCEEDED = StepState.SUCCEEDED
-_READY = StepState.READY
+_FAILED = StepState.FAILED
+_CANCELLED = StepState.CANCELLED
 
 
-async def run_workflow(workflow: Workflow, scheduler: Scheduler | None) -> bool:
-    """Validate *workflow*, run it on *scheduler* (or a private one), conclude."""
-    if workflow._owner is not None:
-        raise WorkflowStateError(
-            f"{workflow!r} is nested in {workflow._owner!r}: run the outermost "
-            "workflow, which runs this one"
-        )
-    workflow._check_editable()
-    workflow.validate()
-    _freeze(workflow)
+async def run_workflow(workflow: Group, scheduler: Scheduler | None) -> bool:
+    """Run the validated *workflow* on *scheduler* (or a private one), conclude."""
     private = scheduler is None
     if scheduler is None:
         from .._core.scheduler import Scheduler
 
         scheduler = Scheduler(limit=None, history_limit=0)
     try:
-        run = _Run(workflow, scheduler, workflow, Priority.NORMAL)
+        run = _Run(workflow, scheduler, workflow.id, Priority.NORMAL)
         return await run.execute()
     finally:
         if private:
             await scheduler.close()
 
 
-def _freeze(workflow: Workflow) -> None:
-    workflow._phase = "running"
-    for step in workflow._steps:
-        if isinstance(step, Workflow):
-            _freeze(step)
-
-
-def _discard(step: BaseStep) -> None:
-    """A step that will never start: release its coroutine (nested ones too)."""
-    step._discard()
-    if step._state is StepState.RUNNING:  # its spawn() was interrupted
-        step._state = StepState.CANCELLED
-    if isinstance(step, Workflow):
-        step._phase = "done"
-        for inner in step._steps:
-            if not inner._state.final:
-                _discard(inner)
-
-
 class _Run:
-    """The state of one workflow's run; callbacks feed it, ``_drive`` spawns."""
+    """The state of one workflow's run; callbacks feed it, ``_drive`` spawns.
+
+    Steps are known by their index in ``steps``; ``active`` maps each running
+    job (or nested workflow's task) to that index.
+    """
 
     __slots__ = (
         "active",
@@ -89,7 +68,7 @@ class _Run:
         "priority",
         "ready",
         "remaining",
-        "root",
+        "root_id",
         "scheduler",
         "steps",
         "stopping",
@@ -103,67 +82,61 @@ class _Run:
 
     def __init__(
         self,
-        workflow: Workflow,
+        workflow: Group,
         scheduler: Scheduler,
-        root: Workflow,
+        root_id: str,
         priority: Priority,
     ) -> None:
         plan = workflow._prepare()
+        steps = workflow.steps
+        own = workflow.priority
         self.workflow = workflow
         self.scheduler = scheduler
-        self.root = root
-        self.priority = priority if workflow._priority is None else workflow._priority
-        self.steps = plan.steps
+        self.root_id = root_id
+        self.priority = priority if own is None else own
+        self.steps = steps
         self.first = plan.first
         self.targets = plan.targets
         self.indegree = plan.indegree.copy()
         self.ready = deque(plan.roots)
-        self.remaining = len(self.steps) - plan.forever
-        self.window = workflow._window or len(self.steps) + 1
-        self.active: dict[Job[object] | asyncio.Task[bool], BaseStep] = {}
+        self.remaining = len(steps) - plan.forever
+        self.window = workflow.window or len(steps) + 1
+        self.active: dict[Job[object] | asyncio.Task[bool], int] = {}
         self.failure: BaseStep | None = None
         self.timed_out = False
         self.late: list[str] = []
         self.stopping = False
         self.waiter: asyncio.Future[None] | None = None
-        tags = [f"workflow:{root.id}"]
-        if workflow is not root:
+        tags = [f"workflow:{root_id}"]
+        if workflow.id != root_id:
             tags.append(f"workflow:{workflow.id}")
         self.tags = tuple(tags)
         self.loop = asyncio.get_running_loop()
 
     async def execute(self) -> bool:
         workflow = self.workflow
-        loop = self.loop
-        _registry[workflow.id] = workflow
-        workflow._state = StepState.RUNNING
-        workflow._started_at = time.time()
+        workflow._begin(self.scheduler)
+        steps = self.steps
         for index in self.ready:
-            self.steps[index]._state = StepState.READY
+            steps[index]._mark_ready()
+        timeout = workflow.timeout
         timer = (
-            None
-            if workflow._timeout is None
-            else loop.call_later(workflow._timeout, self._on_timeout)
+            None if timeout is None else self.loop.call_later(timeout, self._on_timeout)
         )
         try:
             await self._drive()
         except BaseException as exc:
             await self._stop()
-            workflow._finished_at = time.time()
-            workflow._phase = "done"
             if isinstance(exc, asyncio.CancelledError):
-                workflow._state = StepState.CANCELLED
+                workflow._finish(_CANCELLED, None)
             else:
-                workflow._state = StepState.FAILED
-                workflow._exception = exc
+                workflow._finish(_FAILED, exc)
             raise
         finally:
             if timer is not None:
                 timer.cancel()
         if self.timed_out and self.failure is None:
-            self.late = [
-                s._label for s in self.steps if not s.state.final and not s._forever
-            ]
+            self.late = [s.label for s in steps if not s.state.final and not s.forever]
         await self._stop()
         return self._conclude()
 
@@ -176,12 +149,11 @@ class _Run:
         steps = self.steps
         loop = self.loop
         scheduler = self.scheduler
-        try_spawn = scheduler._try_spawn
-        wait_and_spawn = scheduler._wait_and_spawn
+        spawn_nowait = scheduler.spawn_nowait
+        spawn = scheduler.spawn
         job_done = self._job_done
         tags = self.tags
         priority = self.priority
-        running = StepState.RUNNING
         while True:
             budget = START_BATCH
             while (
@@ -195,31 +167,31 @@ class _Run:
                     budget = START_BATCH
                     continue
                 budget -= 1
-                step = steps[ready.popleft()]
-                step._state = running
+                index = ready.popleft()
+                step = steps[index]
                 if not isinstance(step, Step):
-                    assert isinstance(step, Workflow)
-                    self._launch_nested(step)
+                    self._launch_nested(index, step)
                     continue
-                prio = step._priority
+                prio = step.priority
                 if prio is None:
                     prio = priority
-                coro = step._coroutine()
-                label = step._label
+                coro = step._start()
+                label = step.label
                 try:
-                    # The job starts (or queues) here with its done callback
-                    # set; only a full pending list makes the driver wait.
-                    job = try_spawn(
-                        coro, label, prio, tags, None, job_done
-                    ) or await wait_and_spawn(coro, label, prio, tags, None, job_done)
+                    # A job waits for a place only when the pending list is full:
+                    # otherwise it starts (or queues) at once, without a coroutine.
+                    if not scheduler.full:
+                        job = spawn_nowait(coro, label, priority=prio, tags=tags)
+                    else:
+                        job = await spawn(coro, label, priority=prio, tags=tags)
                 except Exception as exc:  # e.g. the scheduler was closed
-                    step._state = StepState.FAILED
-                    step._exception = exc
-                    step._finished_at = time.time()
-                    self._settle(step)
+                    coro.close()  # refused: no "never awaited" warning
+                    step._finish(_FAILED, exc)
+                    self._settle(index, step, _FAILED)
                     continue
-                step._job = job
-                active[job] = step
+                step._started(job)
+                active[job] = index
+                job.add_done_callback(job_done)
             if self.failure is not None or self.timed_out or self.remaining == 0:
                 return
             if not active:  # pragma: no cover - prevented by validation
@@ -228,10 +200,13 @@ class _Run:
             await waiter
             self.waiter = None
 
-    def _launch_nested(self, step: Workflow) -> None:
-        inner = _Run(step, self.scheduler, self.root, self.priority)
+    def _launch_nested(self, index: int, step: BaseStep) -> None:
+        group = step._as_group()
+        assert group is not None  # a step is a Step or a workflow
+        step._mark_running()
+        inner = _Run(group, self.scheduler, self.root_id, self.priority)
         task = self.loop.create_task(inner.execute(), name=f"workflow {step.label}")
-        self.active[task] = step
+        self.active[task] = index
         task.add_done_callback(self._task_done)
 
     def _wake(self) -> None:
@@ -246,45 +221,43 @@ class _Run:
     # -- outcomes, as callbacks -------------------------------------------------
 
     def _job_done(self, job: Job[object]) -> None:
-        step = self.active.pop(job, None)
-        if step is None:  # already settled by _stop()
+        index = self.active.pop(job, None)
+        if index is None:  # already settled by _stop()
             return
+        step = self.steps[index]
         assert isinstance(step, Step)
-        step._record(job)
-        self._settle(step)
+        self._settle(index, step, step._record(job))
 
     def _task_done(self, task: asyncio.Task[bool]) -> None:
-        step = self.active.pop(task, None)
-        if step is None:
+        index = self.active.pop(task, None)
+        if index is None:
             return
-        _record_task(step, task)  # type: ignore[arg-type]
-        self._settle(step)
+        step = self.steps[index]
+        self._settle(index, step, _record_task(step, task))
 
-    def _settle(self, step: BaseStep) -> None:
-        """A step reached a final state: abort, or release its dependents."""
+    def _settle(self, index: int, step: BaseStep, state: StepState) -> None:
+        """A step reached the final *state*: abort, or release its dependents."""
         if self.stopping:
             return
-        if step._state is not _SUCCEEDED and step._critical:
+        if state is not _SUCCEEDED and step.critical:
             if self.failure is None:
                 self.failure = step
             self._wake()
             return
-        if not step._forever:
+        if not step.forever:
             self.remaining -= 1
         first = self.first
-        i = step._index
-        start, end = first[i], first[i + 1]
+        start, end = first[index], first[index + 1]
         if start != end:
             indegree = self.indegree
-            targets = self.targets
             ready = self.ready
             steps = self.steps
-            for index in targets[start:end]:
-                left = indegree[index] - 1
-                indegree[index] = left
+            for target in self.targets[start:end]:
+                left = indegree[target] - 1
+                indegree[target] = left
                 if left == 0:
-                    ready.append(index)
-                    steps[index]._state = _READY
+                    ready.append(target)
+                    steps[target]._mark_ready()
         # The driver only has work when a step is ready (newly, or held back by
         # the window) or when nothing is left to wait for.
         if self.ready or not self.remaining:
@@ -297,6 +270,7 @@ class _Run:
         wait for it, and release the steps that never started."""
         self.stopping = True
         active = self.active
+        steps = self.steps
         if active:
             closing = []
             tasks = []
@@ -310,9 +284,10 @@ class _Run:
                 await asyncio.gather(*closing, return_exceptions=True)
             if tasks:
                 await asyncio.wait(tasks)
-            for handle, step in list(active.items()):
+            for handle, index in list(active.items()):
+                step = steps[index]
                 if isinstance(handle, asyncio.Task):
-                    _record_task(step, handle)  # type: ignore[arg-type]
+                    _record_task(step, handle)
                     del active[handle]
                 elif handle.done:
                     assert isinstance(step, Step)
@@ -321,21 +296,19 @@ class _Run:
         if not self.remaining and self.failure is None and not self.timed_out:
             return  # a full run: every step is final, forever ones just above
         waiting = set(active.values())  # jobs that ignored their cancellation
-        for step in self.steps:
-            if not step._state.final and step not in waiting:
-                _discard(step)
+        for index, step in enumerate(steps):
+            if index not in waiting and not step.state.final:
+                step._discard()
 
     def _conclude(self) -> bool:
         workflow = self.workflow
-        workflow._finished_at = time.time()
-        workflow._phase = "done"
-        error: Exception
+        error: Exception | None = None
         failed = self.failure
         if failed is not None:
-            cause = failed._exception
+            cause = failed.exception()
             if cause is None:
                 what = "was cancelled"
-            elif isinstance(failed, Workflow):
+            elif failed._as_group() is not None:
                 what = f"failed ({cause})"
             else:
                 what = f"failed: {cause!r}"
@@ -345,38 +318,32 @@ class _Run:
                 failed.label,
             )
             error.__cause__ = cause
-            workflow._reason = failed
         elif self.timed_out:
-            workflow._timed_out = True
             late = self.late
             shown = ", ".join(repr(label) for label in late[:5])
             more = f" and {len(late) - 5} more" if len(late) > 5 else ""
             error = WorkflowTimeoutError(
                 f"workflow {workflow.label!r} did not finish within "
-                f"{workflow._timeout:g} s; unfinished steps: {shown}{more}"
+                f"{workflow.timeout:g} s; unfinished steps: {shown}{more}"
             )
-        else:
-            workflow._state = StepState.SUCCEEDED
-            workflow._result = True
+        workflow._conclude(error, failed, self.timed_out and failed is None)
+        if error is None:
             return True
-        workflow._state = StepState.FAILED
-        workflow._exception = error
-        workflow._result = False
-        if workflow._critical:
+        if workflow.critical:
             raise error
         return False
 
 
-def _record_task(step: Workflow, task: asyncio.Task[bool]) -> None:
+def _record_task(step: BaseStep, task: asyncio.Task[bool]) -> StepState:
     """The outcome of a nested workflow; its run already set it, unless the task
     was cancelled before it began or died of an unexpected error."""
     error = None if task.cancelled() else task.exception()  # always retrieve it
-    if step._state.final:
-        return
-    step._finished_at = time.time()
+    state = step.state
+    if state.final:
+        return state
     if task.cancelled():
-        step._state = StepState.CANCELLED
-        _discard(step)
-    else:
-        step._state = StepState.FAILED
-        step._exception = error
+        step._finish(_CANCELLED, None)
+        step._discard()
+        return _CANCELLED
+    step._finish(_FAILED, error)
+    return _FAILED

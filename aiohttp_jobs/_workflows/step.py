@@ -1,7 +1,9 @@
 """The pieces of a workflow: steps, their states and requirements, sequences.
 
 :class:`BaseStep` is what a plain :class:`Step` and a nested
-:class:`~aiohttp_jobs.Workflow` share; the workflow itself lives in ``_workflow``.
+:class:`~aiohttp_jobs.Workflow` share; the workflow itself lives in ``model``,
+which imports this module (and ``run``, ``render``, ``svg``), never the reverse:
+what the lower modules need of a workflow is the :class:`Group` protocol.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import enum
 import functools
 import inspect
 import itertools
+import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from types import CoroutineType
-from typing import TYPE_CHECKING, Generic, NoReturn, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Generic, NoReturn, Protocol, TypeAlias, TypeVar
 
+from .._checks import check_flag, check_name
 from .._core.job import JobState
 from .._core.priority import Priority, parse_priority
 from .._errors import (
@@ -26,17 +31,29 @@ from .._errors import (
     WorkflowDefinitionError,
     WorkflowStateError,
 )
+from .plan import Plan
 
 if TYPE_CHECKING:
     from .._core.job import Job
-    from .model import Workflow
+    from .._core.scheduler import Scheduler
 
-__all__ = ["BaseStep", "Requirements", "Sequence", "Step", "StepState"]
+__all__ = ["BaseStep", "Group", "Requirements", "Sequence", "Step", "StepState"]
 
 _T = TypeVar("_T", covariant=True)
 
 _ID_PREFIX = secrets.token_hex(3)
 _next_seq = itertools.count(1).__next__
+
+
+def _new_id_prefix() -> None:
+    """A forked worker numbers its steps and workflows under a prefix of its own,
+    so that two workers of one parent never hand out the same id."""
+    global _ID_PREFIX
+    _ID_PREFIX = secrets.token_hex(3)
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 #: Shared by every step without requirements (most of them); never mutated.
@@ -64,6 +81,9 @@ class StepState(str, enum.Enum):
 _IDLE = StepState.IDLE
 _READY = StepState.READY
 _RUNNING = StepState.RUNNING
+_SUCCEEDED = StepState.SUCCEEDED
+_FAILED = StepState.FAILED
+_CANCELLED = StepState.CANCELLED
 
 #: What a requirement may name: a step, a nested workflow, or a sequence (its last).
 Requirement: TypeAlias = "BaseStep | Sequence"
@@ -90,8 +110,63 @@ def _flatten(requires: Requirements) -> list[BaseStep]:
     return out
 
 
+class Group(Protocol):
+    """A workflow, as its steps, the runner and the renderers see it.
+
+    :class:`~aiohttp_jobs.Workflow` implements it; this module names only what it
+    uses, so that the workflow's module imports this one and never the reverse.
+    """
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def state(self) -> StepState: ...
+    @property
+    def critical(self) -> bool: ...
+    @property
+    def forever(self) -> bool: ...
+    @property
+    def priority(self) -> Priority | None: ...
+    @property
+    def requires(self) -> tuple[BaseStep, ...]: ...
+    @property
+    def steps(self) -> tuple[BaseStep, ...]: ...
+    @property
+    def window(self) -> int | None: ...
+    @property
+    def timeout(self) -> float | None: ...
+    @property
+    def timed_out(self) -> bool: ...
+    @property
+    def failed_step(self) -> BaseStep | None: ...
+
+    def exception(self) -> BaseException | None: ...
+    def topological(self) -> list[BaseStep]: ...
+    def _prepare(self) -> Plan: ...
+    def _begin(self, scheduler: Scheduler) -> None: ...
+    def _conclude(
+        self, error: Exception | None, failed: BaseStep | None, timed_out: bool
+    ) -> None: ...
+    def _finish(self, state: StepState, exception: BaseException | None) -> None: ...
+    def _discard(self) -> None: ...
+
+
+def _check_step(label: object, critical: object, forever: object) -> None:
+    """The arguments every step and workflow takes, or a ConfigError naming one."""
+    check_name("label", label)
+    check_flag("critical", critical)
+    check_flag("forever", forever)
+
+
 class BaseStep:
-    """What steps and nested workflows share: a label, requirements, flags, state."""
+    """What steps and nested workflows share: a label, requirements, flags, state.
+
+    The runner moves a step from state to state through the methods whose names
+    start with an underscore (``_mark_ready``, ``_finish``, ``_discard``, ...);
+    nothing outside this module writes a step's fields.
+    """
 
     __slots__ = (
         "__weakref__",
@@ -99,7 +174,6 @@ class BaseStep:
         "_exception",
         "_finished_at",
         "_forever",
-        "_index",
         "_label",
         "_owner",
         "_priority",
@@ -118,14 +192,14 @@ class BaseStep:
         priority: Priority | int | str | None,
     ) -> None:
         # Positional and flat: building 10,000 steps should cost little.
+        _check_step(label, critical, forever)
         self._seq = _next_seq()
         self._label = label
-        self._critical = critical is True or bool(critical)
-        self._forever = forever is True or bool(forever)
+        self._critical = critical
+        self._forever = forever
         self._priority = None if priority is None else parse_priority(priority)
         self._requires: dict[BaseStep, None] = _NO_REQUIREMENTS  # copied on write
-        self._owner: Workflow | None = None
-        self._index = -1
+        self._owner: BaseStep | None = None
         self._state = StepState.IDLE
         self._exception: BaseException | None = None
         self._started_at: float | None = None
@@ -163,8 +237,8 @@ class BaseStep:
         return tuple(self._requires)
 
     @property
-    def workflow(self) -> Workflow | None:
-        """The workflow this step was added to."""
+    def workflow(self) -> BaseStep | None:
+        """The :class:`~aiohttp_jobs.Workflow` this step was added to."""
         return self._owner
 
     @property
@@ -183,6 +257,10 @@ class BaseStep:
     @property
     def finished_at(self) -> float | None:
         return self._finished_at
+
+    def exception(self) -> BaseException | None:
+        """Why the step failed, ``None`` if it did not (or has not finished)."""
+        return self._exception
 
     def require(self, *requires: Requirements) -> None:
         """Add requirements: steps (or the last step of sequences) of the same
@@ -207,10 +285,50 @@ class BaseStep:
                     self._requires = {}
                 self._requires[step] = None
         if owner is not None:
-            owner._plan = None
+            owner._requirements_changed()
+
+    def _required(self) -> Iterable[BaseStep]:
+        """The requirements without copying them (for the workflow's plan)."""
+        return self._requires
+
+    # -- what a holder of steps (a workflow) overrides ------------------------------
+
+    def _check_editable(self) -> None:
+        """Raise if the steps this one holds may no longer change."""
+
+    def _requirements_changed(self) -> None:
+        """A step held by this one gained requirements."""
+
+    def _as_group(self) -> Group | None:
+        """This step as a workflow holding steps, ``None`` for a plain step."""
+        return None
+
+    # -- moves of a run (called by the workflow's runner) ---------------------------
+
+    def _join(self, owner: BaseStep) -> None:
+        """Become a step of *owner* (a workflow checked that it may)."""
+        self._owner = owner
+
+    def _mark_ready(self) -> None:
+        """Every requirement has finished: the step may start."""
+        self._state = _READY
+
+    def _mark_running(self) -> None:
+        """The step starts now."""
+        self._state = _RUNNING
+        self._started_at = time.time()
+
+    def _finish(self, state: StepState, exception: BaseException | None) -> None:
+        """End in the final *state*, with the *exception* that caused it."""
+        self._state = state
+        self._exception = exception
+        self._finished_at = time.time()
 
     def _discard(self) -> None:
-        """Release what a step that will never run holds (its coroutine)."""
+        """The step will never start (or its start was interrupted): release what
+        it holds, and end as cancelled if it was starting."""
+        if self._state is _RUNNING:
+            self._state = StepState.CANCELLED
 
 
 class Step(BaseStep, Generic[_T]):
@@ -245,15 +363,22 @@ class Step(BaseStep, Generic[_T]):
                 f"{body!r}: write 'async def', or wrap blocking code with "
                 "asyncio.to_thread()"
             )
+        if (
+            type(label) is not str
+            or not label
+            or label.isspace()
+            or type(critical) is not bool
+            or type(forever) is not bool
+        ):  # one test on the common path; the details only when something is off
+            _check_step(label, critical, forever)
         # BaseStep.__init__, inlined: a workflow of 10,000 steps builds 10,000.
         self._seq = _next_seq()
         self._label = label
-        self._critical = critical is True or bool(critical)
-        self._forever = forever is True or bool(forever)
+        self._critical = critical
+        self._forever = forever
         self._priority = None if priority is None else parse_priority(priority)
         self._requires = _NO_REQUIREMENTS
         self._owner = None
-        self._index = -1
         self._state = _IDLE
         self._exception = None
         self._started_at = None
@@ -293,18 +418,6 @@ class Step(BaseStep, Generic[_T]):
                 self._record(job)
         return self._state
 
-    def _record(self, job: Job[_T]) -> None:
-        """Copy the outcome of the finished *job*."""
-        state = job.state
-        if state is JobState.SUCCEEDED:
-            self._result = job.result()
-            self._state = StepState.SUCCEEDED
-        elif state is JobState.FAILED:
-            self._exception = job.exception()
-            self._state = StepState.FAILED
-        else:
-            self._state = StepState.CANCELLED
-
     def result(self) -> _T:
         """The value the step returned; raises its exception, or ``CancelledError``.
 
@@ -329,7 +442,11 @@ class Step(BaseStep, Generic[_T]):
                 "run() before reading the step's result"
             )
 
-    def _coroutine(self) -> Coroutine[object, object, _T]:
+    # -- moves of a run (called by the workflow's runner) ---------------------------
+
+    def _start(self) -> Coroutine[object, object, _T]:
+        """The step is starting: the coroutine its job runs (made from the body)."""
+        self._state = _RUNNING
         body = self._body
         self._body = None
         if body is None:
@@ -353,11 +470,30 @@ class Step(BaseStep, Generic[_T]):
             )
         )
 
+    def _started(self, job: Job[_T]) -> None:
+        """The scheduler took the step's coroutine as *job*."""
+        self._job = job
+
+    def _record(self, job: Job[_T]) -> StepState:
+        """Copy the outcome of the finished *job*; return the step's new state."""
+        state = job.state
+        if state is JobState.SUCCEEDED:
+            self._result = job.result()
+            self._state = _SUCCEEDED
+        elif state is JobState.FAILED:
+            self._exception = job.exception()
+            self._state = _FAILED
+        else:
+            self._state = _CANCELLED
+        return self._state
+
     def _discard(self) -> None:
         body = self._body
         self._body = None
         if inspect.iscoroutine(body):
             body.close()
+        if self._state is _RUNNING:  # its start was interrupted
+            self._state = _CANCELLED
 
 
 async def _await(awaitable: Awaitable[_T]) -> _T:

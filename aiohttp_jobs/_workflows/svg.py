@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from html import escape
 
-from .model import BaseStep, Step, Workflow
 from .render import (
     CRITICAL_COLOR,
     NORMAL_COLOR,
     STATE_COLORS,
-    _order,
+    ordered,
     outcome,
 )
+from .step import BaseStep, Group, Step
 
 __all__ = ["to_svg"]
 
@@ -41,13 +41,14 @@ class _Layout:
     width: float
     height: float
 
-    def __init__(self, workflow: Workflow) -> None:
-        order = _order(workflow)
+    def __init__(self, workflow: Group) -> None:
+        order = ordered(workflow)
         self.inner: dict[BaseStep, _Layout] = {}
         size: dict[BaseStep, tuple[float, float]] = {}
         for step in order:
-            if isinstance(step, Workflow):
-                sub = self.inner[step] = _Layout(step)
+            group = step._as_group()
+            if group is not None:
+                sub = self.inner[step] = _Layout(group)
                 header = len(_clip(step.label, _MAX_CHARS)) + len(step.state.value) + 3
                 size[step] = (
                     max(sub.width + 2 * _PAD, _MIN_W, header * _CHAR_W + _PAD),
@@ -59,7 +60,7 @@ class _Layout:
         layer: dict[BaseStep, int] = {}
         rows: list[list[BaseStep]] = []
         for step in order:
-            depth = 1 + max((layer.get(r, -1) for r in step._requires), default=-1)
+            depth = 1 + max((layer.get(r, -1) for r in step.requires), default=-1)
             layer[step] = depth
             while len(rows) <= depth:
                 rows.append([])
@@ -95,13 +96,13 @@ def _spread(row: list[BaseStep], place: dict[BaseStep, float]) -> None:
 
 
 def _mean(place: dict[BaseStep, float], step: BaseStep) -> float:
-    required = step._requires
+    required = step.requires
     if not required:
         return place[step]
     return sum(place[r] for r in required) / len(required)
 
 
-def to_svg(workflow: Workflow) -> str:
+def to_svg(workflow: Group) -> str:
     """The drawing as an SVG document (no scripts, no external resources)."""
     layout = _Layout(workflow)
     width = layout.width + 2 * _PAD
@@ -131,7 +132,7 @@ def _clip(text: str, limit: int) -> str:
 def _draw(layout: _Layout, ox: float, oy: float, out: list[str]) -> None:
     boxes = layout.boxes
     for step, (x, y, w, _) in boxes.items():  # edges first, under the boxes
-        for required in step._requires:
+        for required in step.requires:
             box = boxes.get(required)
             if box is None:
                 continue
@@ -149,7 +150,8 @@ def _draw(layout: _Layout, ox: float, oy: float, out: list[str]) -> None:
         stroke = CRITICAL_COLOR if step.critical else NORMAL_COLOR
         width = 2.5 if step.critical else 1
         dash = ' stroke-dasharray="5,3"' if step.forever else ""
-        kind = "wf-workflow" if isinstance(step, Workflow) else "wf-step"
+        nested = step._as_group() is not None
+        kind = "wf-workflow" if nested else "wf-step"
         tip = f"{step.label}: {state}"
         result = outcome(step)
         if result:
@@ -162,7 +164,7 @@ def _draw(layout: _Layout, ox: float, oy: float, out: list[str]) -> None:
         out.append(
             f'<rect x="{ox + x:.1f}" y="{oy + y:.1f}" width="{w:.1f}" '
             f'height="{h:.1f}" rx="6" fill="{fill}" '
-            f'fill-opacity="{0.35 if isinstance(step, Workflow) else 1}" '
+            f'fill-opacity="{0.35 if nested else 1}" '
             f'stroke="{stroke}" stroke-width="{width}"{dash}/>'
         )
         label = escape(_clip(step.label, _MAX_CHARS))
