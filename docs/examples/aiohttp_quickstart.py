@@ -2,22 +2,30 @@
 shield, and a sub-application that uses the root's scheduler.
 
 Run it: ``python docs/examples/aiohttp_quickstart.py`` (127.0.0.1:8080).
-tests/test_web_docs.py runs the same application.
+tests/docs/test_web.py runs the same application, also through a SIGTERM with
+payments in flight: every charged order gets its receipt.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
 import aiohttp_jobs
 
 DB = web.AppKey("db", list)
+OUTBOX = web.AppKey("outbox", list)
 
 
-async def send_receipt(email: str) -> None:
+async def charge(order: dict[str, Any]) -> None:
+    await asyncio.sleep(0.01)  # stands for the payment provider
+
+
+async def send_receipt(outbox: list[dict[str, Any]], order: dict[str, Any]) -> None:
     await asyncio.sleep(0.01)  # stands for an SMTP call
+    outbox.append({"to": order["email"], "order": order["id"]})
 
 
 @aiohttp_jobs.atomic
@@ -25,13 +33,14 @@ async def pay(request: web.Request) -> web.Response:
     """Runs to the end even if the client hangs up or the server stops
     (within wait_timeout); the client gets this response if still there."""
     order = await request.json()
-    await asyncio.sleep(0.01)  # stands for the payment provider
+    await charge(order)
     request.app[DB].append(order)
-    # Fire and forget: a job of the application's scheduler. With
-    # reject_when_full=True an overloaded scheduler answers 503 + Retry-After.
-    await aiohttp_jobs.spawn(
-        request, send_receipt(order["email"]), "send-receipt", reject_when_full=True
-    )
+    # Fire and forget: a job of the application's scheduler. A shutdown that
+    # began during the charge still runs it (the drain admits what an atomic
+    # handler spawns). With reject_when_full=True an overloaded scheduler
+    # answers 503 + Retry-After.
+    receipt = send_receipt(request.app[OUTBOX], order)
+    await aiohttp_jobs.spawn(request, receipt, "send-receipt", reject_when_full=True)
     return web.json_response({"paid": order["id"]}, status=201)
 
 
@@ -57,6 +66,7 @@ async def admin_jobs(request: web.Request) -> web.Response:
 def create_app() -> web.Application:
     app = web.Application()
     app[DB] = []
+    app[OUTBOX] = []
     aiohttp_jobs.setup(app, limit=100, wait_timeout=30, close_timeout=5)
     app.router.add_post("/pay", pay)
     app.router.add_post("/audit", audit)
