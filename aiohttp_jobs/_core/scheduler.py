@@ -47,6 +47,7 @@ from .._errors import (
 from .events import EventBus, EventKind, JobEvent
 from .history import History
 from .job import Job, coroutine_in_use, running_job, seq_from_id
+from .loops import Hop, IsolatedLoops
 from .pools import Pools, default_sizes
 from .priority import Priority, parse_priority
 
@@ -134,6 +135,7 @@ class Scheduler(Collection[Job[Any]]):
         on_start_timeout: StartTimeoutHandler | None = None,
         thread_pool_size: int | None = None,
         process_pool_size: int | None = None,
+        loops: Collection[str] = (),
     ) -> None:
         check_callable("exception_handler", exception_handler, optional=True)
         check_callable("on_start_timeout", on_start_timeout, optional=True)
@@ -208,6 +210,7 @@ class Scheduler(Collection[Job[Any]]):
         # The bus's own list, read directly on the hot paths: no events are
         # built while nobody listens.
         self._listeners = self._events._listeners
+        self._loops = IsolatedLoops(loops)
 
     def __repr__(self) -> str:
         state = "closed " if self._closed else ""
@@ -343,6 +346,11 @@ class Scheduler(Collection[Job[Any]]):
     def pools(self) -> Pools:
         return self._pools
 
+    @property
+    def loops(self) -> IsolatedLoops:
+        """The isolated event loops started so far, by name (see ``spawn(loop=)``)."""
+        return self._loops
+
     def capacity(self, priority: Priority | int | str = Priority.NORMAL) -> int | None:
         """How many jobs may run at once for a job of *priority* (``None``: no cap)."""
         prio = parse_priority(priority)
@@ -373,12 +381,21 @@ class Scheduler(Collection[Job[Any]]):
         *,
         priority: Priority | int | str = Priority.NORMAL,
         tags: Collection[str] = (),
+        loop: str | None = None,
     ) -> Job[_T]:
         """Start *coro* as a job now, or queue it until a slot frees up.
 
         Waits while the pending list is full. Raises :class:`SchedulerClosedError`
-        once the scheduler is closed.
+        once the scheduler is closed. With *loop*, the coroutine runs on the
+        isolated event loop of that name (started now if it is not running yet),
+        in a thread of its own; the job stays on this scheduler and this loop.
         """
+        if loop is not None:
+            hop, prio, tags = self._hop(loop, coro, name, priority, tags)
+            label = hop.label
+            return self._try_spawn(
+                hop, name, prio, tags, label, None
+            ) or await self._wait_and_spawn(hop, name, prio, tags, label, None)
         return await self._spawn(coro, name, priority, tags, None)
 
     async def spawn_in_thread(
@@ -441,16 +458,22 @@ class Scheduler(Collection[Job[Any]]):
         *,
         priority: Priority | int | str = Priority.NORMAL,
         tags: Collection[str] = (),
+        loop: str | None = None,
     ) -> Job[_T]:
         """``spawn()`` without waiting: usable from callbacks and plain functions.
 
         The job starts now or joins the pending list, as with ``spawn()``; where
         ``spawn()`` would wait for a pending place, this raises
         :class:`SchedulerFullError` instead (and closes *coro*). Must be called
-        from the event loop's thread.
+        from the event loop's thread. *loop* is as for ``spawn()``.
         """
-        coro, prio, tags = _checked(coro, name, priority, tags)
-        job = self._try_spawn(coro, name, prio, tags, None, None)
+        label = None
+        if loop is None:
+            coro, prio, tags = _checked(coro, name, priority, tags)
+        else:
+            hop, prio, tags = self._hop(loop, coro, name, priority, tags)
+            coro, label = hop, hop.label
+        job = self._try_spawn(coro, name, prio, tags, label, None)
         if job is None:
             coro.close()
             what = name or getattr(coro, "__qualname__", "job")
@@ -459,6 +482,21 @@ class Scheduler(Collection[Job[Any]]):
                 f"(pending_limit={self._pending_limit}); await spawn() instead"
             )
         return job
+
+    def _hop(
+        self,
+        loop: object,
+        coro: Coroutine[Any, Any, _T] | Awaitable[_T],
+        name: str | None,
+        priority: Priority | int | str,
+        tags: Collection[str],
+    ) -> tuple[Hop[_T], Priority, tuple[str, ...]]:
+        """The checked arguments of a spawn on the isolated loop *loop*, its
+        coroutine wrapped to run there (see ``loops.py``)."""
+        checked, prio, checked_tags = _checked(coro, name, priority, tags)
+        if self._closed:  # before a loop is started for nothing
+            self._refuse(checked)
+        return self._loops.hop(loop, checked), prio, checked_tags
 
     async def _spawn(
         self,
@@ -556,6 +594,8 @@ class Scheduler(Collection[Job[Any]]):
             coro.close()
             raise RuntimeError(f"{self!r} is bound to a different event loop")
         loop = self._loop = asyncio.get_running_loop()
+        if self._loops.declared:
+            self._loops.start_declared()
         return loop
 
     def _enqueue(self, job: Job[Any]) -> None:
@@ -807,6 +847,7 @@ class Scheduler(Collection[Job[Any]]):
             self._jobs.clear()
             self._pools.shutdown()
             self._set_idle()
+            await self._loops.close(self._close_timeout)
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         """Pass *context* to the ``exception_handler``, else to the loop's."""
