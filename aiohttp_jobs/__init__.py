@@ -9,6 +9,7 @@ from ._core.clock import Clock, SystemClock
 from ._core.events import EventBus, EventKind, EventStream, JobEvent
 from ._core.history import History
 from ._core.job import Job, JobState, Progress, current_job
+from ._core.loops import IsolatedLoop, IsolatedLoops
 from ._core.priority import Priority
 from ._core.scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
 from ._errors import (
@@ -72,6 +73,8 @@ __all__ = [
     "FailureMode",
     "History",
     "IntervalSchedule",
+    "IsolatedLoop",
+    "IsolatedLoops",
     "Job",
     "JobEvent",
     "JobNotFinishedError",
