@@ -1,0 +1,87 @@
+"""Work that blocks, kept off the server's loop: a job on an isolated event loop
+that calls a synchronous (blocking) client, and a probe that shows the server's
+own loop still answering meanwhile.
+
+    curl -X POST 'localhost:8080/api/isolated/rates?batches=5&seconds=0.5'
+    curl 'localhost:8080/api/isolated/latency?seconds=1'   # while it runs
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import web
+
+import aiohttp_jobs
+from aiohttp_jobs import current_job
+
+#: The isolated loop the blocking jobs run on (started with its first job).
+LOOP = "legacy-clients"
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/isolated/rates", start_rates)
+    app.router.add_get("/api/isolated/latency", loop_latency)
+
+
+def _number(request: web.Request, name: str, default: float, high: float) -> float:
+    try:
+        value = float(request.query.get(name, default))
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be a number") from None
+    if not 0 <= value <= high:
+        raise web.HTTPBadRequest(text=f"{name} must be between 0 and {high}")
+    return value
+
+
+def fetch_rates(batch: int, seconds: float) -> dict[str, float]:
+    """Stands for a synchronous client library: it blocks for *seconds*."""
+    time.sleep(seconds)
+    return {f"EUR/X{batch}": 1.0 + batch / 100}
+
+
+async def sync_rates(batches: int, seconds: float) -> dict[str, Any]:
+    """Runs on the isolated loop: each blocking call stalls that loop only."""
+    job = current_job()
+    rates: dict[str, float] = {}
+    for batch in range(batches):
+        job.set_progress(batch, batches, f"batch {batch + 1} of {batches}")
+        rates.update(fetch_rates(batch, seconds))
+        await asyncio.sleep(0)  # where a cancellation (job.close()) gets in
+    job.set_progress(batches, batches, "done")
+    return {"batches": batches, "rates": len(rates)}
+
+
+async def start_rates(request: web.Request) -> web.Response:
+    """Job on an isolated loop calling a blocking client (?batches=5&seconds=0.5)."""
+    batches = int(_number(request, "batches", 5, 100))
+    seconds = _number(request, "seconds", 0.5, 10)
+    scheduler = aiohttp_jobs.get_scheduler(request)
+    try:
+        job = scheduler.spawn_nowait(
+            sync_rates(batches, seconds), "sync-rates", tags=("rates",), loop=LOOP
+        )
+    except (aiohttp_jobs.SchedulerFullError, aiohttp_jobs.SchedulerClosedError):
+        raise web.HTTPServiceUnavailable(
+            text="too busy, try again", headers={"Retry-After": "1"}
+        ) from None
+    return web.json_response(
+        {"id": job.id, "name": job.name, "state": job.state.value, "loop": LOOP},
+        status=202,
+        headers={"Location": f"/api/jobs/{job.id}"},
+    )
+
+
+async def loop_latency(request: web.Request) -> web.Response:
+    """The server loop's longest stall over ?seconds=1 (try it while a job blocks)."""
+    seconds = _number(request, "seconds", 1, 10)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    longest = 0.0
+    while loop.time() < end:
+        before = loop.time()
+        await asyncio.sleep(0.001)
+        longest = max(longest, loop.time() - before)
+    return web.json_response({"seconds": seconds, "max_stall_ms": longest * 1000})
