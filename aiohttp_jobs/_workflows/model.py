@@ -41,12 +41,12 @@ _registries: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
-def _check_scheduler(scheduler: object) -> Scheduler | None:
-    if scheduler is None or isinstance(scheduler, Scheduler):
+def _check_scheduler(scheduler: object, *, optional: bool = True) -> Scheduler | None:
+    if isinstance(scheduler, Scheduler) or (scheduler is None and optional):
         return scheduler
     raise ConfigTypeError(
-        f"scheduler must be an aiohttp_jobs.Scheduler or None, got {scheduler!r} "
-        f"({type(scheduler).__name__})"
+        f"scheduler must be an aiohttp_jobs.Scheduler{' or None' if optional else ''}"
+        f", got {scheduler!r} ({type(scheduler).__name__})"
     )
 
 
@@ -142,15 +142,18 @@ class Workflow(BaseStep):
 
     @classmethod
     def of_scheduler(cls, scheduler: Scheduler) -> list[Workflow]:
-        """The workflows that started on *scheduler* (nested ones included), in
-        the order they started, as long as something else references them.
+        """The workflows whose run started on *scheduler*, oldest first, as long
+        as something else references them (the registry holds them weakly).
 
-        One application's scheduler lists that application's workflows only; a
-        workflow run without a scheduler is listed under its private one.
+        Only outermost workflows are listed (a nested one is part of its
+        parent); :meth:`find` finds both. One application's scheduler lists that
+        application's workflows only.
         """
-        _check_scheduler(scheduler)
+        _check_scheduler(scheduler, optional=False)
         registry = _registries.get(scheduler)
-        return [] if registry is None else list(registry.values())
+        if registry is None:
+            return []
+        return [w for w in list(registry.values()) if w.workflow is None]
 
     @classmethod
     def find(

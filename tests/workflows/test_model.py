@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
+import os
+import subprocess
+import sys
 
 import pytest
 
 from aiohttp_jobs import (
     ConfigError,
+    ConfigTypeError,
     JobNotFinishedError,
     NotAwaitableError,
     Priority,
@@ -156,24 +161,64 @@ def test_window_that_forever_steps_could_fill_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "message"),
     [
-        ({"timeout": 0}, "timeout"),
-        ({"timeout": -1.0}, "timeout"),
-        ({"window": 0}, "window"),
-        ({"window": True}, "window"),
+        ({"timeout": 0}, "timeout must be > 0, got 0"),
+        ({"timeout": -1.0}, "timeout must be > 0, got -1.0"),
+        ({"timeout": math.nan}, "timeout must be a finite number, got nan"),
+        ({"timeout": math.inf}, "timeout must be a finite number, got inf"),
+        ({"timeout": "5"}, "timeout must be a number of seconds"),
+        ({"window": 0}, "window must be an integer >= 1, got 0"),
+        ({"window": 1.5}, "window must be an integer, got 1.5"),
+        ({"window": True}, "window must be an integer, got True"),
+        ({"window": "2"}, "window must be an integer, got '2'"),
+        ({"label": ""}, "label must be a non-empty string, got ''"),
+        ({"label": 7}, "label must be a string, got 7"),
+        ({"critical": "no"}, "critical must be True or False, got 'no'"),
+        ({"forever": 1}, "forever must be True or False, got 1"),
+        ({"priority": "urgent"}, "urgent"),
+        ({"scheduler": "app"}, "scheduler must be an aiohttp_jobs.Scheduler"),
     ],
 )
-def test_bad_timeout_or_window_is_rejected(
-    kwargs: dict[str, float], match: str
+def test_bad_workflow_arguments_are_refused_naming_them(
+    kwargs: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(ConfigError) as info:
         Workflow(**kwargs)  # type: ignore[arg-type]
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"label": ""}, "label must be a non-empty string, got ''"),
+        ({"label": "   "}, "label must be a non-empty string, got '   '"),
+        ({"label": b"x"}, "label must be a string, got b'x'"),
+        ({"critical": None}, "critical must be True or False, got None"),
+        ({"forever": "yes"}, "forever must be True or False, got 'yes'"),
+        ({"priority": 99}, "99"),
+    ],
+)
+def test_bad_step_arguments_are_refused_naming_them(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        Step(work, **kwargs)  # type: ignore[arg-type]
+    assert message in str(info.value)
+
+
+async def test_run_refuses_something_that_is_not_a_scheduler() -> None:
+    step = Step(work)
+    workflow = Workflow(step)
+    with pytest.raises(ConfigTypeError, match=r"scheduler must be .*, got 'app'"):
+        await workflow.run(scheduler="app")  # type: ignore[arg-type]
+    assert step.state is StepState.IDLE  # refused before anything started
+    assert await workflow.run()
 
 
 def test_workflow_holds_only_steps() -> None:
     coro = work()
-    with pytest.raises(TypeError, match="wrap a coroutine with Step"):
+    with pytest.raises(ConfigTypeError, match="wrap a coroutine with Step"):
         Workflow(coro)  # type: ignore[arg-type]
     coro.close()
 
@@ -235,3 +280,33 @@ def test_results_before_the_run_are_not_available() -> None:
     with pytest.raises(JobNotFinishedError):
         workflow.result()
     assert "idle" in repr(step) and "steps=1" in repr(workflow)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_forked_workers_number_steps_under_a_prefix_of_their_own() -> None:
+    # Run in a fresh interpreter: forking the test process itself would copy
+    # its event loop and threads.
+    code = """
+import os
+from aiohttp_jobs import Step, Workflow
+
+async def work():
+    pass
+
+before = Step(work).id
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(write, " ".join((Step(work).id, Workflow().id)).encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+child_step, child_workflow = os.read(read, 200).decode().split()
+parent_step, parent_workflow = Step(work).id, Workflow().id
+print(before.split("-")[0] == parent_step.split("-")[0])
+print(child_step.split("-")[0] != parent_step.split("-")[0])
+print(len({child_step, child_workflow, parent_step, parent_workflow}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["True", "True", "4"]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import json
 import xml.etree.ElementTree as ET
 from functools import partial
-from pathlib import Path
 
 import pytest
 
@@ -152,30 +150,3 @@ async def test_describe_is_json_ready_and_findable() -> None:
     assert by_label["merge"]["requires"] == [steps["fetch-a"].id, steps["fetch-b"].id]
     assert Workflow.find(workflow.id) is workflow
     assert Workflow.find("nope") is None
-
-
-def test_workflow_modules_import_only_the_stdlib_and_the_core() -> None:
-    allowed_relative = {"_errors", "_job", "_priority", "_scheduler"}
-    package = Path(__file__).resolve().parents[2] / "aiohttp_jobs"
-    for path in package.glob("_workflow*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                module = node.module or ""
-                assert module in allowed_relative or module.startswith("_workflow"), (
-                    path.name,
-                    module,
-                )
-            elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                names = (
-                    [a.name for a in node.names]
-                    if isinstance(node, ast.Import)
-                    else [node.module or ""]
-                )
-                for name in names:
-                    assert name.split(".")[0] not in {
-                        "aiohttp",
-                        "jinja2",
-                        "aiohttp_jinja2",
-                        "redis",
-                        "aiosqlite",
-                    }, (path.name, name)

@@ -488,3 +488,38 @@ async def test_a_huge_fan_out_starts_in_batches_per_loop_turn() -> None:
     # The first body ran after the first batch was started, not all 2,500.
     assert active_when_first_ran == [START_BATCH] and START_BATCH < 2500
     assert [s.result() for s in steps] == list(range(2500))
+
+
+class CountingScheduler(Scheduler):
+    """Counts the calls of the public spawning methods."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls: list[str] = []
+
+    def spawn_nowait(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append("spawn_nowait")
+        return super().spawn_nowait(*args, **kwargs)
+
+    async def spawn(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append("spawn")
+        return await super().spawn(*args, **kwargs)
+
+
+async def test_steps_start_through_the_public_spawn_api() -> None:
+    rec = Recorder()
+    async with CountingScheduler() as scheduler:
+        steps = [rec.step(str(i)) for i in range(5)]
+        assert await Workflow(*steps).run(scheduler=scheduler)
+    assert scheduler.calls == ["spawn_nowait"] * 5
+
+
+async def test_a_full_pending_list_is_waited_for_with_spawn() -> None:
+    rec = Recorder()
+    async with CountingScheduler(limit=1, pending_limit=1) as scheduler:
+        steps = [rec.step(str(i), ticks=2) for i in range(4)]
+        assert await Workflow(*steps).run(scheduler=scheduler)
+    # One runs, one waits in the pending list, the rest wait for a place there.
+    assert scheduler.calls[:2] == ["spawn_nowait", "spawn_nowait"]
+    assert scheduler.calls[2:] == ["spawn", "spawn"]
+    assert [s.result() for s in steps] == ["0", "1", "2", "3"]
