@@ -9,9 +9,8 @@ State lives under typed ``web.AppKey``s and is looked up through
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Awaitable, Collection, Coroutine
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, Unpack
 
 from aiohttp import web
 
@@ -36,11 +35,6 @@ from ._state import (
     check_setup_options,
     state_of,
 )
-
-if sys.version_info >= (3, 11):
-    from typing import Unpack
-else:  # pragma: no cover - Python 3.10
-    from typing_extensions import Unpack
 
 if TYPE_CHECKING:
     from .._core.clock import Clock

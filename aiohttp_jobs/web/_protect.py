@@ -155,10 +155,10 @@ class ProtectedWork:
 
     # -- shutdown -----------------------------------------------------------------
 
-    async def wait(self, timeout: float | None) -> bool:
-        """Wait until no protected work runs; ``False`` if *timeout* passed."""
+    async def wait(self, seconds: float | None) -> bool:
+        """Wait until no protected work runs; ``False`` if *seconds* passed first."""
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        deadline = None if seconds is None else loop.time() + seconds
         while self.entries:
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
@@ -167,9 +167,9 @@ class ProtectedWork:
         return True
 
     async def cancel_all(
-        self, timeout: float | None
+        self, seconds: float | None
     ) -> dict[asyncio.Future[Any], Entry]:
-        """Refuse new work, cancel what runs and wait up to *timeout* for it.
+        """Refuse new work, cancel what runs and wait up to *seconds* for it.
 
         Returns what was cancelled (done or not), for the shutdown report.
         """
@@ -182,5 +182,5 @@ class ProtectedWork:
             else:
                 fut.cancel()
         if left:
-            await asyncio.wait(left, timeout=timeout)
+            await asyncio.wait(left, timeout=seconds)
         return left

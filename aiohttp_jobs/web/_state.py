@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Final, TypedDict
 
@@ -27,6 +27,7 @@ from aiohttp import web
 from .._checks import check_callable, check_count, check_number, check_timeout
 from .._core.clock import Clock
 from .._core.job import Job
+from .._core.loops import check_loop_names
 from .._core.scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
 from .._errors import ConfigTypeError, SetupError
 from .._tasks.runtime import TaskRuntime
@@ -71,6 +72,7 @@ class SchedulerOptions(TypedDict, total=False):
     on_start_timeout: StartTimeoutHandler | None
     thread_pool_size: int | None
     process_pool_size: int | None
+    loops: Collection[str]
 
 
 def _optional_count(minimum: int) -> Callable[[str, object], object]:
@@ -107,6 +109,7 @@ SCHEDULER_OPTION_CHECKS: Final[Mapping[str, Callable[[str, object], object]]] = 
     "on_start_timeout": _optional_callable,
     "thread_pool_size": _optional_count(1),
     "process_pool_size": _optional_count(1),
+    "loops": check_loop_names,
 }
 
 

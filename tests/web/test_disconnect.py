@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,7 +33,7 @@ class Probe:
             if self.cancelled[n].is_set():
                 return
             task = self.tasks.get(n)
-            if task is not None and sys.version_info >= (3, 11) and task.cancelling():
+            if task is not None and task.cancelling():
                 return
             await asyncio.sleep(0.001)
         raise AssertionError("aiohttp never cancelled the handler")  # pragma: no cover
