@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import html
 import importlib
+import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -38,9 +40,30 @@ def _exception_handler(
     )
 
 
+@web.middleware
+async def bad_json_is_a_bad_request(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """A body that ``request.json()`` cannot read is the client's mistake: every
+    endpoint that reads JSON answers 400 with a message, not 500."""
+    try:
+        return await handler(request)
+    except json.JSONDecodeError as exc:
+        if not exc.doc.strip():
+            problem = "the request body is empty; send a JSON object"
+        else:
+            problem = f"the request body is not valid JSON ({exc})"
+    except UnicodeDecodeError:
+        problem = "the request body is not UTF-8 text; send a JSON object"
+    raise web.HTTPBadRequest(
+        text=json.dumps({"error": problem}), content_type="application/json"
+    )
+
+
 def create_app(**setup_options: Any) -> web.Application:
     """The application; *setup_options* override the ``setup()`` arguments."""
-    app = web.Application()
+    app = web.Application(middlewares=[bad_json_is_a_bad_request])
     options: dict[str, Any] = {
         "limit": 10,
         "pending_limit": 20,

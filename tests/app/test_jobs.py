@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from example_app.app import create_app
 
@@ -131,3 +132,35 @@ async def test_python_m_example_app_serves_and_stops_on_sigterm() -> None:
         if proc.returncode is None:  # pragma: no cover - only when a step failed
             proc.kill()
             await proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"", "the request body is empty"),
+        (b"   ", "the request body is empty"),
+        (b"{", "not valid JSON"),
+        (b"{'user': 'bob'}", "not valid JSON"),
+        (b"\xff\xfe{}", "not UTF-8"),
+    ],
+)
+async def test_malformed_or_empty_json_is_a_400_with_a_message(
+    aiohttp_client: Any, body: bytes, problem: str
+) -> None:
+    """Every endpoint that reads JSON answers 400 and says what is wrong (it
+    used to answer 500), including endpoints added later: the check is one
+    middleware of the application."""
+    app = create_app()
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response(await request.json())
+
+    app.router.add_post("/test/echo", echo)
+    client = await aiohttp_client(app)
+    headers = {"Content-Type": "application/json"}
+    for path in ("/api/reminders", "/test/echo"):
+        resp = await client.post(path, data=body, headers=headers)
+        assert resp.status == 400, (path, await resp.text())
+        assert problem in (await resp.json())["error"]
+    resp = await client.post("/test/echo", json={"ok": True})
+    assert await resp.json() == {"ok": True}
