@@ -16,10 +16,11 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+from ._checks import MAX_TIMESTAMP, check_duration, check_timestamp
 from ._core.clock import TimerHandle
-from ._errors import ConfigError
+from ._errors import ConfigError, ConfigTypeError
 
 __all__ = ["FakeClock", "settle"]
 
@@ -47,14 +48,20 @@ class _FakeTimer:
         return f"<FakeTimer {state} at={self.when:.3f}>"
 
 
-def _timestamp(value: datetime | float) -> float:
+def _timestamp(name: str, value: datetime | float) -> float:
+    """A moment for the fake clock: finite, from 1970 to the year 9999."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ConfigError(
-                "FakeClock needs aware datetimes (e.g. tzinfo=timezone.utc)"
+                f"{name}: FakeClock needs aware datetimes (e.g. "
+                f"tzinfo=timezone.utc), got {value!r}"
             )
-        return value.timestamp()
-    return float(value)
+        return check_timestamp(name, value.timestamp())
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigTypeError(
+            f"{name} must be an aware datetime or a POSIX timestamp, got {value!r}"
+        )
+    return check_timestamp(name, value)
 
 
 class FakeClock:
@@ -66,9 +73,9 @@ class FakeClock:
     """
 
     def __init__(
-        self, start: datetime | float = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        self, start: datetime | float = datetime(2024, 1, 1, tzinfo=UTC)
     ) -> None:
-        self._now = _timestamp(start)
+        self._now = _timestamp("start", start)
         self._timers: list[tuple[float, int, _FakeTimer]] = []
         self._seq = itertools.count()
 
@@ -79,7 +86,7 @@ class FakeClock:
         return self._now
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self._now, timezone.utc)
+        return datetime.fromtimestamp(self._now, UTC)
 
     def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
         timer = _FakeTimer(when, callback)
@@ -97,19 +104,38 @@ class FakeClock:
             heapq.heappop(timers)
         return timers[0][0] if timers else None
 
+    def _target(self, seconds: float | timedelta) -> float:
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+            if seconds < 0:
+                raise ConfigError(
+                    "time only moves forward: advance() takes seconds >= 0, "
+                    f"got {seconds!r}"
+                )
+        step = check_duration("seconds", seconds)
+        target = self._now + step
+        if target > MAX_TIMESTAMP:
+            raise ConfigError(
+                f"seconds={seconds!r} would move the clock past the year 9999"
+            )
+        return target
+
     async def advance(self, seconds: float | timedelta = 0.0) -> None:
         """Let *seconds* pass, firing every timer that falls due on the way."""
-        step = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
-        if step < 0:
-            raise ConfigError("time only moves forward: advance() takes seconds >= 0")
-        await self._run_until(self._now + step)
+        await self._run_until(self._target(seconds))
 
     async def set(self, when: datetime | float) -> None:
         """Move to *when* (not earlier than now), firing what falls due."""
-        target = _timestamp(when)
+        target = _timestamp("when", when)
         if target < self._now:
             raise ConfigError("time only moves forward: set() takes a later moment")
         await self._run_until(target)
+
+    async def jump(self, seconds: float | timedelta) -> None:
+        """Let *seconds* pass at once, as a blocked event loop or a suspended
+        machine lives them: nothing fires on the way; then every timer that fell
+        due fires, late, in time order."""
+        self._now = self._target(seconds)
+        await self._run_until(self._now)
 
     async def _run_until(self, target: float) -> None:
         await settle()

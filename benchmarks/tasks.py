@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp_jobs import Context, Scheduler, Tasks
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _stats(samples: list[float]) -> dict[str, float | int]:

@@ -5,7 +5,7 @@ a keyword from the sign-up endpoint, and a JSON view of every task."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -98,7 +98,7 @@ async def add_reminder(request: web.Request) -> web.Response:
     key = await runtime.schedule_task(
         remind, f"{user}.{name}", execute_at=when, user=user, text=text
     )
-    at = datetime.fromtimestamp(when, timezone.utc).isoformat()
+    at = datetime.fromtimestamp(when, UTC).isoformat()
     return web.json_response({"key": key, "at": at}, status=201)
 
 

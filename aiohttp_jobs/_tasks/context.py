@@ -1,22 +1,82 @@
-"""What a task run sees (:class:`Context`) and what the runtime reports about
-tasks (:class:`TaskInfo`, :class:`RunInfo`)."""
+"""What a task run sees (:class:`Context`), what it can ask of the runtime that
+runs it (:class:`TaskControl`), and what the runtime reports about tasks
+(:class:`TaskInfo`, :class:`RunInfo`).
+
+:class:`TaskControl` is the runtime as a run sees it: the runtime module
+implements it, so this module (and the runner that builds contexts) never
+imports the runtime.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, Protocol
 
+from .._checks import MAX_TIMESTAMP
+from .._core.clock import Clock
 from .._core.job import Job
 from .._errors import LeaseLostError
-from ..stores.base import JSON, Claim
+from ..stores.base import JSON, Claim, TaskStore
 from .options import ExecutionMode, Task
 
-if TYPE_CHECKING:
-    from .runtime import TaskRuntime
+__all__ = [
+    "Context",
+    "RunInfo",
+    "TaskControl",
+    "TaskInfo",
+    "TaskStats",
+    "describe",
+    "utc",
+]
 
-__all__ = ["Context", "RunInfo", "TaskInfo", "TaskStats", "describe", "utc"]
+
+class TaskControl(Protocol):
+    """The task runtime, as seen from a run (``context.runtime``).
+
+    :class:`~aiohttp_jobs.TaskRuntime` is the implementation; see its methods.
+    """
+
+    @property
+    def app(self) -> object: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def store(self) -> TaskStore: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def stopping(self) -> bool: ...
+
+    async def schedule_task(
+        self,
+        task: str | Callable[..., object],
+        instance: str,
+        /,
+        *,
+        schedule: str | None = None,
+        interval: float | timedelta | None = None,
+        execute_at: datetime | float | None = None,
+        timezone: str | tzinfo | None = None,
+        start_at: datetime | float | None = None,
+        end_at: datetime | float | None = None,
+        enabled: bool = True,
+        **params: JSON,
+    ) -> str: ...
+    async def unschedule_task(
+        self, task: str | Callable[..., object], instance: str, /
+    ) -> bool: ...
+    async def run_now(self, name: str, /, **payload: JSON) -> str: ...
+    async def fire(self, keyword: str, /, **payload: JSON) -> list[str]: ...
+    async def enable(self, name: str, /) -> None: ...
+    async def disable(self, name: str, /) -> None: ...
+    async def list_tasks(self) -> list[TaskInfo]: ...
+    async def wait_idle(self) -> None: ...
+
+
+Extend = Callable[[Claim, float], Awaitable[bool]]
+"""Moves a claim's lease to *seconds* from now; ``False`` if it was lost."""
 
 
 class Context:
@@ -24,6 +84,7 @@ class Context:
 
     __slots__ = (
         "_claim",
+        "_extend",
         "_fixtures",
         "_leased",
         "_runtime",
@@ -36,7 +97,9 @@ class Context:
 
     def __init__(
         self,
-        runtime: TaskRuntime,
+        runtime: TaskControl,
+        fixtures: Mapping[str, object],
+        extend: Extend,
         task: Task,
         claim: Claim,
         params: dict[str, JSON],
@@ -44,9 +107,10 @@ class Context:
     ) -> None:
         self._runtime = runtime
         self._claim = claim
-        self._fixtures = runtime._fixtures
+        self._fixtures = fixtures
+        self._extend = extend
         self._leased = task.execution_mode is ExecutionMode.AT_LEAST_ONCE
-        self.app: Any = runtime.app
+        self.app: Any = runtime.app  # the user's application: its type is theirs
         self.task = task
         self.params = params
         self.payload = claim.payload
@@ -72,7 +136,8 @@ class Context:
         return self._fixtures
 
     @property
-    def runtime(self) -> TaskRuntime:
+    def runtime(self) -> TaskControl:
+        """The :class:`~aiohttp_jobs.TaskRuntime` running this task."""
         return self._runtime
 
     @property
@@ -92,7 +157,7 @@ class Context:
     @property
     def scheduled_at(self) -> datetime:
         """When this occurrence was due (aware UTC)."""
-        return datetime.fromtimestamp(self._claim.fire_at, timezone.utc)
+        return datetime.fromtimestamp(self._claim.fire_at, UTC)
 
     @property
     def attempt(self) -> int:
@@ -107,16 +172,16 @@ class Context:
         """Extend this run's lease by ``lease_duration``.
 
         Raises :class:`LeaseLostError` when the lease was already lost (another
-        run of the same occurrence may be executing): stop working then.
+        run of the same occurrence may be executing, or the instance was
+        unscheduled or replaced): stop working then.
         """
         if not self._leased:
             return
-        runtime = self._runtime
-        until = runtime._clock.time() + self.task.lease_duration
-        if not await runtime._store.extend(self._claim, until=until):
+        if not await self._extend(self._claim, self.task.lease_duration):
             raise LeaseLostError(
                 f"task {self.name!r} lost the lease of run {self.run_id!r}; another "
-                "runner may be executing it: stop and let this exception propagate"
+                "runner may be executing it, or the instance was unscheduled or "
+                "replaced: stop and let this exception propagate"
             )
 
 
@@ -163,16 +228,27 @@ class TaskStats:
 
 
 def describe(spec: Mapping[str, object] | None) -> tuple[str, str]:
+    """``(kind, text)`` of a stored schedule description, for listings.
+
+    Never raises: a description this version cannot read is shown as it is.
+    """
     if spec is None:
         return "keyword", ""
     if "cron" in spec:
         return "cron", f"{spec['cron']} ({spec.get('timezone', 'UTC')})"
-    if "interval" in spec:
-        return "interval", f"every {spec['interval']:g}s"
+    interval = spec.get("interval")
+    if isinstance(interval, float | int):
+        return "interval", f"every {interval:g}s"
     at = spec.get("at")
-    assert isinstance(at, float | int)
-    return "once", datetime.fromtimestamp(at, timezone.utc).isoformat()
+    if isinstance(at, float | int):
+        when = utc(at)
+        return "once", when.isoformat() if when is not None else repr(at)
+    return "unknown", repr(dict(spec))
 
 
 def utc(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
+    """*ts* as an aware UTC datetime; ``None`` for ``None`` or a time no datetime
+    can show (a store written by a version that did not check it)."""
+    if ts is None or not 0.0 <= ts <= MAX_TIMESTAMP:
+        return None
+    return datetime.fromtimestamp(ts, UTC)

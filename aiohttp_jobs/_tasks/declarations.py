@@ -1,24 +1,29 @@
 """Scheduled task declarations: the ``Tasks`` registry and its decorators.
 
 Declarations are checked at import time, so a typo in a cron string or a time
-zone fails when the module loads, not at three in the morning. The runner that
-fires them lives in :mod:`._task_runtime`.
+zone fails when the module loads, not at three in the morning. The runtime that
+fires them lives in :mod:`.runtime`; it runs a snapshot of the registry, and the
+registry refuses new declarations while one of its runtimes is running (they
+would never fire).
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from types import MappingProxyType
+from typing import Any, TypeVar, overload
 
 from .._core.clock import Clock
 from .._core.priority import Priority, parse_priority
+from .._core.scheduler import Scheduler
 from .._errors import ConfigError, TaskDefinitionError
 from ..stores.base import JSON, TaskStore
 from .options import (
     RESERVED,
+    Declared,
     ExecutionMode,
     FailureMode,
     Fixture,
@@ -32,13 +37,10 @@ from .options import (
     check_params,
     check_seconds,
 )
+from .runtime import TaskRuntime, run_tasks
 from .schedules import Schedule, parse_timezone
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-if TYPE_CHECKING:
-    from .._core.scheduler import Scheduler
-    from .runtime import TaskRuntime
 
 __all__ = [
     "ExecutionMode",
@@ -77,9 +79,20 @@ class Tasks:
         self._tasks: dict[str, Task] = {}
         self._fixtures: dict[str, Fixture] = {}
         self._middlewares: list[Middleware] = []
+        self._running = 0  # runtimes started and not stopped
 
     def __repr__(self) -> str:
         return f"<Tasks tasks={len(self._tasks)} fixtures={len(self._fixtures)}>"
+
+    def _check_not_running(self, what: str) -> None:
+        if self._running:
+            raise TaskDefinitionError(
+                f"{what} is declared after the task runtime started, so it would "
+                "never run: declare tasks, fixtures and middlewares at import "
+                "time, before the application starts (for work known only at "
+                "run time, declare a @tasks.dynamic_task() and call "
+                "schedule_task())"
+            )
 
     @property
     def tasks(self) -> Mapping[str, Task]:
@@ -229,10 +242,13 @@ class Tasks:
                 f"({lease:g}s), or the lease expires between beats"
             )
 
+        self._check_not_running(where)
+
         def decorator(func: _F) -> _F:
             task_name = name or getattr(func, "__name__", None)
             if not task_name or not isinstance(task_name, str):
                 raise TaskDefinitionError("a task needs a name: pass name=")
+            self._check_not_running(f"task {task_name!r}")
             if not inspect.iscoroutinefunction(func):
                 raise TaskDefinitionError(
                     f"task {task_name!r}: {func!r} is not an async function; declare "
@@ -304,6 +320,7 @@ class Tasks:
 
         def decorator(fn: _F) -> _F:
             fixture_name = name or str(getattr(fn, "__name__", ""))
+            self._check_not_running(f"fixture {fixture_name!r}")
             if not inspect.isasyncgenfunction(fn):
                 raise TaskDefinitionError(
                     f"fixture {fixture_name!r}: {fn!r} must be an async generator "
@@ -334,6 +351,7 @@ class Tasks:
         """
         if not inspect.iscoroutinefunction(func):
             raise TaskDefinitionError(f"middleware {func!r} must be an async function")
+        self._check_not_running(f"middleware {func!r}")
         self._middlewares.append(func)
         return func
 
@@ -343,6 +361,7 @@ class Tasks:
         Lets feature modules declare their own module-level registry and an
         application combine them (names must stay unique).
         """
+        self._check_not_running(f"{other!r} (included)")
         for name in other._tasks:
             if name in self._tasks and self._tasks[name] is not other._tasks[name]:
                 raise TaskDefinitionError(
@@ -367,10 +386,32 @@ class Tasks:
     def runtime(
         self, *, app: object, scheduler: Scheduler, clock: Clock | None = None
     ) -> contextlib.AbstractAsyncContextManager[TaskRuntime]:
-        """Set up fixtures, start firing, and yield the :class:`TaskRuntime`.
+        """Open the store, set up fixtures, start firing; yield the
+        :class:`TaskRuntime`.
 
-        On exit: stop firing, wait for the runs in flight, tear fixtures down.
+        On exit: stop firing, wait for the runs in flight, tear fixtures down,
+        close the store. While it runs, this registry refuses new declarations.
         """
-        from .runtime import run_tasks
+        return self._run(app=app, scheduler=scheduler, clock=clock)
 
-        return run_tasks(self, app=app, scheduler=scheduler, clock=clock)
+    @contextlib.asynccontextmanager
+    async def _run(
+        self, *, app: object, scheduler: Scheduler, clock: Clock | None
+    ) -> AsyncIterator[TaskRuntime]:
+        declared = Declared(
+            tasks=MappingProxyType(dict(self._tasks)),
+            fixtures=MappingProxyType(dict(self._fixtures)),
+            middlewares=tuple(self._middlewares),
+            store=self.store,
+            concurrency_limit=self.concurrency_limit,
+            batch_size=self.batch_size,
+            owner=self.owner,
+        )
+        self._running += 1
+        try:
+            async with run_tasks(
+                declared, app=app, scheduler=scheduler, clock=clock
+            ) as runtime:
+                yield runtime
+        finally:
+            self._running -= 1

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .._checks import check_count as _check_count
+from .._checks import check_duration
 from .._core.priority import Priority
 from .._errors import ConfigError, TaskDefinitionError
-from ..stores.base import JSON
+from ..stores.base import JSON, TaskStore
 from .schedules import (
     CronSchedule,
     IntervalSchedule,
@@ -22,11 +23,9 @@ from .schedules import (
     to_timestamp,
 )
 
-if TYPE_CHECKING:
-    from .context import Context
-
 __all__ = [
     "RESERVED",
+    "Declared",
     "ExecutionMode",
     "FailureMode",
     "Fixture",
@@ -84,8 +83,11 @@ class Misfire(enum.Enum):
     """Skip them all (logged); wait for the next future occurrence."""
 
 
-TaskFunc = Callable[["Context"], Awaitable[object]]
-Middleware = Callable[["Context", Callable[[], Awaitable[object]]], Awaitable[object]]
+# A task takes the Context of its run and a middleware takes it with the next
+# call; the Context (a layer above, since it refers to the runtime) is not
+# named here.
+TaskFunc = Callable[..., Awaitable[object]]
+Middleware = Callable[..., Awaitable[object]]
 Fixture = Callable[[Any], AsyncIterator[object]]
 
 # Context attributes that a fixture name would shadow.
@@ -150,6 +152,28 @@ class Task:
         """Seconds to wait before retry number ``attempt + 1``."""
         return min(self.retry_backoff * 2.0 ** min(attempt, 60), self.retry_backoff_max)
 
+    @property
+    def max_running(self) -> int:
+        """How many runs of one schedule may be in progress at once."""
+        return self.max_overlap if self.overlap is Overlap.ALLOW else 1
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What a :class:`~.declarations.Tasks` registry holds when a runtime starts.
+
+    The runtime works from this snapshot: the registry refuses declarations
+    while one of its runtimes runs, so the two never disagree.
+    """
+
+    tasks: Mapping[str, Task]
+    fixtures: Mapping[str, Fixture]
+    middlewares: tuple[Middleware, ...]
+    store: TaskStore | None
+    concurrency_limit: int | None
+    batch_size: int
+    owner: str | None
+
 
 def check_params(params: Mapping[str, object], where: str) -> dict[str, JSON]:
     """*params* as a plain dict, after checking that JSON can carry it."""
@@ -166,22 +190,19 @@ def check_params(params: Mapping[str, object], where: str) -> dict[str, JSON]:
 
 
 def check_seconds(value: float | timedelta, what: str, *, zero: bool = False) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TaskDefinitionError(
-            f"{what} must be seconds or a timedelta, got {value!r}"
-        )
-    if math.isnan(seconds) or seconds < 0 or (not zero and seconds == 0):
-        raise TaskDefinitionError(f"{what} must be positive, got {value!r}")
-    return float(seconds)
+    """Seconds (or a ``timedelta``): finite, positive (or 0 with *zero*), at most
+    about 100 years; a :class:`TaskDefinitionError` naming *what* otherwise."""
+    try:
+        return check_duration(what, value, positive=not zero)
+    except ConfigError as exc:
+        raise TaskDefinitionError(str(exc)) from None
 
 
 def check_count(value: int, what: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise TaskDefinitionError(
-            f"{what} must be an integer >= {minimum}, got {value!r}"
-        )
-    return value
+    try:
+        return _check_count(what, value, minimum=minimum)
+    except ConfigError as exc:
+        raise TaskDefinitionError(str(exc)) from None
 
 
 def build_schedule(

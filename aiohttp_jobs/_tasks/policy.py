@@ -7,6 +7,7 @@ occurrences were skipped. No I/O, no clock: the runtime calls them and logs.
 
 from __future__ import annotations
 
+import bisect
 from typing import NamedTuple
 
 from ..stores.base import Cursor
@@ -37,7 +38,11 @@ class Catchup(NamedTuple):
 
     cursor: Cursor
     skipped: int = 0
+    """Came due while the run went on, and dropped by the overlap policy."""
     missed: int = 0  # folded into one run (Misfire.RUN_ONCE)
+    late: int = 0
+    """Came due before the run could start (it started late: a blocked event
+    loop, a busy scheduler), and were dropped."""
 
 
 def after_run(
@@ -47,12 +52,16 @@ def after_run(
     backlog: int,
     now: float,
     *,
+    started: float | None = None,
     folded: bool = False,
 ) -> Catchup:
     """The cursor after the occurrence *fire_at* ran (or started, when overlapping).
 
     Occurrences that came due meanwhile follow the task's overlap policy, unless
-    the run stood for them all already (*folded*: ``Misfire.RUN_ONCE``).
+    the run stood for them all already (*folded*: ``Misfire.RUN_ONCE``). Those
+    due before the run *started* (default: on time, at *fire_at*) were not
+    overlapped by it: the run itself was late, and they are counted as ``late``,
+    not ``skipped``.
     """
     if sched is None or isinstance(sched, OnceSchedule):
         return Catchup(Cursor(None))
@@ -64,8 +73,12 @@ def after_run(
     if task.overlap is Overlap.QUEUE and not folded:
         keep = min(len(passed), task.queue_limit)
         return Catchup(Cursor(passed[0], keep - 1), skipped=len(passed) - keep)
-    skipped = 0 if folded else len(passed)
-    return Catchup(Cursor(sched.following(fire_at, now)), skipped=skipped)
+    cursor = Cursor(sched.following(fire_at, now))
+    if folded:
+        return Catchup(cursor)
+    start = fire_at if started is None else started
+    late = bisect.bisect_right(passed, start)
+    return Catchup(cursor, skipped=len(passed) - late, late=late)
 
 
 def after_downtime(

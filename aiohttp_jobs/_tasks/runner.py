@@ -1,10 +1,15 @@
-"""The task runner: claims due runs from the store and spawns each as a Job.
+"""The task runner: claims due runs from the store and starts each as a Job.
 
 It never polls: one clock timer is armed for the store's next due time and
-re-armed whenever a schedule changes or a run finishes. Every run goes through
-``Scheduler.spawn`` so it has an id, a state, a result, timings, history and
-events like any other job. :class:`~._task_runtime.TaskRuntime` adds the public
-handle and start-up on top.
+re-armed whenever a schedule changes, a run finishes or the store reports a
+change made elsewhere (:meth:`TaskStore.subscribe`). Every run is started with
+the scheduler's public ``spawn_nowait()`` (or ``spawn()`` when the pending list
+is full) and followed with ``Job.add_done_callback()``, so it has an id, a state,
+a result, timings, history and events like any other job.
+
+The runner belongs to a :class:`~.runtime.TaskRuntime`, which holds the public
+handle and start-up; the runner sees the runtime only as the
+:class:`~.context.TaskControl` that each run's context hands to the task.
 """
 
 from __future__ import annotations
@@ -14,22 +19,17 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from .._core.clock import Clock, TimerHandle, sleep_until
 from .._core.job import Job, JobState
-from .._core.scheduler import START_BATCH
-from .._errors import LeaseLostError, SchedulerClosedError
+from .._core.scheduler import START_BATCH, Scheduler
+from .._errors import LeaseLostError, SchedulerClosedError, SchedulerFullError
 from ..stores.base import Claim, Cursor, TaskRecord, TaskStore
-from .context import Context, TaskStats
-from .declarations import Tasks
-from .options import FailureMode, Overlap, Task
-from .policy import after_run
+from .context import Context, TaskControl, TaskStats
+from .options import Declared, FailureMode, Overlap, Task
+from .policy import Catchup, after_run
 from .schedules import Schedule, schedule_from_spec
-
-if TYPE_CHECKING:
-    from .._core.scheduler import Scheduler
-    from .runtime import TaskRuntime
 
 __all__ = ["TaskRunner"]
 
@@ -37,28 +37,32 @@ log = logging.getLogger("aiohttp_jobs.tasks")
 
 _RETRY_LOOP = 1.0  # seconds between attempts when the store fails
 
+Chain = Callable[[Context], Awaitable[object]]
+
 
 class TaskRunner:
-    """Claims due runs and executes each as a job; the state both halves share."""
+    """Claims due runs and executes each as a job of *scheduler*."""
 
     def __init__(
         self,
         *,
-        tasks: Tasks,
-        app: object,
+        declared: Declared,
+        control: TaskControl,
+        fixtures: Mapping[str, object],
         scheduler: Scheduler,
         clock: Clock,
         store: TaskStore,
     ) -> None:
-        self.tasks = tasks
-        self.app = app
-        self.scheduler = scheduler
+        self._declared = declared
+        self._tasks = declared.tasks
+        self._control = control
+        self._fixtures = fixtures
+        self._scheduler = scheduler
         self._clock = clock
         self._store = store
-        self._owner = tasks.owner or f"tasks-{uuid.uuid4().hex[:12]}"
-        self._fixtures: dict[str, object] = {}
-        self._chains: dict[str, Callable[[Context], Awaitable[object]]] = {}
-        self._tags = {name: ("task", name) for name in tasks.tasks}
+        self._owner = declared.owner or f"tasks-{uuid.uuid4().hex[:12]}"
+        self._chains = {name: self._chain(task) for name, task in self._tasks.items()}
+        self._tags = {name: ("task", name) for name in self._tasks}
         self._schedules: dict[str, tuple[Mapping[str, object], Schedule]] = {}
         self._missed: dict[str, int] = {}
         self._stats: dict[str, TaskStats] = {}
@@ -71,37 +75,89 @@ class TaskRunner:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._lease = 60.0
-        # Each function to its task (None where several tasks share it), for
-        # schedule_task(fn); like the tags, it is the tasks declared at start.
-        self._by_func: dict[object, Task | None] = {}
-        for task in tasks.tasks.values():
-            self._by_func[task.func] = None if task.func in self._by_func else task
 
     def __repr__(self) -> str:
         state = "stopping" if self._stopping else "running"
-        return (
-            f"<TaskRuntime {state} tasks={len(self.tasks.tasks)} "
-            f"in_flight={len(self._inflight)}>"
-        )
+        return f"<TaskRunner {state} in_flight={len(self._inflight)}>"
+
+    # -- what the runtime asks ----------------------------------------------------
 
     @property
-    def clock(self) -> Clock:
-        return self._clock
-
-    @property
-    def store(self) -> TaskStore:
-        return self._store
+    def stopping(self) -> bool:
+        return self._stopping
 
     @property
     def in_flight(self) -> int:
         """Runs spawned and not finished yet."""
         return len(self._inflight)
 
+    def wake(self) -> None:
+        """Look at the store again (something changed); also a store subscriber."""
+        self._changed.set()
+
+    def start(self) -> None:
+        self._loop_task = asyncio.get_running_loop().create_task(self._run_loop())
+
+    async def stop(self) -> None:
+        """Stop claiming; runs already due start first; wait for every run."""
+        self._stopping = True
+        self._changed.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._loop_task is not None:
+            await self._loop_task
+        await self.wait_idle()
+
     async def wait_idle(self) -> None:
         """Wait until no run is in flight (runs due later are not waited for)."""
         while self._inflight:
             self._idle.clear()
             await self._idle.wait()
+
+    def stats(self, key: str) -> TaskStats | None:
+        return self._stats.get(key)
+
+    def stats_for(self, key: str) -> TaskStats:
+        stats = self._stats.get(key)
+        if stats is None:
+            stats = self._stats[key] = TaskStats()
+        return stats
+
+    def note_missed(self, key: str, count: int) -> None:
+        """The next run of *key* stands for *count* missed occurrences too."""
+        self._missed[key] = count
+
+    def remember(self, key: str, spec: Mapping[str, object], sched: Schedule) -> None:
+        """Cache the schedule of a dynamic instance (saves parsing it again)."""
+        self._schedules[key] = (spec, sched)
+
+    def forget(self, key: str) -> None:
+        """Drop what is kept about an instance that left, or became once-off."""
+        self._schedules.pop(key, None)
+        self._stats.pop(key, None)
+        self._missed.pop(key, None)
+
+    def schedule_of(self, record: TaskRecord) -> Schedule | None:
+        spec = record.schedule
+        if spec is None:
+            return None
+        task = self._tasks.get(record.task)
+        if task is not None and not task.dynamic and task.schedule is not None:
+            return task.schedule
+        cached = self._schedules.get(record.key)
+        if cached is not None and cached[0] == spec:
+            return cached[1]
+        sched = schedule_from_spec(spec)
+        self._schedules[record.key] = (spec, sched)
+        return sched
+
+    async def extend(self, claim: Claim, seconds: float) -> bool:
+        """Move the lease of *claim* to *seconds* from now (heartbeats)."""
+        extended = await self._store.extend(claim, until=self._clock.time() + seconds)
+        if extended:
+            self._changed.set()  # the lease expiry the timer waits for moved
+        return extended
 
     # -- the loop -----------------------------------------------------------------
 
@@ -123,23 +179,25 @@ class TaskRunner:
         while not self._stopping:
             try:
                 await self._run_some()
-            except Exception:  # noqa: PERF203 - the loop restarts after an error
+            except Exception:
                 log.exception("task runner: store error; retrying in %gs", _RETRY_LOOP)
                 await sleep_until(self._clock, self._clock.time() + _RETRY_LOOP)
+        try:
+            await self._flush()
+        except Exception:
+            log.exception("task runner: store error while stopping")
+
+    def _free(self) -> int:
+        limit = self._declared.concurrency_limit
+        batch = self._declared.batch_size
+        return batch if limit is None else min(batch, limit - len(self._inflight))
 
     async def _run_some(self) -> None:
         store = self._store
-        limit = self.tasks.concurrency_limit
-        batch = self.tasks.batch_size
         changed = self._changed
-        try_spawn = self.scheduler._try_spawn
-        wait_and_spawn = self.scheduler._wait_and_spawn
-        on_done = self._on_done
-        declared = self.tasks.tasks
-        tags = self._tags
         while not self._stopping:
             changed.clear()
-            free = batch if limit is None else min(batch, limit - len(self._inflight))
+            free = self._free()
             if free > 0:
                 now = self._clock.time()
                 if self._timer is None and self._timer_at is not None:
@@ -148,42 +206,74 @@ class TaskRunner:
                     now=now, owner=self._owner, lease_duration=self._lease, limit=free
                 )
                 if claims:
-                    budget = START_BATCH
-                    for claim in claims:
-                        if not budget:  # let what started run first
-                            await asyncio.sleep(0)  # (see START_BATCH)
-                            budget = START_BATCH
-                        budget -= 1
-                        record = claim.record
-                        task = declared.get(record.task)
-                        if task is None:
-                            await self._orphan(claim)
-                            continue
-                        missed = self._missed.pop(record.key, 0) if self._missed else 0
-                        coro = self._execute(task, claim, missed)
-                        key, prio, tag = record.key, task.priority, tags[task.name]
-                        try:
-                            # Started here with its done callback set; only a
-                            # full pending list makes the runner wait.
-                            job = try_spawn(
-                                coro, key, prio, tag, None, on_done
-                            ) or await wait_and_spawn(
-                                coro, key, prio, tag, None, on_done
-                            )
-                        except SchedulerClosedError:
-                            log.warning(
-                                "scheduler closed: run %r left to its lease",
-                                claim.run_id,
-                            )
-                            self._stopping = True
-                            return
-                        self._track(claim, job)
+                    if not await self._start_runs(claims):
+                        return
                     # Let this batch start before claiming more: bounded memory,
                     # and timers and I/O are not starved by a large backlog.
                     await asyncio.sleep(0)
                     continue
                 self._arm(await store.next_due())
             await changed.wait()
+
+    async def _flush(self) -> None:
+        """While stopping: start what was due when the stop began (a ``fire()``
+        or ``run_now()`` accepted just before it is run, not dropped)."""
+        now = self._clock.time()
+        while True:
+            free = self._free()
+            if free <= 0:  # concurrency_limit: wait for a run to end
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            claims = await self._store.acquire(
+                now=now, owner=self._owner, lease_duration=self._lease, limit=free
+            )
+            if not claims or not await self._start_runs(claims):
+                return
+
+    async def _start_runs(self, claims: list[Claim]) -> bool:
+        """Start a job per claim; ``False`` when the scheduler refused (closed)."""
+        scheduler = self._scheduler
+        spawn_nowait = scheduler.spawn_nowait
+        execute = self._execute
+        on_done = self._on_done
+        declared = self._tasks
+        tags = self._tags
+        budget = START_BATCH
+        for claim in claims:
+            if not budget:  # let what started run first
+                await asyncio.sleep(0)  # (see START_BATCH)
+                budget = START_BATCH
+            budget -= 1
+            record = claim.record
+            task = declared.get(record.task)
+            if task is None:
+                await self._orphan(claim)
+                continue
+            missed = self._missed.pop(record.key, 0) if self._missed else 0
+            coro = execute(task, claim, missed)
+            try:
+                try:
+                    job = spawn_nowait(
+                        coro, record.key, priority=task.priority, tags=tags[task.name]
+                    )
+                except SchedulerFullError:  # only a full pending list waits
+                    coro = execute(task, claim, missed)
+                    job = await scheduler.spawn(
+                        coro, record.key, priority=task.priority, tags=tags[task.name]
+                    )
+            except SchedulerClosedError:
+                coro.close()
+                log.warning(
+                    "scheduler closed: run %r of task %r left to its lease",
+                    claim.run_id,
+                    record.key,
+                )
+                self._stopping = True
+                return False
+            job.add_done_callback(on_done)
+            self._track(claim, job)
+        return True
 
     async def _orphan(self, claim: Claim) -> None:
         record = claim.record
@@ -208,7 +298,7 @@ class TaskRunner:
         inflight = self._inflight
         inflight.discard(job)
         stats = self._stats.get(job.name)
-        if stats is not None:
+        if stats is not None and stats.running:
             stats.running -= 1
             stats.runs += 1
             if job.state is JobState.FAILED:
@@ -217,107 +307,101 @@ class TaskRunner:
             self._idle.set()
         self._changed.set()
 
-    def _stats_for(self, key: str) -> TaskStats:
-        stats = self._stats.get(key)
-        if stats is None:
-            stats = self._stats[key] = TaskStats()
-        return stats
-
     # -- one run ------------------------------------------------------------------
 
-    def _build_chain(self, task: Task) -> Callable[[Context], Awaitable[object]]:
-        call: Callable[[Context], Awaitable[object]] = task.func
-        for middleware in reversed(self.tasks.middlewares):
+    def _chain(self, task: Task) -> Chain:
+        call: Chain = task.func
+        for middleware in reversed(self._declared.middlewares):
 
             def wrap(
-                ctx: Context,
-                _mw: Any = middleware,
-                _next: Callable[[Context], Awaitable[object]] = call,
+                ctx: Context, _mw: Any = middleware, _next: Chain = call
             ) -> Awaitable[object]:
                 return _mw(ctx, lambda: _next(ctx))  # type: ignore[no-any-return]
 
             call = wrap
         return call
 
-    def _schedule(self, record: TaskRecord) -> Schedule | None:
-        spec = record.schedule
-        if spec is None:
-            return None
-        task = self.tasks.tasks.get(record.task)
-        if task is not None and not task.dynamic and task.schedule is not None:
-            return task.schedule
-        cached = self._schedules.get(record.key)
-        if cached is not None and cached[0] == spec:
-            return cached[1]
-        sched = schedule_from_spec(spec)
-        self._schedules[record.key] = (spec, sched)
-        return sched
-
-    def _max_running(self, task: Task) -> int:
-        return task.max_overlap if task.overlap is Overlap.ALLOW else 1
-
     def _next_cursor(
-        self, task: Task, claim: Claim, now: float, *, folded: bool = False
+        self,
+        task: Task,
+        claim: Claim,
+        now: float,
+        started: float,
+        *,
+        folded: bool = False,
     ) -> Cursor:
         """Where the cursor goes after the occurrence *claim* (overlap policy)."""
         record = claim.record
         plan = after_run(
             task,
-            self._schedule(record),
+            self.schedule_of(record),
             claim.fire_at,
             record.backlog,
             now,
+            started=started,
             folded=folded,
         )
-        if plan.skipped:
-            why = "queue_limit" if task.overlap is Overlap.QUEUE else "overlap=SKIP"
-            self._skipped(record.key, plan.skipped, why)
+        if plan.skipped or plan.late:
+            self._report_skipped(task, claim, plan, started)
         return plan.cursor
 
-    def _skipped(self, key: str, count: int, why: str) -> None:
-        self._stats_for(key).skipped += count
-        log.warning(
-            "task %r: skipped %d occurrence(s) that came due during a run (%s)",
-            key,
-            count,
-            why,
-        )
+    def _report_skipped(
+        self, task: Task, claim: Claim, plan: Catchup, started: float
+    ) -> None:
+        key = claim.record.key
+        self.stats_for(key).skipped += plan.skipped + plan.late
+        if plan.late:
+            log.warning(
+                "task %r: skipped %d occurrence(s) that came due before run %r "
+                "could start (it started %.3fs late: the event loop was blocked "
+                "or the scheduler was busy)",
+                key,
+                plan.late,
+                claim.run_id,
+                started - claim.fire_at,
+            )
+        if plan.skipped:
+            why = "queue_limit" if task.overlap is Overlap.QUEUE else "overlap=SKIP"
+            log.warning(
+                "task %r: skipped %d occurrence(s) that came due during a run (%s)",
+                key,
+                plan.skipped,
+                why,
+            )
 
     async def _execute(self, task: Task, claim: Claim, missed: int) -> object:
         store = self._store
+        clock = self._clock
         record = claim.record
         if claim.payload:
             params = {**record.params, **claim.payload}
         else:
             params = dict(record.params) if record.params else {}
-        ctx = Context(cast("TaskRuntime", self), task, claim, params, missed)
+        ctx = Context(
+            self._control, self._fixtures, self.extend, task, claim, params, missed
+        )
         leased = ctx.leased
-        if leased and self._clock.time() >= claim.expires_at - self._lease / 2:
+        started = clock.time()
+        if leased and started >= claim.expires_at - self._lease / 2:
             # The job waited in the scheduler's pending list: renew the lease
             # first, and leave the run to whoever took it over if it expired.
-            until = self._clock.time() + task.lease_duration
-            if not await store.extend(claim, until=until):
-                log.warning(
-                    "task %r run %r waited past its lease and was taken over; "
-                    "not running it twice",
-                    record.key,
-                    claim.run_id,
-                )
+            if not await store.extend(claim, until=started + task.lease_duration):
+                await self._lost(claim, "waited in the pending list", ran=False)
                 return None
             self._changed.set()
         if not leased:  # at most once: commit before running
             if claim.from_cursor:
-                cursor = self._next_cursor(task, claim, self._clock.time())
+                cursor = self._next_cursor(task, claim, started, started)
                 await store.commit(claim, cursor=cursor)
                 self._changed.set()
             else:
                 await store.commit(claim)
         elif claim.from_cursor and record.max_running > 1:
-            cursor = self._next_cursor(task, claim, self._clock.time())
+            cursor = self._next_cursor(task, claim, started, started)
             await store.commit(claim, cursor=cursor, keep_lease=True)
             self._changed.set()
         if leased and task.lease_duration != self._lease:
-            await store.extend(claim, until=self._clock.time() + task.lease_duration)
+            await store.extend(claim, until=clock.time() + task.lease_duration)
             self._changed.set()  # the lease may now expire before the armed timer
         beat: asyncio.Task[None] | None = None
         if leased and task.heartbeat is not None:
@@ -328,7 +412,7 @@ class TaskRunner:
             result = await self._chains[task.name](ctx)
         except Exception as exc:
             if leased:
-                await self._failed(task, claim, exc)
+                await self._failed(task, claim, exc, started)
             else:
                 log.error(
                     "task %r run %r failed", task.name, claim.run_id, exc_info=exc
@@ -337,8 +421,8 @@ class TaskRunner:
         finally:
             if beat is not None:
                 beat.cancel()
-        if leased and not await self._record_success(task, claim, missed > 0):
-            self._finished_late(claim)
+        if leased and not await self._record_success(task, claim, missed > 0, started):
+            await self._lost(claim, "finished")
         return result
 
     async def _beat(self, ctx: Context, every: float) -> None:
@@ -348,14 +432,8 @@ class TaskRunner:
                 await sleep_until(clock, clock.time() + every)
                 await ctx.heartbeat()
 
-    async def _succeeded(
-        self, task: Task, claim: Claim, *, folded: bool = False
-    ) -> None:
-        if not await self._record_success(task, claim, folded):
-            self._finished_late(claim)
-
     def _record_success(
-        self, task: Task, claim: Claim, folded: bool
+        self, task: Task, claim: Claim, folded: bool, started: float
     ) -> Awaitable[bool]:
         """The store call that records a successful run (awaited by the caller:
         one coroutine fewer per run on the hot path)."""
@@ -364,38 +442,73 @@ class TaskRunner:
         if not claim.from_cursor or record.max_running > 1:
             return store.commit(claim)
         if task.dynamic and record.schedule is not None and "at" in record.schedule:
-            # A finished once-off instance leaves (if the claim is still ours).
-            self._schedules.pop(record.key, None)
-            self._stats.pop(record.key, None)
+            # A finished once-off instance leaves, if the claim still holds it
+            # (not once it was unscheduled, or replaced by a new definition).
             return store.delete(record.key, claim=claim)
-        cursor = self._next_cursor(task, claim, self._clock.time(), folded=folded)
+        cursor = self._next_cursor(
+            task, claim, self._clock.time(), started, folded=folded
+        )
         return store.commit(claim, cursor=cursor)
 
-    def _finished_late(self, claim: Claim) -> None:
-        log.warning(
-            "task %r run %r finished after losing its lease; it may have run twice",
-            claim.record.key,
-            claim.run_id,
-        )
+    async def _lost(self, claim: Claim, what: str, *, ran: bool = True) -> None:
+        """Say why the store no longer took a report of *claim*, truthfully."""
+        key = claim.record.key
+        current = await self._store.get(key)
+        if current is None:
+            log.info(
+                "task %r run %r %s after the instance was unscheduled%s",
+                key,
+                claim.run_id,
+                what,
+                "" if ran else "; not running it",
+            )
+        elif current.revision != claim.record.revision:
+            log.info(
+                "task %r run %r %s after the instance was scheduled again; the new "
+                "definition keeps its own schedule%s",
+                key,
+                claim.run_id,
+                what,
+                "" if ran else "; not running it",
+            )
+        elif ran:
+            log.warning(
+                "task %r run %r %s after losing its lease; it may have run twice",
+                key,
+                claim.run_id,
+                what,
+            )
+        else:
+            log.warning(
+                "task %r run %r waited past its lease and was taken over; not "
+                "running it twice",
+                key,
+                claim.run_id,
+            )
 
-    async def _failed(self, task: Task, claim: Claim, exc: BaseException) -> None:
+    async def _failed(
+        self, task: Task, claim: Claim, exc: BaseException, started: float
+    ) -> None:
         store = self._store
         attempt = claim.attempt
-        now = self._clock.time()
         key = claim.record.key
         if attempt < task.retries or task.failure_mode is FailureMode.UNLOCK:
             delay = task.backoff(attempt)
-            log.warning(
-                "task %r run %r failed (attempt %d), retrying in %gs: %r",
-                key,
-                claim.run_id,
-                attempt + 1,
-                delay,
-                exc,
-            )
-            await store.commit(claim, retry_at=now + delay)
+            if await store.commit(claim, retry_at=self._clock.time() + delay):
+                log.warning(
+                    "task %r run %r failed (attempt %d), retrying in %gs: %r",
+                    key,
+                    claim.run_id,
+                    attempt + 1,
+                    delay,
+                    exc,
+                )
+            else:
+                await self._lost(claim, "failed")
             return
         log.error("task %r run %r failed", key, claim.run_id, exc_info=exc)
-        if task.failure_mode is FailureMode.COMMIT:
-            await self._succeeded(task, claim)
+        if task.failure_mode is FailureMode.COMMIT and not await self._record_success(
+            task, claim, False, started
+        ):
+            await self._lost(claim, "failed")
         # FailureMode.NONE: keep the lease; the occurrence runs again on expiry.

@@ -1,60 +1,150 @@
-"""The task runtime: the public handle (``get_tasks()``) over the runner, and
-start-up (fixtures, declared tasks, misfires) and shutdown."""
+"""The task runtime: the public handle (``get_tasks()``), start-up (fixtures,
+declared tasks, misfires) and shutdown. It *has* a :class:`~.runner.TaskRunner`
+that claims and executes the runs.
+
+Once the runtime has begun stopping, the calls that would add work (``fire()``,
+``run_now()``, ``schedule_task()``) raise :class:`SchedulerClosedError` instead
+of returning a run id for work that would never run.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone, tzinfo
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime, timedelta, tzinfo
 
+from .._checks import check_name
 from .._core.clock import Clock, SystemClock
 from .._core.job import JobState
+from .._core.scheduler import Scheduler
 from .._errors import (
     ConfigError,
+    SchedulerClosedError,
     TaskDefinitionError,
     TaskNotFoundError,
 )
-from ..stores.base import JSON, NO_PARAMS, TaskRecord
+from ..stores.base import JSON, NO_PARAMS, TaskRecord, TaskStore, Unsubscribe
 from ..stores.memory import MemoryStore
 from .context import RunInfo, TaskInfo, TaskStats, describe, utc
-from .declarations import Tasks
-from .options import Misfire, Task, build_schedule, check_params
+from .options import Declared, Misfire, Task, build_schedule, check_params
 from .policy import COUNT_CAP, after_downtime
 from .runner import TaskRunner
 from .schedules import OnceSchedule, parse_timezone
 
-if TYPE_CHECKING:
-    from .._core.scheduler import Scheduler
-
-__all__ = ["TaskRuntime"]
+__all__ = ["TaskRuntime", "run_tasks"]
 
 log = logging.getLogger("aiohttp_jobs.tasks")
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-class TaskRuntime(TaskRunner):
+
+class TaskRuntime:
     """The running side of a :class:`Tasks` registry, bound to one app.
 
     Get it with ``aiohttp_jobs.get_tasks(app_or_request)``.
     """
 
+    def __init__(
+        self,
+        *,
+        declared: Declared,
+        app: object,
+        scheduler: Scheduler,
+        clock: Clock,
+        store: TaskStore,
+    ) -> None:
+        self._declared = declared
+        self._app = app
+        self._scheduler = scheduler
+        self._clock = clock
+        self._store = store
+        self._fixtures: dict[str, object] = {}
+        self._runner = TaskRunner(
+            declared=declared,
+            control=self,
+            fixtures=self._fixtures,
+            scheduler=scheduler,
+            clock=clock,
+            store=store,
+        )
+        self._unsubscribe: Unsubscribe | None = None
+        # Each function to its task (None where several tasks share it), for
+        # schedule_task(fn).
+        self._by_func: dict[object, Task | None] = {}
+        for task in declared.tasks.values():
+            self._by_func[task.func] = None if task.func in self._by_func else task
+
+    def __repr__(self) -> str:
+        state = "stopping" if self.stopping else "running"
+        return (
+            f"<TaskRuntime {state} tasks={len(self._declared.tasks)} "
+            f"in_flight={self._runner.in_flight}>"
+        )
+
+    @property
+    def app(self) -> object:
+        """The application given to ``runtime(app=...)`` (tasks see it as
+        ``context.app``)."""
+        return self._app
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self._scheduler
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def store(self) -> TaskStore:
+        return self._store
+
+    @property
+    def tasks(self) -> Mapping[str, Task]:
+        """The declared tasks this runtime runs, by name."""
+        return self._declared.tasks
+
+    @property
+    def in_flight(self) -> int:
+        """Runs spawned and not finished yet."""
+        return self._runner.in_flight
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the runtime has begun stopping (or its scheduler is closing):
+        new runs are refused from then on."""
+        scheduler = self._scheduler
+        return self._runner.stopping or scheduler.closed or scheduler.draining
+
+    async def wait_idle(self) -> None:
+        """Wait until no run is in flight (runs due later are not waited for)."""
+        await self._runner.wait_idle()
+
     # -- public handle ------------------------------------------------------------
 
+    def _refuse_when_stopping(self, what: str) -> None:
+        if self.stopping:
+            raise SchedulerClosedError(
+                f"cannot {what}: the task runtime is stopping (the application "
+                "is shutting down), so the run would never happen; nothing was "
+                "queued"
+            )
+
     def _task(self, task: str | Callable[..., object]) -> Task:
+        declared = self._declared.tasks
         if not isinstance(task, str):
             found = self._by_func.get(task)
             if found is None:
-                count = sum(t.func is task for t in self.tasks.tasks.values())
+                count = sum(t.func is task for t in declared.values())
                 raise TaskNotFoundError(
                     f"{task!r} is declared {count} times; pass the task name"
                 )
             return found
-        found = self.tasks.tasks.get(task)
+        found = declared.get(task)
         if found is None:
             raise TaskNotFoundError(
-                f"no task named {task!r}; declared: {sorted(self.tasks.tasks)}"
+                f"no task named {task!r}; declared: {sorted(declared)}"
             )
         return found
 
@@ -62,6 +152,7 @@ class TaskRuntime(TaskRunner):
         self,
         task: str | Callable[..., object],
         instance: str,
+        /,
         *,
         schedule: str | None = None,
         interval: float | timedelta | None = None,
@@ -72,15 +163,21 @@ class TaskRuntime(TaskRunner):
         enabled: bool = True,
         **params: JSON,
     ) -> str:
-        """Add (or replace) an instance of a dynamic task; returns its key."""
+        """Add (or replace) an instance of a dynamic task; returns its key.
+
+        Replacing an instance whose run is in progress, or waiting to retry,
+        lets that run end without touching the new definition, which runs at
+        its own time. *task* and *instance* are positional, so params may use
+        those names.
+        """
         declared = self._task(task)
         if not declared.dynamic:
             raise TaskNotFoundError(
                 f"task {declared.name!r} is not a dynamic task; declare it with "
                 "@tasks.dynamic_task()"
             )
-        if not isinstance(instance, str) or not instance:
-            raise TaskNotFoundError("an instance name must be a non-empty string")
+        check_name("instance", instance)
+        self._refuse_when_stopping(f"schedule {declared.name!r} instance {instance!r}")
         key = f"{declared.name}:{instance}"
         where = f"dynamic task {key!r}"
         tz = declared.timezone
@@ -103,83 +200,99 @@ class TaskRuntime(TaskRunner):
             if params or declared.params
             else NO_PARAMS
         )
+        store = self._store
+        existing = await store.get(key)
         record = TaskRecord(
-            key=key,
-            task=declared.name,
-            schedule=sched.to_spec(),
-            params=merged,
-            enabled=enabled,
-            fire_at=sched.first(self._clock.time()),
-            max_running=self._max_running(declared),
+            key,
+            declared.name,
+            sched.to_spec(),
+            merged,
+            bool(enabled),
+            sched.first(self._clock.time()),
+            0,
+            declared.max_running,
+            0 if existing is None else existing.revision + 1,
         )
-        if not isinstance(sched, OnceSchedule):  # once-off: nothing to compute later
-            self._schedules[key] = (record.schedule or {}, sched)
+        runner = self._runner
+        if isinstance(sched, OnceSchedule):  # once-off: nothing to compute later
+            if existing is not None:
+                runner.forget(key)
         else:
-            self._schedules.pop(key, None)
-        await self._store.save(record)
-        self._changed.set()
+            runner.remember(key, record.schedule or {}, sched)
+        await store.save(record)
+        runner.wake()
         return key
 
     async def unschedule_task(
-        self, task: str | Callable[..., object], instance: str
+        self, task: str | Callable[..., object], instance: str, /
     ) -> bool:
-        """Remove a dynamic task instance; ``False`` if it did not exist."""
+        """Remove a dynamic task instance; ``False`` if it did not exist.
+
+        A run of it in progress finishes; it is not run again.
+        """
         key = f"{self._task(task).name}:{instance}"
-        self._schedules.pop(key, None)
+        self._runner.forget(key)
         removed = await self._store.delete(key)
-        self._changed.set()
+        self._runner.wake()
         return removed
 
     async def _record(self, name: str) -> TaskRecord:
+        check_name("name", name)
         record = await self._store.get(name)
         if record is None:
             raise TaskNotFoundError(
                 f"no task or dynamic instance {name!r}; declared tasks: "
-                f"{sorted(self.tasks.tasks)}"
+                f"{sorted(self._declared.tasks)}"
             )
         return record
 
-    async def run_now(self, name: str, **payload: JSON) -> str:
+    async def run_now(self, name: str, /, **payload: JSON) -> str:
         """Run a task (or dynamic instance ``"task:instance"``) once, now.
 
-        The run does not move the schedule; returns its run id.
+        The run does not move the schedule; returns its run id. *name* is
+        positional, so the payload may have a key ``name``.
         """
+        self._refuse_when_stopping(f"run {name!r} now")
         record = await self._record(name)
         run_id = await self._store.add_run(
             record.key,
             fire_at=self._clock.time(),
             payload=check_params(payload, f"run_now({name!r})") if payload else None,
         )
-        self._changed.set()
+        self._runner.wake()
         return run_id
 
-    async def fire(self, keyword: str, **payload: JSON) -> list[str]:
+    async def fire(self, keyword: str, /, **payload: JSON) -> list[str]:
         """Run every task declared with ``keyword=keyword`` once, now.
 
         ``payload`` is merged into ``context.params``; returns the run ids.
+        *keyword* is positional, so the payload may have a key ``keyword``.
         """
+        check_name("keyword", keyword)
+        self._refuse_when_stopping(f"fire {keyword!r}")
         checked = check_params(payload, f"fire({keyword!r})")
         now = self._clock.time()
+        store = self._store
         run_ids = []
-        for task in self.tasks.tasks.values():
+        for task in self._declared.tasks.values():
             if task.keyword != keyword:
                 continue
-            record = await self._store.get(task.name)
+            record = await store.get(task.name)
             if record is not None and record.enabled:  # enable()/disable() count
                 run_ids.append(
-                    await self._store.add_run(task.name, fire_at=now, payload=checked)
+                    await store.add_run(task.name, fire_at=now, payload=checked)
                 )
         if run_ids:
-            self._changed.set()
+            self._runner.wake()
         else:
             log.warning("fire(%r): no enabled task has this keyword", keyword)
         return run_ids
 
-    async def enable(self, name: str) -> None:
+    async def enable(self, name: str, /) -> None:
         """Let a disabled task (or dynamic instance) fire again."""
         await self._set_enabled(name, True)
 
-    async def disable(self, name: str) -> None:
+    async def disable(self, name: str, /) -> None:
         """Stop firing a task (or dynamic instance) until ``enable()``."""
         await self._set_enabled(name, False)
 
@@ -190,19 +303,20 @@ class TaskRuntime(TaskRunner):
         fire_at = record.fire_at
         if enabled and fire_at is not None:
             # Occurrences that passed while disabled are not runs owed.
-            sched = self._schedule(record)
+            sched = self._runner.schedule_of(record)
             now = self._clock.time()
             if sched is not None and fire_at <= now:
                 fire_at = sched.following(fire_at, now)
         await self._store.save(record._replace(enabled=enabled, fire_at=fire_at))
-        self._changed.set()
+        self._runner.wake()
 
     async def list_tasks(self) -> list[TaskInfo]:
         """Every task and dynamic instance with its next fire time and last run."""
         infos = []
+        runner = self._runner
         for record in await self._store.records():
             kind, text = describe(record.schedule)
-            stats = self._stats.get(record.key) or TaskStats()
+            stats = runner.stats(record.key) or TaskStats()
             last = None
             if stats.last is not None:
                 claim, job = stats.last
@@ -211,7 +325,7 @@ class TaskRuntime(TaskRunner):
                     run_id=claim.run_id,
                     job_id=job.id,
                     state=str(job.state),
-                    scheduled_at=datetime.fromtimestamp(claim.fire_at, timezone.utc),
+                    scheduled_at=utc(claim.fire_at) or _EPOCH,
                     started_at=utc(job.started_at),
                     finished_at=utc(job.finished_at),
                     error=None if error is None else repr(error),
@@ -237,56 +351,54 @@ class TaskRuntime(TaskRunner):
 
     async def _start(self) -> None:
         now = self._clock.time()
-        declared = self.tasks.tasks
+        store = self._store
+        declared = self._declared.tasks
         for task in declared.values():
-            self._chains[task.name] = self._build_chain(task)
             if task.dynamic:
                 continue
             spec = None if task.schedule is None else task.schedule.to_spec()
-            existing = await self._store.get(task.name)
+            existing = await store.get(task.name)
             if existing is not None and existing.schedule == spec:
-                record = TaskRecord(
-                    key=task.name,
-                    task=task.name,
-                    schedule=spec,
-                    params=dict(task.params),
-                    enabled=task.enabled,
-                    fire_at=existing.fire_at,
-                    backlog=existing.backlog,
-                    max_running=self._max_running(task),
-                )
-            else:
-                record = TaskRecord(
-                    key=task.name,
-                    task=task.name,
-                    schedule=spec,
-                    params=dict(task.params),
-                    enabled=task.enabled,
-                    fire_at=None if task.schedule is None else task.schedule.first(now),
-                    max_running=self._max_running(task),
-                )
-            await self._store.save(self._misfired(task, record, now))
-        for record in await self._store.records():
+                fire_at, backlog = existing.fire_at, existing.backlog
+                revision = existing.revision
+            else:  # new, or declared with another schedule: a new definition
+                fire_at = None if task.schedule is None else task.schedule.first(now)
+                backlog = 0
+                revision = 0 if existing is None else existing.revision + 1
+            record = TaskRecord(
+                key=task.name,
+                task=task.name,
+                schedule=spec,
+                params=dict(task.params),
+                enabled=task.enabled,
+                fire_at=fire_at,
+                backlog=backlog,
+                max_running=task.max_running,
+                revision=revision,
+            )
+            await store.save(self._misfired(task, record, now))
+        for record in await store.records():
             dynamic = declared.get(record.task)
             if dynamic is not None and dynamic.dynamic:
                 fixed = self._misfired(dynamic, record, now)
                 if fixed is not record:
-                    await self._store.save(fixed)
-        self._loop_task = asyncio.get_running_loop().create_task(self._run_loop())
+                    await store.save(fixed)
+        self._unsubscribe = store.subscribe(self._runner.wake)
+        self._runner.start()
 
     def _misfired(self, task: Task, record: TaskRecord, now: float) -> TaskRecord:
         """Apply the misfire policy to occurrences missed while nobody ran them."""
         if record.fire_at is None or record.backlog:
             return record
-        sched = self._schedule(record)
+        sched = self._runner.schedule_of(record)
         plan = after_downtime(task, sched, record.fire_at, now)
         if not plan.skipped and not plan.missed and plan.cursor.backlog == 0:
             return record
         key = record.key
         if plan.skipped:
-            self._stats_for(key).skipped += plan.skipped
+            self._runner.stats_for(key).skipped += plan.skipped
         if plan.missed:
-            self._missed[key] = plan.missed
+            self._runner.note_missed(key, plan.missed)
         if task.misfire is Misfire.SKIP:
             runs, total = 0, plan.skipped
         elif task.misfire is Misfire.RUN_ALL:
@@ -307,30 +419,34 @@ class TaskRuntime(TaskRunner):
         return record._replace(fire_at=plan.cursor.fire_at, backlog=plan.cursor.backlog)
 
     async def _stop(self) -> None:
-        self._stopping = True
-        self._changed.set()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._loop_task is not None:
-            await self._loop_task
-        await self.wait_idle()
+        try:
+            await self._runner.stop()
+        finally:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
 
 
 @contextlib.asynccontextmanager
 async def run_tasks(
-    tasks: Tasks, *, app: object, scheduler: Scheduler, clock: Clock | None
+    declared: Declared, *, app: object, scheduler: Scheduler, clock: Clock | None
 ) -> AsyncIterator[TaskRuntime]:
-    """The body of :meth:`Tasks.runtime`."""
+    """Open the store, set up fixtures, start firing; on exit stop firing, wait
+    for the runs in flight, tear fixtures down and close the store.
+
+    The body of :meth:`Tasks.runtime`.
+    """
+    store = declared.store if declared.store is not None else MemoryStore()
     runtime = TaskRuntime(
-        tasks=tasks,
+        declared=declared,
         app=app,
         scheduler=scheduler,
         clock=clock if clock is not None else SystemClock(),
-        store=tasks.store if tasks.store is not None else MemoryStore(),
+        store=store,
     )
     async with contextlib.AsyncExitStack() as stack:
-        for name, fixture in tasks.fixtures.items():
+        await stack.enter_async_context(store)  # closed last
+        for name, fixture in declared.fixtures.items():
             manager = contextlib.asynccontextmanager(fixture)(app)
             runtime._fixtures[name] = await stack.enter_async_context(manager)
         await runtime._start()

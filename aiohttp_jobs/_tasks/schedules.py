@@ -29,13 +29,14 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from .._errors import ConfigError
+from .._checks import MAX_TIMESTAMP, check_duration, check_timestamp
+from .._errors import ConfigError, ConfigTypeError
 
 __all__ = [
     "CronSchedule",
@@ -44,9 +45,11 @@ __all__ = [
     "Schedule",
     "parse_timezone",
     "schedule_from_spec",
+    "to_timestamp",
+    "tz_name",
 ]
 
-_UTC: Final = timezone.utc
+_UTC: Final = UTC
 
 _MACROS: Final = {
     "@yearly": "0 0 1 1 *",
@@ -85,34 +88,89 @@ _LAST_WEEKDAY: Final = re.compile(r"^([a-z0-9]+)l$")
 _MAX_CANDIDATES: Final = 100_000
 
 
+# "UTC+02:00", "UTC-05:30", "UTC+05:45:30": a fixed offset east of Greenwich, the
+# name datetime.timezone gives itself (ISO sign: UTC+02:00 is two hours ahead).
+_FIXED: Final = re.compile(r"^UTC([+-])(\d{2}):(\d{2})(?::(\d{2}))?$")
+
+# Days each month can have (February: in leap years).
+_MONTH_DAYS: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_MONTH_NAMES: Final = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
 def parse_timezone(value: str | tzinfo | None) -> tzinfo:
-    """``None`` is UTC; strings are IANA names (``"Europe/Berlin"``)."""
+    """``None`` is UTC; strings are IANA names (``"Europe/Berlin"``) or fixed
+    offsets (``"UTC+02:00"``); a ``tzinfo`` must be one of those kinds.
+
+    Whatever is accepted here can be written into a schedule description and
+    read back (:func:`tz_name`), so a stored schedule never loses its zone.
+    """
     if value is None:
         return _UTC
     if isinstance(value, tzinfo):
-        return value
+        tz_name(value)  # refuse now a zone that cannot be stored
+        return _UTC if value == _UTC else value
     if not isinstance(value, str) or not value:
         raise ConfigError(
             f"timezone must be an IANA name such as 'Europe/Berlin', got {value!r}"
         )
     if value.upper() == "UTC":
         return _UTC
+    fixed = _FIXED.match(value)
+    if fixed is not None:
+        sign, hours, minutes, seconds = fixed.groups()
+        offset = timedelta(
+            hours=int(hours), minutes=int(minutes), seconds=int(seconds or 0)
+        )
+        if offset >= timedelta(hours=24) or int(minutes) > 59:
+            raise ConfigError(
+                f"timezone {value!r}: a fixed offset must be less than 24 hours"
+            )
+        return _UTC if not offset else timezone(-offset if sign == "-" else offset)
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(
-            f"unknown time zone {value!r}: use an IANA name such as 'Europe/Berlin' "
-            "or 'UTC' (on Windows, install the tzdata package)"
+            f"unknown time zone {value!r}: use an IANA name such as 'Europe/Berlin', "
+            "a fixed offset such as 'UTC+02:00', or 'UTC' (on Windows, install the "
+            "tzdata package)"
         ) from exc
 
 
-def _tz_name(tz: tzinfo) -> str:
+def tz_name(tz: tzinfo) -> str:
+    """The name :func:`parse_timezone` reads back as *tz*."""
     if tz is _UTC:
         return "UTC"
     key = getattr(tz, "key", None)
-    if isinstance(key, str):
+    if isinstance(tz, ZoneInfo) and isinstance(key, str):
         return key
-    raise ConfigError(f"time zone {tz!r} has no IANA name; pass the name as a string")
+    if isinstance(tz, timezone):
+        offset = tz.utcoffset(None)
+        if not offset:
+            return "UTC"
+        sign = "-" if offset < timedelta(0) else "+"
+        seconds = int(abs(offset).total_seconds())
+        hours, rest = divmod(seconds, 3600)
+        minutes, secs = divmod(rest, 60)
+        name = f"UTC{sign}{hours:02d}:{minutes:02d}"
+        return f"{name}:{secs:02d}" if secs else name
+    raise ConfigError(
+        f"time zone {tz!r} cannot be stored with a schedule: pass an IANA name "
+        "such as 'Europe/Berlin' (or a zoneinfo.ZoneInfo), or a fixed offset such "
+        "as datetime.timezone(timedelta(hours=2)) or 'UTC+02:00'"
+    )
 
 
 def _value(text: str, field: str, low: int, high: int, names: Mapping[str, int]) -> int:
@@ -182,6 +240,10 @@ class Schedule(ABC):
     __slots__ = ("end_at", "start_at")
 
     def __init__(self, *, start_at: float | None, end_at: float | None) -> None:
+        if start_at is not None:
+            start_at = _stamp("start_at", start_at, start_at)
+        if end_at is not None:
+            end_at = _stamp("end_at", end_at, end_at)
         if start_at is not None and end_at is not None and end_at < start_at:
             raise ConfigError("end_at must not be before start_at")
         self.start_at = start_at
@@ -208,7 +270,13 @@ class Schedule(ABC):
         return spec
 
     def _bound(self, when: float | None) -> float | None:
-        if when is None or (self.end_at is not None and when > self.end_at):
+        # Past the last instant a datetime can show, a schedule is over: a later
+        # fire time could not be listed, stored or compared with a datetime.
+        if (
+            when is None
+            or when > MAX_TIMESTAMP
+            or (self.end_at is not None and when > self.end_at)
+        ):
             return None
         return when
 
@@ -246,6 +314,7 @@ class CronSchedule(Schedule):
                 f"got {len(fields)}"
             )
         parsed = [_checked_field(expression, text, i) for i, text in enumerate(fields)]
+        _check_day_exists(expression, parsed[2], parsed[3], parsed[4])
         self.frequent = parsed[1] == set(range(24))
         try:
             self._iter = croniter(normal, datetime(2000, 1, 1))
@@ -253,10 +322,10 @@ class CronSchedule(Schedule):
             raise ConfigError(f"invalid cron schedule {expression!r}: {exc}") from None
 
     def __repr__(self) -> str:
-        return f"<CronSchedule {self.expression!r} tz={_tz_name(self.tz)}>"
+        return f"<CronSchedule {self.expression!r} tz={tz_name(self.tz)}>"
 
     def _spec(self) -> dict[str, str | float]:
-        return {"cron": self.expression, "timezone": _tz_name(self.tz)}
+        return {"cron": self.expression, "timezone": tz_name(self.tz)}
 
     def first(self, now: float) -> float | None:
         if self.start_at is not None and self.start_at > now:
@@ -272,8 +341,8 @@ class CronSchedule(Schedule):
         it.set_current(naive, force=True)
         try:
             result = it.get_next(datetime)
-        except CroniterBadDateError:
-            return None
+        except (CroniterBadDateError, OverflowError, ValueError):
+            return None  # no match left before the year 9999
         assert isinstance(result, datetime)
         return result
 
@@ -335,6 +404,29 @@ class CronSchedule(Schedule):
         return None
 
 
+def _check_day_exists(
+    expression: str,
+    days: set[int] | None,
+    months: set[int] | None,
+    weekdays: set[int] | None,
+) -> None:
+    """Refuse a day-of-month that no chosen month has (``0 0 30 2 *``).
+
+    Only when the day of the week is unrestricted: with both fields restricted,
+    cron fires when either matches, so the weekdays still fire.
+    """
+    if days is None or months is None or weekdays != set(range(7)):
+        return
+    if any(day <= _MONTH_DAYS[month - 1] for month in months for day in days):
+        return
+    names = ", ".join(_MONTH_NAMES[month - 1] for month in sorted(months))
+    listed = ",".join(str(day) for day in sorted(days))
+    raise ConfigError(
+        f"invalid cron schedule {expression!r}: day-of-month {listed} never occurs "
+        f"in {names}, so it would never fire"
+    )
+
+
 def _instants(naive: datetime, tz: tzinfo) -> tuple[float, float]:
     """The instants of a wall time for fold=0 and fold=1 (equal unless DST)."""
     return (
@@ -372,16 +464,7 @@ class IntervalSchedule(Schedule):
         end_at: float | None = None,
     ) -> None:
         super().__init__(start_at=start_at, end_at=end_at)
-        seconds = (
-            interval.total_seconds() if isinstance(interval, timedelta) else interval
-        )
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-            raise ConfigError(
-                f"interval must be a timedelta or seconds, got {interval!r}"
-            )
-        if not seconds > 0 or math.isinf(seconds):
-            raise ConfigError(f"interval must be positive and finite, got {interval!r}")
-        self.interval = float(seconds)
+        self.interval = check_duration("interval", interval, positive=True)
 
     def __repr__(self) -> str:
         return f"<IntervalSchedule every {self.interval:g}s>"
@@ -411,7 +494,9 @@ class OnceSchedule(Schedule):
 
     def __init__(self, at: float) -> None:
         self.start_at = self.end_at = None  # no window: nothing to check
-        self.at = float(at)
+        if type(at) is not float or not 0.0 <= at <= MAX_TIMESTAMP:
+            at = _stamp("execute_at", at, at)
+        self.at = at
 
     def __repr__(self) -> str:
         when = datetime.fromtimestamp(self.at, _UTC).isoformat()
@@ -428,8 +513,12 @@ class OnceSchedule(Schedule):
 
 
 def to_timestamp(value: datetime | float, tz: tzinfo | None, what: str) -> float:
-    """A datetime (naive ones read in *tz*) or a POSIX timestamp, as a timestamp."""
-    if type(value) is float:  # the common case, checked first
+    """A datetime (naive ones read in *tz*) or a POSIX timestamp, as a timestamp.
+
+    Finite and no later than the year 9999 (see :func:`~aiohttp_jobs._checks.
+    check_timestamp`): a NaN never fires and a later time cannot be listed.
+    """
+    if type(value) is float and 0.0 <= value <= MAX_TIMESTAMP:  # the common case
         return value
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -439,12 +528,28 @@ def to_timestamp(value: datetime | float, tz: tzinfo | None, what: str) -> float
                     "or pass timezone= to read it as local time there"
                 )
             value = value.replace(tzinfo=tz)
-        return value.timestamp()
+        try:
+            stamp = value.timestamp()
+        except (OverflowError, ValueError):
+            raise ConfigError(f"{what} is out of range, got {value!r}") from None
+        return _stamp(what, stamp, value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(
+        raise ConfigTypeError(
             f"{what} must be a datetime or a POSIX timestamp, got {value!r}"
         )
-    return float(value)
+    return _stamp(what, value, value)
+
+
+def _stamp(what: str, stamp: object, given: object) -> float:
+    if (
+        isinstance(stamp, int | float)
+        and not isinstance(stamp, bool)
+        and MAX_TIMESTAMP < stamp < math.inf
+    ):
+        raise ConfigError(
+            f"{what} must be no later than 9999-12-31T23:59:59Z, got {given!r}"
+        )
+    return check_timestamp(what, stamp)
 
 
 def _number(spec: Mapping[str, object], key: str) -> float | None:

@@ -18,8 +18,20 @@ Vocabulary:
   makes the run claimable again, by anyone, with ``attempt`` increased: this is
   how at-least-once delivery survives a runner that died.
 
+A store has a lifecycle: the runtime calls :meth:`~TaskStore.open` when it
+starts (connect, start listening) and :meth:`~TaskStore.close` when it stops;
+``async with store:`` does both. Opens are counted: several runtimes of one
+process may share a store, and the last ``close()`` releases it. A closed store
+may be opened again and keeps what it persisted.
+
+A store also *tells* the runners that use it when something changed that may
+make a run due sooner than they planned (:meth:`~TaskStore.subscribe`): a run
+added or a record saved by another process, a lease that expired because its
+runner died. A runner then asks :meth:`~TaskStore.next_due` again instead of
+polling.
+
 Rules every implementation follows (the contract suite in
-``tests/test_stores.py`` checks them for each backend):
+``tests/stores/test_contract.py`` checks them for each backend):
 
 1. :meth:`~TaskStore.acquire` is atomic: a due run or cursor is handed to one
    caller only, in order of due time, at most ``limit`` at a time.
@@ -29,16 +41,35 @@ Rules every implementation follows (the contract suite in
 4. A claim whose lease expired (or whose run was deleted) is lost:
    :meth:`~TaskStore.extend` and :meth:`~TaskStore.commit` return ``False`` and
    change nothing.
+5. Saving a record whose ``revision`` differs from the stored one *replaces*
+   it: as if it was deleted and inserted, its runs are dropped and claims on it
+   are lost (a run of the old definition that finishes cannot move, or delete,
+   the new one). Saving with the same ``revision`` updates it in place.
+6. Subscribers are called after every change that can make something due
+   sooner (a save, an added run, a commit, an extended lease), whoever made it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import NamedTuple, TypeAlias
+from collections.abc import Callable, Mapping
+from types import MappingProxyType, TracebackType
+from typing import NamedTuple, TypeAlias, TypeVar
 
-__all__ = ["JSON", "NO_PARAMS", "Claim", "Cursor", "TaskRecord", "TaskStore"]
+__all__ = [
+    "JSON",
+    "NO_PARAMS",
+    "Claim",
+    "Cursor",
+    "TaskRecord",
+    "TaskStore",
+    "Unsubscribe",
+]
+
+_S = TypeVar("_S", bound="TaskStore")
+
+Unsubscribe = Callable[[], None]
+"""What :meth:`TaskStore.subscribe` returns: call it to stop the notifications."""
 
 JSON: TypeAlias = "str | int | float | bool | list[JSON] | dict[str, JSON] | None"
 
@@ -63,6 +94,9 @@ class TaskRecord(NamedTuple):
     """Occurrences queued to run one after the other once ``fire_at`` has run."""
     max_running: int = 1
     """How many runs of the cursor may be in progress at once."""
+    revision: int = 0
+    """Which definition of *key* this is: scheduling an instance again gives it
+    the next revision, and saving another revision replaces the record (rule 5)."""
 
 
 class Cursor(NamedTuple):
@@ -96,11 +130,52 @@ class TaskStore(ABC):
     store never reads a clock, so tests drive it deterministically.
     """
 
+    # -- lifecycle --------------------------------------------------------------
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Make the store ready (connect, start listening for changes).
+
+        Counted: each ``open()`` is matched by one :meth:`close`.
+        """
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Undo one :meth:`open`; the last one releases what the store holds.
+
+        Closing a store that is not open does nothing.
+        """
+
+    async def __aenter__(self: _S) -> _S:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abstractmethod
+    def subscribe(self, callback: Callable[[], object]) -> Unsubscribe:
+        """Call ``callback()`` in the event loop after each change (rule 6).
+
+        Notifications carry no data (ask :meth:`next_due`) and may come in bursts
+        or be merged; the callback must be quick and must not call the store.
+        Returns a function that ends the subscription.
+        """
+
+    # -- records ----------------------------------------------------------------
+
     @abstractmethod
     async def save(self, record: TaskRecord) -> None:
-        """Insert *record*, or replace the record with the same key.
+        """Insert *record*, or update or replace the record with the same key.
 
-        Runs in progress are kept; a held cursor stays held.
+        With the stored ``revision``: runs in progress are kept and a held cursor
+        stays held. With another revision: the old record, its runs and its
+        claims are gone first (rule 5).
         """
 
     @abstractmethod

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
+from collections.abc import Callable
 
-from .base import JSON, Claim, Cursor, TaskRecord, TaskStore
+from .base import JSON, Claim, Cursor, TaskRecord, TaskStore, Unsubscribe
 
 __all__ = ["MemoryStore"]
+
+log = logging.getLogger("aiohttp_jobs.stores")
 
 _CURSOR, _RUN, _LEASE = 0, 1, 2
 
@@ -77,9 +81,50 @@ class MemoryStore(TaskStore):
         self._heap: list[tuple[float, int, int, str, int]] = []
         self._seq = itertools.count()
         self._tokens = itertools.count(1)
+        self._opened = 0
+        self._subscribers: tuple[Callable[[], object], ...] = ()
 
     def __repr__(self) -> str:
-        return f"<MemoryStore records={len(self._records)} runs={len(self._runs)}>"
+        state = "open" if self._opened else "closed"
+        return (
+            f"<MemoryStore {state} records={len(self._records)} runs={len(self._runs)}>"
+        )
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    @property
+    def opened(self) -> bool:
+        """Whether an :meth:`open` is not matched by a :meth:`close` yet."""
+        return self._opened > 0
+
+    async def open(self) -> None:
+        """Nothing to connect: counts the opens (the data stays in memory, also
+        while closed, so a runtime started again on this store finds it)."""
+        self._opened += 1
+
+    async def close(self) -> None:
+        if self._opened:
+            self._opened -= 1
+
+    def subscribe(self, callback: Callable[[], object]) -> Unsubscribe:
+        """Every change is made in this process: the subscribers are called
+        synchronously, from the store method that made it."""
+        self._subscribers = (*self._subscribers, callback)
+
+        def unsubscribe() -> None:
+            subscribers = list(self._subscribers)
+            if callback in subscribers:
+                subscribers.remove(callback)
+                self._subscribers = tuple(subscribers)
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        for callback in self._subscribers:
+            try:
+                callback()
+            except Exception:
+                log.exception("task store subscriber %r failed", callback)
 
     # -- heap ---------------------------------------------------------------------
 
@@ -114,12 +159,18 @@ class MemoryStore(TaskStore):
 
     async def save(self, record: TaskRecord) -> None:
         key = record.key
-        if key in self._records:
+        old = self._records.get(key)
+        if old is not None and old.revision != record.revision:
+            self._drop(key)  # another definition: the old one's runs go
+            old = None
+        if old is not None:
             self._versions[key] += 1
         else:
             self._versions[key] = 0
         self._records[key] = record
         self._push_cursor(key, record)
+        if self._subscribers:
+            self._notify()
 
     async def get(self, key: str) -> TaskRecord | None:
         return self._records.get(key)
@@ -129,14 +180,18 @@ class MemoryStore(TaskStore):
             claim.record.key != key or self._owned(claim) is None
         ):
             return False
-        if self._records.pop(key, None) is None:
+        if key not in self._records:
             return False
+        self._drop(key)
+        return True
+
+    def _drop(self, key: str) -> None:
+        del self._records[key]
         del self._versions[key]
         self._held.pop(key, None)
         self._running.pop(key, None)
         for run_id in self._run_ids.pop(key, ()):
             del self._runs[run_id]
-        return True
 
     async def records(self, task: str | None = None) -> list[TaskRecord]:
         return [
@@ -159,6 +214,8 @@ class MemoryStore(TaskStore):
         run = self._runs[run_id] = _Run(run_id, key, fire_at, False, payload)
         _add(self._run_ids, key, run_id)
         self._push_run(run)
+        if self._subscribers:
+            self._notify()
         return run_id
 
     # -- claiming -----------------------------------------------------------------
@@ -230,6 +287,8 @@ class MemoryStore(TaskStore):
             return False
         run.expires = until
         self._push_run(run)
+        if self._subscribers:
+            self._notify()
         return True
 
     async def commit(
@@ -275,4 +334,6 @@ class MemoryStore(TaskStore):
                     self._versions[key] += 1
         if cursor is not None or not keep_lease:
             self._push_cursor(key, self._records[key])
+        if self._subscribers:
+            self._notify()
         return True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp_jobs
@@ -10,7 +10,7 @@ from aiohttp_jobs.testing import FakeClock
 from example_app.app import create_app
 from example_app.tasks import SESSIONS
 
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 async def test_signup_fires_welcome_and_sessions_expire(aiohttp_client: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -35,7 +35,7 @@ async def test_system_clock_past_deadline_fires_soon() -> None:
 
 
 async def test_fake_clock_runs_timers_in_order_without_sleeping() -> None:
-    start = datetime(2024, 3, 31, tzinfo=timezone.utc)
+    start = datetime(2024, 3, 31, tzinfo=UTC)
     clock = FakeClock(start)
     order: list[tuple[str, float]] = []
     clock.call_at(start.timestamp() + 20, lambda: order.append(("b", clock.time())))

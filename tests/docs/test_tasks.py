@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ async def test_aiohttp_example_fires_archives_and_tears_down(
     aiohttp_client: Any,
 ) -> None:
     example = load_example("tasks_aiohttp")
-    clock = FakeClock(datetime(2024, 1, 1, 9, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2024, 1, 1, 9, 0, tzinfo=UTC))
     app = example.create_app(clock=clock)
     client = await aiohttp_client(app)
     resp = await client.post("/orders/7")

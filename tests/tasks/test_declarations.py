@@ -6,7 +6,7 @@ Time is a FakeClock: nothing here sleeps.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from aiohttp_jobs import (
 )
 from aiohttp_jobs.testing import FakeClock
 
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ async def _job(ctx: Context) -> None:
         ({}, "exactly one of schedule= (cron), interval= or execute_at=, got none"),
         ({"interval": 5, "when": datetime.now()}, "JSON-serialisable"),
         ({"interval": 5, "keyword": "x"}, "keyword-fired task takes no schedule"),
-        ({"interval": 0}, "interval must be positive"),
+        ({"interval": 0}, "interval must be > 0, got 0"),
         ({"interval": 5, "retries": -1}, "retries must be an integer >= 0"),
         ({"interval": 5, "heartbeat": 60}, "heartbeat (60s) must be shorter"),
     ],
@@ -478,7 +478,7 @@ async def test_list_tasks_describes_every_task(
         infos = {i.key: i for i in await runtime.list_tasks()}
     assert infos["c"].kind == "cron"
     assert infos["c"].schedule == "0 3 * * * (Europe/Berlin)"
-    assert infos["c"].next_fire_at == datetime(2024, 1, 1, 2, tzinfo=timezone.utc)
+    assert infos["c"].next_fire_at == datetime(2024, 1, 1, 2, tzinfo=UTC)
     assert (infos["k"].kind, infos["k"].next_fire_at) == ("keyword", None)
     assert (infos["off"].enabled, infos["off"].next_fire_at) == (False, None)
     assert "TaskRuntime" in repr(runtime)

@@ -48,6 +48,21 @@ def test_after_run(
     assert (plan.cursor, plan.skipped) == (cursor, skipped)
 
 
+@pytest.mark.parametrize(
+    ("started", "skipped", "late"),
+    [
+        (100, 3, 0),  # on time: 110, 120, 130 came due during the run
+        (125, 1, 2),  # 25 s late: 110 and 120 passed before it started
+        (135, 0, 3),  # started at the end (a blocked loop): all of them were late
+    ],
+)
+def test_after_run_tells_late_occurrences_from_overlapped_ones(
+    started: float, skipped: int, late: int
+) -> None:
+    plan = after_run(_task(), EVERY_10, 100, 0, 135, started=started)
+    assert (plan.cursor, plan.skipped, plan.late) == (Cursor(140), skipped, late)
+
+
 def test_after_run_of_a_folded_run_skips_silently_even_when_queueing() -> None:
     plan = after_run(_task(overlap=Overlap.QUEUE), EVERY_10, 100, 0, 135, folded=True)
     assert (plan.cursor, plan.skipped) == (Cursor(140), 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -377,6 +377,6 @@ def test_end_before_start_is_rejected() -> None:
 
 
 def test_naive_and_aware_timezones() -> None:
-    assert parse_timezone(None) is timezone.utc
-    assert parse_timezone("utc") is timezone.utc
+    assert parse_timezone(None) is UTC
+    assert parse_timezone("utc") is UTC
     assert parse_timezone("Europe/Berlin") == ZoneInfo("Europe/Berlin")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from aiohttp_jobs import Context, JobState, TaskDefinitionError, Tasks
 from aiohttp_jobs.stores import MemoryStore
 from aiohttp_jobs.testing import FakeClock
 
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 POOL = web.AppKey("pool", list)
 
 
