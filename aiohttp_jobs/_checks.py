@@ -58,11 +58,10 @@ MAX_DURATION: float = 100 * 366 * 86400.0
 MAX_COUNT: int = sys.maxsize
 
 
-def _number(name: str, value: object) -> float:
+def _number(name: str, value: object, kind: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigTypeError(
-            f"{name} must be a number of seconds, got {value!r} "
-            f"({type(value).__name__})"
+            f"{name} must be {kind}, got {value!r} ({type(value).__name__})"
         )
     number = float(value)
     if not math.isfinite(number):
@@ -77,9 +76,13 @@ def check_number(
     minimum: float | None = None,
     maximum: float | None = None,
     above: float | None = None,
+    kind: str = "a number",
 ) -> float:
-    """A finite real number, ``minimum <= value <= maximum`` and ``value > above``."""
-    number = _number(name, value)
+    """A finite real number, ``minimum <= value <= maximum`` and ``value > above``.
+
+    *kind* says what the value is in the error for a value of the wrong type.
+    """
+    number = _number(name, value, kind)
     if minimum is not None and number < minimum:
         raise ConfigError(f"{name} must be >= {minimum:g}, got {value!r}")
     if above is not None and number <= above:
@@ -96,9 +99,10 @@ def check_duration(
     accepted and converted."""
     if isinstance(value, timedelta):
         value = value.total_seconds()
+    kind = "a number of seconds or a timedelta"
     if positive:
-        return check_number(name, value, above=0.0, maximum=maximum)
-    return check_number(name, value, minimum=0.0, maximum=maximum)
+        return check_number(name, value, above=0.0, maximum=maximum, kind=kind)
+    return check_number(name, value, minimum=0.0, maximum=maximum, kind=kind)
 
 
 def check_timeout(name: str, value: object) -> float | None:
@@ -125,7 +129,9 @@ def check_count(
 
 def check_timestamp(name: str, value: object) -> float:
     """A POSIX timestamp in seconds: finite, from 0 to :data:`MAX_TIMESTAMP`."""
-    return check_number(name, value, minimum=0.0, maximum=MAX_TIMESTAMP)
+    return check_number(
+        name, value, minimum=0.0, maximum=MAX_TIMESTAMP, kind="a POSIX timestamp"
+    )
 
 
 def check_datetime(name: str, value: object) -> datetime:
