@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -60,6 +61,32 @@ async def test_fake_clock_only_moves_forward() -> None:
         await clock.set(999.0)
     with pytest.raises(ConfigError):
         FakeClock(datetime(2024, 1, 1))
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 1e300])
+async def test_fake_clock_refuses_times_it_could_never_reach(value: float) -> None:
+    with pytest.raises(ConfigError, match="start"):
+        FakeClock(value)
+    clock = FakeClock(0.0)
+    with pytest.raises(ConfigError, match="seconds"):
+        await clock.advance(value)
+    with pytest.raises(ConfigError, match="seconds"):
+        await clock.jump(value)
+    with pytest.raises(ConfigError, match="when"):
+        await clock.set(value)
+    assert clock.time() == 0.0
+
+
+async def test_fake_clock_jump_fires_what_fell_due_late_and_in_order() -> None:
+    clock = FakeClock(0.0)
+    fired: list[tuple[str, float]] = []
+    clock.call_at(10.0, lambda: fired.append(("a", clock.time())))
+    clock.call_at(20.0, lambda: fired.append(("b", clock.time())))
+    clock.call_at(50.0, lambda: fired.append(("c", clock.time())))
+    await clock.jump(35)  # as a blocked event loop: nothing fired on the way
+    assert fired == [("a", 35.0), ("b", 35.0)]
+    await clock.advance(15)
+    assert fired[-1] == ("c", 50.0)
 
 
 async def test_sleep_until_on_a_fake_clock_wakes_when_advanced() -> None:

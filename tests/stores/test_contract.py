@@ -6,7 +6,9 @@ against it too.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -22,7 +24,14 @@ STORES: dict[str, Callable[[], Awaitable[TaskStore]]] = {"memory": _memory}
 
 @pytest.fixture(params=sorted(STORES))
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[TaskStore]:
-    yield await STORES[request.param]()
+    async with await STORES[request.param]() as opened:
+        yield opened
+
+
+@pytest.fixture(params=sorted(STORES))
+async def fresh(request: pytest.FixtureRequest) -> TaskStore:
+    """A store of each backend, not opened yet."""
+    return await STORES[request.param]()
 
 
 def _rec(key: str = "t", fire_at: float | None = 100.0, **kw: object) -> TaskRecord:
@@ -188,3 +197,101 @@ async def test_delete_with_a_claim_only_while_the_claim_holds(store: TaskStore) 
     assert await store.get("t") is not None
     assert await store.delete("t", claim=second) is True
     assert await store.get("t") is None
+
+
+# -- replacing a record (rule 5) ------------------------------------------------------
+
+
+async def test_saving_another_revision_replaces_the_record_and_its_runs(
+    store: TaskStore,
+) -> None:
+    await store.save(_rec(fire_at=100.0))
+    [running] = await _take(store, 100.0)
+    await store.save(_rec(fire_at=500.0, params={"v": 2}, revision=1))
+    assert await store.next_due() == 500.0  # not held by the old run
+    # the old run ends: it can move or delete nothing of the new definition
+    assert await store.commit(running, cursor=Cursor(200.0)) is False
+    assert await store.delete("t", claim=running) is False
+    assert await store.extend(running, until=900.0) is False
+    record = await store.get("t")
+    assert record is not None and (record.fire_at, record.revision) == (500.0, 1)
+    [new] = await _take(store, 500.0)
+    assert (new.fire_at, new.attempt, new.record.params) == (500.0, 0, {"v": 2})
+
+
+async def test_saving_another_revision_drops_a_pending_retry(store: TaskStore) -> None:
+    await store.save(_rec(fire_at=100.0))
+    [claim] = await _take(store, 100.0)
+    assert await store.commit(claim, retry_at=150.0) is True
+    await store.save(_rec(fire_at=3600.0, revision=1))
+    assert await store.next_due() == 3600.0
+    assert await _take(store, 200.0) == []  # the old retry is gone
+
+
+async def test_saving_the_same_revision_updates_in_place(store: TaskStore) -> None:
+    await store.save(_rec(fire_at=100.0, revision=4))
+    [claim] = await _take(store, 100.0)
+    await store.save(_rec(fire_at=100.0, enabled=False, revision=4))
+    assert await store.commit(claim, cursor=Cursor(200.0)) is True
+
+
+# -- lifecycle and notifications ------------------------------------------------------
+
+
+async def test_async_with_opens_and_closes_and_opens_are_counted(
+    fresh: TaskStore,
+) -> None:
+    async with fresh as opened:
+        assert opened is fresh
+        await fresh.save(_rec(fire_at=100.0))
+        await fresh.open()  # a second runtime of the process shares it
+        await fresh.close()
+        assert await fresh.get("t") is not None  # still open: one open left
+    await fresh.close()  # closing a closed store does nothing
+    async with fresh:  # opened again
+        assert [r.key for r in await fresh.records()] == ["t"]
+
+
+async def test_subscribers_hear_of_every_change_that_can_make_a_run_due(
+    store: TaskStore,
+) -> None:
+    heard: list[str] = []
+    unsubscribe = store.subscribe(lambda: heard.append("changed"))
+
+    async def count(action: Callable[[], Awaitable[Any]]) -> int:
+        heard.clear()
+        await action()
+        await _settle()
+        return len(heard)
+
+    assert await count(lambda: store.save(_rec(fire_at=100.0))) >= 1
+    assert await count(lambda: store.add_run("t", fire_at=50.0)) >= 1
+    [added, claim] = await _take(store, 100.0)
+    assert await count(lambda: store.extend(claim, until=500.0)) >= 1
+    assert await count(lambda: store.commit(claim, retry_at=120.0)) >= 1
+    assert await count(lambda: store.commit(added)) >= 1
+    unsubscribe()
+    unsubscribe()  # twice is harmless
+    assert await count(lambda: store.save(_rec("u", fire_at=1.0))) == 0
+
+
+async def test_a_failing_subscriber_does_not_stop_the_others(
+    store: TaskStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    heard: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("subscriber bug")
+
+    store.subscribe(broken)
+    store.subscribe(lambda: heard.append("changed"))
+    await store.save(_rec(fire_at=100.0))
+    await _settle()
+    assert heard
+    assert "subscriber bug" in caplog.text
+
+
+async def _settle() -> None:
+    """Backends may notify from a listener task: give it a few loop turns."""
+    for _ in range(5):
+        await asyncio.sleep(0)

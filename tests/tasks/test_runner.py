@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -411,3 +412,89 @@ async def test_the_runner_starts_at_most_a_batch_of_runs_per_loop_turn(
         await runtime.wait_idle()
     # The first run started before the rest of the claimed batch was spawned.
     assert active_when_first_ran == [START_BATCH] and START_BATCH < 200
+
+
+async def test_after_a_blocked_event_loop_the_log_says_the_run_was_late(
+    scheduler: Scheduler, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    tasks = Tasks()
+    runs: list[tuple[float, float]] = []
+
+    @tasks.task(interval=10)
+    async def tick(ctx: Context) -> None:
+        runs.append((_secs(clock), ctx.fire_at - T0.timestamp()))
+
+    with caplog.at_level(logging.WARNING, "aiohttp_jobs.tasks"):
+        async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as rt:
+            await clock.advance(10)
+            await clock.jump(35)  # the loop was blocked from 10 to 45
+            await clock.advance(5)
+            [info] = await rt.list_tasks()
+    assert runs == [(10, 10), (45, 20), (50, 50)]
+    assert info.skipped == 2  # 30 and 40
+    assert "during a run" not in caplog.text
+    assert "skipped 2 occurrence(s) that came due before run 'tick@" in caplog.text
+    assert "it started 25.000s late" in caplog.text
+
+
+async def test_a_run_that_waited_for_a_slot_does_not_blame_the_overlap_policy(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    tasks = Tasks()
+    runs: list[tuple[str, float]] = []
+
+    @tasks.task(keyword="hog")
+    async def hog(ctx: Context) -> None:
+        await _sleep(ctx, 30)
+
+    @tasks.task(interval=10)
+    async def tick(ctx: Context) -> None:
+        runs.append(("tick", _secs(clock)))
+
+    with caplog.at_level(logging.WARNING, "aiohttp_jobs.tasks"):
+        async with Scheduler(limit=1) as scheduler:
+            async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as rt:
+                await clock.advance(5)
+                await rt.fire("hog")  # holds the only slot from 5 to 35
+                await clock.advance(35)
+    assert runs[0] == ("tick", 35)  # due at 10, started when the slot freed
+    assert "during a run" not in caplog.text
+    assert "skipped 2 occurrence(s) that came due before run 'tick@" in caplog.text
+
+
+async def test_runs_start_through_the_schedulers_public_spawn_api(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks = Tasks()
+    gate = asyncio.Event()
+    done: list[str] = []
+
+    @tasks.dynamic_task()
+    async def work(ctx: Context) -> None:
+        await gate.wait()
+        done.append(ctx.name)
+
+    calls: list[str] = []
+    async with Scheduler(limit=1, pending_limit=1) as scheduler:
+        for method in ("spawn_nowait", "spawn"):
+            original = getattr(scheduler, method)
+
+            def spy(
+                *args: Any, _name: str = method, _f: Any = original, **kw: Any
+            ) -> Any:
+                calls.append(_name)
+                return _f(*args, **kw)
+
+            monkeypatch.setattr(scheduler, method, spy)
+        async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as rt:
+            for i in range(4):
+                await rt.schedule_task(work, f"w{i}", execute_at=T0)
+            await clock.advance(0)
+            # one running, one pending, the third waits in spawn() for a place
+            assert (scheduler.active_count, scheduler.pending_count) == (1, 1)
+            gate.set()
+            await clock.advance(0)
+            await rt.wait_idle()
+    assert sorted(done) == [f"work:w{i}" for i in range(4)]
+    assert calls.count("spawn_nowait") == 4
+    assert "spawn" in calls  # the pending list was full: spawn() waited

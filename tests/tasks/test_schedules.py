@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -380,3 +382,97 @@ def test_naive_and_aware_timezones() -> None:
     assert parse_timezone(None) is UTC
     assert parse_timezone("utc") is UTC
     assert parse_timezone("Europe/Berlin") == ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.parametrize(
+    ("given", "name"),
+    [
+        (timezone(timedelta(hours=2)), "UTC+02:00"),
+        (timezone(timedelta(hours=-5, minutes=-30)), "UTC-05:30"),
+        (timezone(timedelta(hours=5, minutes=45), "NPT"), "UTC+05:45"),
+        ("UTC+02:00", "UTC+02:00"),
+        ("UTC-09:30", "UTC-09:30"),
+        (timezone(timedelta(0)), "UTC"),
+        ("UTC+00:00", "UTC"),
+    ],
+)
+def test_fixed_offsets_are_stored_by_name_and_read_back(
+    given: str | timezone, name: str
+) -> None:
+    sched = CronSchedule("0 12 * * *", timezone=given)
+    assert sched.to_spec()["timezone"] == name
+    assert schedule_from_spec(sched.to_spec()) == sched
+    assert name in repr(sched)
+    offset = parse_timezone(given).utcoffset(None)
+    assert offset is not None
+    noon = datetime(2024, 1, 1, 12, tzinfo=timezone(offset)).timestamp()
+    assert sched.next_after(noon - 1) == noon
+
+
+@pytest.mark.parametrize("value", ["UTC+24:00", "UTC+02:60", "UTC+2", "GMT+02:00"])
+def test_malformed_offsets_are_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"time zone|fixed offset"):
+        parse_timezone(value)
+
+
+def test_a_zone_that_cannot_be_stored_is_refused_at_once() -> None:
+    class Nameless(tzinfo):
+        def utcoffset(self, dt: datetime | None) -> timedelta:
+            return timedelta(hours=1)
+
+        def dst(self, dt: datetime | None) -> timedelta:
+            return timedelta(0)
+
+    with pytest.raises(ConfigError, match="cannot be stored with a schedule"):
+        parse_timezone(Nameless())
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("0 0 30 2 *", "day-of-month 30 never occurs in February"),
+        ("0 0 31 4 *", "day-of-month 31 never occurs in April"),
+        ("0 0 31 4,6,9,11 *", "never occurs in April, June, September, November"),
+        ("0 0 30,31 feb *", "day-of-month 30,31 never occurs in February"),
+        ("0 0 30 2 * 0", "never occurs in February"),
+    ],
+)
+def test_cron_dates_that_never_exist_are_refused(expression: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        CronSchedule(expression)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["0 0 29 2 *", "0 0 31 * *", "0 0 30 2 mon", "0 0 L 2 *", "0 0 31 1-4 *"],
+)
+def test_rare_but_real_cron_dates_are_accepted(expression: str) -> None:
+    sched = CronSchedule(expression)
+    assert sched.next_after(_ts("2024-03-01T00:00:00+00:00")) is not None
+
+
+@pytest.mark.parametrize(
+    ("make", "named"),
+    [
+        (lambda: OnceSchedule(math.nan), "execute_at"),
+        (lambda: OnceSchedule(math.inf), "execute_at"),
+        (lambda: OnceSchedule(1e12), "execute_at must be no later than 9999"),
+        (lambda: IntervalSchedule(1e300), "interval"),
+        (lambda: IntervalSchedule(math.nan), "interval"),
+        (lambda: IntervalSchedule(60, start_at=math.inf), "start_at"),
+        (lambda: CronSchedule("* * * * *", end_at=math.nan), "end_at"),
+    ],
+)
+def test_times_no_datetime_can_show_are_refused(
+    make: Callable[[], object], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        make()
+
+
+def test_a_schedule_ends_at_the_last_instant_a_datetime_can_show() -> None:
+    assert (
+        CronSchedule("0 0 1 1 *").next_after(_ts("9999-06-01T00:00:00+00:00")) is None
+    )
+    yearly = IntervalSchedule(365 * 86400.0, start_at=_ts("9999-06-01T00:00:00+00:00"))
+    assert yearly.following(yearly.start_at or 0.0, yearly.start_at or 0.0) is None
