@@ -268,40 +268,31 @@ class Workflow(BaseStep):
         index = self._steps
         steps = list(index)
         edges: list[tuple[int, list[int]]] = []
-        forever = 0
+        forever: list[int] = []
         for i, step in enumerate(steps):
-            forever += step.forever
+            if step.forever:
+                forever.append(i)
             required = step._required()
-            if not required:
-                continue
-            wanted = []
-            for r in required:
-                where = index.get(r)
-                if where is None:
-                    owner = r.workflow
-                    place = (
-                        "is in no workflow"
-                        if owner is None
-                        else f"belongs to {owner!r}"
-                    )
-                    raise WorkflowDefinitionError(
-                        f"step {step.label!r} requires {r.label!r}, which "
-                        f"{place}: add it to {self!r} or drop the requirement"
-                    )
-                if r.forever:
-                    raise WorkflowDefinitionError(
-                        f"step {step.label!r} requires the forever step "
-                        f"{r.label!r}, which is only cancelled at the end: "
-                        "it would never start"
-                    )
-                wanted.append(where)
-            edges.append((i, wanted))
-        if self._window is not None and forever >= self._window:
+            if required:
+                try:
+                    edges.append((i, list(map(index.__getitem__, required))))
+                except KeyError:
+                    self._outside(step)
+                    raise
+        if self._window is not None and len(forever) >= self._window:
             raise WorkflowDefinitionError(
-                f"{self!r} has window={self._window} and {forever} forever steps, "
-                "which could hold every slot: raise the window"
+                f"{self!r} has window={self._window} and {len(forever)} forever "
+                "steps, which could hold every slot: raise the window"
             )
-        plan = make_plan(len(steps), edges, forever)
+        plan = make_plan(len(steps), edges, len(forever))
+        for i in forever:  # rare: checked here, off the common path
+            dependents = plan.dependents(i)
+            if dependents:
+                raise WorkflowDefinitionError(
+                    f"step {steps[dependents[0]].label!r} requires the forever "
+                    f"step {steps[i].label!r}, which is only cancelled at the "
+                    "end: it would never start"
+                )
         if plan.order is None:
             labels = [steps[i].label for i in plan.cycle]
             raise WorkflowCycleError(
@@ -311,6 +302,19 @@ class Workflow(BaseStep):
             )
         self._plan = plan
         return plan
+
+    def _outside(self, step: BaseStep) -> None:
+        """Raise for the requirement of *step* that is not a step of this workflow."""
+        for required in step._required():
+            if required not in self._steps:
+                owner = required.workflow
+                where = (
+                    "is in no workflow" if owner is None else f"belongs to {owner!r}"
+                )
+                raise WorkflowDefinitionError(
+                    f"step {step.label!r} requires {required.label!r}, which "
+                    f"{where}: add it to {self!r} or drop the requirement"
+                )
 
     # -- running ------------------------------------------------------------------
 

@@ -153,11 +153,25 @@ class Group(Protocol):
     def _discard(self) -> None: ...
 
 
-def _check_step(label: object, critical: object, forever: object) -> None:
-    """The arguments every step and workflow takes, or a ConfigError naming one."""
-    check_name("label", label)
-    check_flag("critical", critical)
-    check_flag("forever", forever)
+def _check_step(
+    label: object,
+    critical: object,
+    forever: object,
+    priority: Priority | int | str | None,
+    body: object,
+) -> Priority | None:
+    """Check the arguments every step and workflow takes (a ConfigError names the
+    wrong one; a coroutine *body* refused with it is closed, so that it does not
+    warn that it was never awaited) and return the priority parsed."""
+    try:
+        check_name("label", label, optional=True)
+        check_flag("critical", critical)
+        check_flag("forever", forever)
+        return None if priority is None else parse_priority(priority)
+    except Exception:
+        if inspect.iscoroutine(body):
+            body.close()
+        raise
 
 
 class BaseStep:
@@ -192,12 +206,11 @@ class BaseStep:
         priority: Priority | int | str | None,
     ) -> None:
         # Positional and flat: building 10,000 steps should cost little.
-        _check_step(label, critical, forever)
         self._seq = _next_seq()
         self._label = label
         self._critical = critical
         self._forever = forever
-        self._priority = None if priority is None else parse_priority(priority)
+        self._priority = _check_step(label, critical, forever, priority, None)
         self._requires: dict[BaseStep, None] = _NO_REQUIREMENTS  # copied on write
         self._owner: BaseStep | None = None
         self._state = StepState.IDLE
@@ -351,6 +364,7 @@ class Step(BaseStep, Generic[_T]):
         forever: bool = False,
         priority: Priority | int | str | None = None,
     ) -> None:
+        given = label
         if type(body) is CoroutineType:  # the common case, checked fast
             if label is None:
                 label = body.__qualname__
@@ -364,19 +378,18 @@ class Step(BaseStep, Generic[_T]):
                 "asyncio.to_thread()"
             )
         if (
-            type(label) is not str
-            or not label
-            or label.isspace()
+            (given is not None and (type(given) is not str or not given.strip()))
             or type(critical) is not bool
             or type(forever) is not bool
+            or (priority is not None and type(priority) is not Priority)
         ):  # one test on the common path; the details only when something is off
-            _check_step(label, critical, forever)
+            priority = _check_step(given, critical, forever, priority, body)
         # BaseStep.__init__, inlined: a workflow of 10,000 steps builds 10,000.
         self._seq = _next_seq()
         self._label = label
         self._critical = critical
         self._forever = forever
-        self._priority = None if priority is None else parse_priority(priority)
+        self._priority = priority
         self._requires = _NO_REQUIREMENTS
         self._owner = None
         self._state = _IDLE

@@ -310,3 +310,13 @@ print(len({child_step, child_workflow, parent_step, parent_workflow}))
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["True", "True", "4"]
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"label": ""}, {"critical": "no"}, {"priority": "urgent"}]
+)
+def test_a_refused_step_closes_its_coroutine(kwargs: dict[str, object]) -> None:
+    coro = work()
+    with pytest.raises(ConfigError):
+        Step(coro, **kwargs)  # type: ignore[arg-type]
+    assert coro.cr_frame is None  # closed: no "never awaited" warning later
