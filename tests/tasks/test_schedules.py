@@ -423,6 +423,9 @@ def test_a_zone_that_cannot_be_stored_is_refused_at_once() -> None:
         def dst(self, dt: datetime | None) -> timedelta:
             return timedelta(0)
 
+        def tzname(self, dt: datetime | None) -> str:
+            return "nameless"
+
     with pytest.raises(ConfigError, match="cannot be stored with a schedule"):
         parse_timezone(Nameless())
 
