@@ -4,15 +4,17 @@
 in parallel, then print the label, then e-mail the customer) as jobs of the
 app's scheduler: they obey its limits and priorities and show up in its history.
 ``@atomic`` lets the run finish even if the client hangs up.
-``GET /workflows/{id}.svg`` draws a workflow with its steps' current states.
+``GET /workflows`` lists this application's workflows (the registry of its
+scheduler); ``GET /workflows/{id}.svg`` draws one with its steps' current states.
 
 Run it: ``python docs/examples/workflow_aiohttp.py`` (127.0.0.1:8080).
-tests/test_workflow_docs.py runs the same application.
+tests/docs/test_workflows.py runs the same application.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 from aiohttp import web
 
@@ -20,7 +22,8 @@ import aiohttp_jobs
 from aiohttp_jobs import Step, Workflow
 
 SHIPPED = web.AppKey("shipped", list)
-RECENT = web.AppKey("recent_workflows", dict)
+#: The scheduler's registry holds workflows weakly: keep the last ones alive.
+RECENT = web.AppKey("recent_workflows", deque)
 
 
 async def reserve_stock(order: int) -> str:
@@ -56,7 +59,7 @@ def shipping(order: int) -> Workflow:
 async def ship(request: web.Request) -> web.Response:
     order = int(request.match_info["order"])
     workflow = shipping(order)
-    request.app[RECENT][workflow.id] = workflow
+    request.app[RECENT].append(workflow)
     ok = await workflow.run(scheduler=aiohttp_jobs.get_scheduler(request))
     if ok:
         request.app[SHIPPED].append(order)
@@ -66,8 +69,19 @@ async def ship(request: web.Request) -> web.Response:
     )
 
 
+async def workflows(request: web.Request) -> web.Response:
+    scheduler = aiohttp_jobs.get_scheduler(request)
+    return web.json_response(
+        [
+            {"id": w.id, "label": w.label, "state": w.state.value}
+            for w in Workflow.of_scheduler(scheduler)
+        ]
+    )
+
+
 async def graph(request: web.Request) -> web.Response:
-    workflow = request.app[RECENT].get(request.match_info["workflow_id"])
+    scheduler = aiohttp_jobs.get_scheduler(request)
+    workflow = Workflow.find(request.match_info["workflow_id"], scheduler)
     if workflow is None:
         raise web.HTTPNotFound(text="no such workflow")
     return web.Response(text=workflow.to_svg(), content_type="image/svg+xml")
@@ -76,9 +90,10 @@ async def graph(request: web.Request) -> web.Response:
 def create_app() -> web.Application:
     app = web.Application()
     app[SHIPPED] = []
-    app[RECENT] = {}
+    app[RECENT] = deque(maxlen=20)
     aiohttp_jobs.setup(app, limit=20)
     app.router.add_post("/orders/{order:\\d+}/ship", ship)
+    app.router.add_get("/workflows", workflows)
     app.router.add_get("/workflows/{workflow_id}.svg", graph)
     return app
 

@@ -45,3 +45,20 @@ async def test_aiohttp_example_runs_steps_on_the_app_scheduler(
     assert svg.status == 200 and svg.content_type == "image/svg+xml"
     assert 'data-state="succeeded"' in await svg.text()
     assert (await client.get("/workflows/nope.svg")).status == 404
+    listed = await (await client.get("/workflows")).json()
+    assert listed == [{"id": body["workflow"], "label": "ship-7", "state": "succeeded"}]
+
+
+async def test_each_application_lists_only_its_own_workflows(
+    aiohttp_client: Any,
+) -> None:
+    example = load_example("workflow_aiohttp")
+    first = await aiohttp_client(example.create_app())
+    second = await aiohttp_client(example.create_app())
+    shipped = await (await first.post("/orders/1/ship")).json()
+    assert [w["id"] for w in await (await first.get("/workflows")).json()] == [
+        shipped["workflow"]
+    ]
+    assert await (await second.get("/workflows")).json() == []
+    other = await second.get(f"/workflows/{shipped['workflow']}.svg")
+    assert other.status == 404  # another application's workflow
