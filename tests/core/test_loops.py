@@ -89,6 +89,7 @@ async def test_declared_loops_start_with_the_first_job_others_on_demand() -> Non
     assert len(scheduler.loops) == 0 and threading.active_count() == threads
     await (await scheduler.spawn(returning(1))).wait()  # a job on the main loop
     assert list(scheduler.loops) == ["a", "b"]
+    assert repr(scheduler.loops) == "<IsolatedLoops ['a', 'b']>"
     assert all(isolated.running for isolated in scheduler.loops.values())
     await (await scheduler.spawn(returning(2), loop="c")).wait()
     assert list(scheduler.loops) == ["a", "b", "c"]
@@ -178,6 +179,26 @@ async def test_a_cancel_reaches_a_blocked_loop_once_its_blocking_call_returns() 
         await job.close(timeout=10)
     assert log == ["cancelled at the next await"]
     assert job.state is JobState.CANCELLED
+
+
+async def test_a_wait_that_times_out_closes_the_job_on_its_loop() -> None:
+    started = threading.Event()
+    log: list[str] = []
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            log.append("closed on its loop")
+
+    async with Scheduler(close_timeout=10) as scheduler:
+        job = await scheduler.spawn(slow(), loop="l")
+        await until(started)
+        with pytest.raises(TimeoutError):
+            await job.wait(timeout=0.01)
+        assert log == ["closed on its loop"]
+        assert job.state is JobState.CANCELLED
 
 
 async def test_a_coroutine_cancelled_on_its_own_loop_cancels_the_job() -> None:
