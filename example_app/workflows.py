@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections import OrderedDict
+from collections import deque
 from typing import Any
 
 from aiohttp import web
@@ -15,12 +15,14 @@ from aiohttp import web
 import aiohttp_jobs
 from aiohttp_jobs import Context, Sequence, Step, Tasks, Workflow, current_job
 
-RECENT = web.AppKey("example_app.workflows", OrderedDict)
-KEEP = 20  # recent workflows kept for the views
+#: The scheduler lists its workflows while something references them: the
+#: application keeps its last ones alive here.
+RECENT = web.AppKey("example_app.workflows", deque)
+KEEP = 20
 
 
 def register(app: web.Application, options: dict[str, Any]) -> None:
-    app[RECENT] = OrderedDict()
+    app[RECENT] = deque(maxlen=KEEP)
     app.router.add_post("/api/workflows/release", start_release)
     app.router.add_get("/api/workflows", list_workflows)
     app.router.add_get("/api/workflows/{workflow_id}", show_workflow)
@@ -94,10 +96,7 @@ def release(*, delay: float, fail: str | None) -> Workflow:
 
 
 def _remember(app: web.Application, workflow: Workflow) -> None:
-    recent = app[RECENT]
-    recent[workflow.id] = workflow
-    while len(recent) > KEEP:
-        recent.popitem(last=False)
+    app[RECENT].append(workflow)
 
 
 def _summary(workflow: Workflow) -> dict[str, Any]:
@@ -136,15 +135,16 @@ async def scheduled_release(ctx: Context) -> bool:
 
 
 async def list_workflows(request: web.Request) -> web.Response:
-    """The recent workflow runs, newest last."""
-    return web.json_response([_summary(w) for w in request.app[RECENT].values()])
+    """This application's recent workflow runs, newest last."""
+    scheduler = aiohttp_jobs.get_scheduler(request)
+    return web.json_response([_summary(w) for w in Workflow.of_scheduler(scheduler)])
 
 
 def _find(request: web.Request) -> Workflow:
-    workflow = request.app[RECENT].get(request.match_info["workflow_id"])
+    scheduler = aiohttp_jobs.get_scheduler(request)
+    workflow = Workflow.find(request.match_info["workflow_id"], scheduler)
     if workflow is None:
-        raise web.HTTPNotFound(text="no such workflow (only the last 20 are kept)")
-    assert isinstance(workflow, Workflow)
+        raise web.HTTPNotFound(text=f"no such workflow (only the last {KEEP} are kept)")
     return workflow
 
 

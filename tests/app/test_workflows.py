@@ -64,3 +64,16 @@ async def test_scheduled_task_runs_the_release(aiohttp_client: Any) -> None:
         await asyncio.sleep(0.01)
     assert [w["label"] for w in listed] == ["release"]
     assert listed[0]["state"] == "succeeded"
+
+
+async def test_each_application_lists_only_its_own_workflows(
+    aiohttp_client: Any,
+) -> None:
+    first = await aiohttp_client(create_app())
+    second = await aiohttp_client(create_app())
+    ran = await (await first.post("/api/workflows/release?delay=0")).json()
+    assert [w["id"] for w in await (await first.get("/api/workflows")).json()] == [
+        ran["id"]
+    ]
+    assert await (await second.get("/api/workflows")).json() == []
+    assert (await second.get(f"/api/workflows/{ran['id']}")).status == 404
