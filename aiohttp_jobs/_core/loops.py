@@ -360,6 +360,7 @@ async def _drive(isolated: IsolatedLoop, hop: Hop[_T]) -> _T:
     try:
         isolated._post(link.begin, isolated._loop, coro, contextvars.copy_context())
     except RuntimeError:
+        hop._drop_work()
         raise SchedulerClosedError(
             f"the isolated loop {isolated.name!r} is closed"
         ) from None

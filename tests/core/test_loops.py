@@ -270,6 +270,18 @@ async def test_a_refused_spawn_closes_the_coroutine_and_starts_no_loop() -> None
     assert len(scheduler.loops) == 0
 
 
+async def test_a_job_for_a_loop_that_has_ended_fails_and_closes_its_coroutine() -> None:
+    async with Scheduler() as scheduler:
+        await (await scheduler.spawn(returning(1), loop="l")).wait()
+        isolated = scheduler.loops["l"]
+        assert await isolated._stop(10)  # as if its thread had died
+        coro = returning(2)
+        job = await scheduler.spawn(coro, loop="l")
+        with pytest.raises(SchedulerClosedError, match="'l' is closed"):
+            await job.wait()
+        assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+
+
 # -- the job lives on the main scheduler --------------------------------------------
 
 
