@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 import aiohttp_jobs
-from aiohttp_jobs import Context, Tasks
+from aiohttp_jobs import ConfigError, Context, SchedulerClosedError, Tasks
 
 tasks = Tasks()
 
@@ -94,10 +94,17 @@ async def add_reminder(request: web.Request) -> web.Response:
             text="send JSON with user, name, text and in_seconds (a number)"
         ) from None
     runtime = aiohttp_jobs.get_tasks(request)
-    when = runtime.clock.time() + max(0.0, delay)
-    key = await runtime.schedule_task(
-        remind, f"{user}.{name}", execute_at=when, user=user, text=text
-    )
+    when = runtime.clock.time() + (0.0 if delay < 0 else delay)  # NaN stays NaN
+    try:
+        key = await runtime.schedule_task(
+            remind, f"{user}.{name}", execute_at=when, user=user, text=text
+        )
+    except ConfigError as exc:  # in_seconds=nan, or past the year 9999
+        raise web.HTTPBadRequest(text=f"in_seconds={delay!r}: {exc}") from None
+    except SchedulerClosedError:  # the application is shutting down
+        raise web.HTTPServiceUnavailable(
+            text="shutting down: try again shortly", headers={"Retry-After": "5"}
+        ) from None
     at = datetime.fromtimestamp(when, UTC).isoformat()
     return web.json_response({"key": key, "at": at}, status=201)
 

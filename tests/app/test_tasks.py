@@ -62,3 +62,19 @@ async def test_reminders_are_sent_on_time_and_can_be_cancelled(
     assert await (await client.get("/api/outbox")).json() == [
         {"to": "bob", "subject": "tea"}
     ]
+
+
+async def test_a_reminder_at_a_time_that_cannot_exist_is_a_bad_request(
+    aiohttp_client: Any,
+) -> None:
+    client = await aiohttp_client(create_app(clock=FakeClock(T0)))
+    for delay in ("nan", 1e12, "inf"):
+        resp = await client.post(
+            "/api/reminders",
+            json={"user": "bob", "name": "x", "text": "x", "in_seconds": delay},
+        )
+        assert resp.status == 400, delay
+        assert "in_seconds" in await resp.text()
+    listed = await client.get("/api/tasks")  # nothing half-saved breaks the list
+    assert listed.status == 200
+    assert not [t for t in await listed.json() if t["key"].startswith("remind:")]
