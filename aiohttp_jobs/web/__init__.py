@@ -9,6 +9,7 @@ State lives under typed ``web.AppKey``s and is looked up through
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Collection, Coroutine
 from typing import TYPE_CHECKING, TypeVar, Unpack
 
@@ -19,6 +20,7 @@ from .._core.priority import Priority
 from .._core.scheduler import Scheduler
 from .._errors import (
     ConfigTypeError,
+    NotAwaitableError,
     SchedulerClosedError,
     SchedulerFullError,
     SetupError,
@@ -32,6 +34,7 @@ from ._state import (
     TASKS_KEY,
     SchedulerOptions,
     WebState,
+    check_retry_after,
     check_setup_options,
     state_of,
 )
@@ -192,11 +195,19 @@ async def spawn(
     try:
         state = _state(request)
         scheduler = state.require_scheduler()
+        if reject_when_full is None:
+            reject_when_full = state.reject_when_full
+        elif reject_when_full is not True and reject_when_full is not False:
+            raise ConfigTypeError(
+                f"reject_when_full must be True, False or None, got "
+                f"{reject_when_full!r} ({type(reject_when_full).__name__})"
+            )
+        if retry_after is not None:
+            retry_after = check_retry_after(retry_after)
     except BaseException:
-        coro.close()  # never started: no "coroutine was never awaited"
+        if asyncio.iscoroutine(coro):
+            coro.close()  # never started: no "coroutine was never awaited"
         raise
-    if reject_when_full is None:
-        reject_when_full = state.reject_when_full
     if not reject_when_full:
         return await scheduler.spawn(coro, name, priority=priority, tags=tags)
     # The scheduler decides whether the job would wait; both refusals close
@@ -219,6 +230,11 @@ def shield(request: web.Request, arg: Awaitable[_T]) -> asyncio.Future[_T]:
     the shutdown spawn the jobs it needs meanwhile. Awaiting the result is
     optional.
     """
+    if not inspect.isawaitable(arg):
+        raise NotAwaitableError(
+            f"arg must be an awaitable (a coroutine, task or future) to shield, "
+            f"got {arg!r} ({type(arg).__name__})"
+        )
     try:
         state = _state(request)
     except BaseException:

@@ -43,6 +43,7 @@ __all__ = [
     "TASKS_KEY",
     "SchedulerOptions",
     "WebState",
+    "check_retry_after",
     "check_setup_options",
     "state_of",
 ]
@@ -113,6 +114,11 @@ SCHEDULER_OPTION_CHECKS: Final[Mapping[str, Callable[[str, object], object]]] = 
 }
 
 
+def check_retry_after(value: object) -> float:
+    """The seconds of a ``Retry-After`` header: more than 0, at most a day."""
+    return check_number("retry_after", value, above=0.0, maximum=86400.0)
+
+
 def check_setup_options(
     *,
     tasks: object,
@@ -141,7 +147,7 @@ def check_setup_options(
             f"reject_when_full must be True or False, got {reject_when_full!r} "
             f"({type(reject_when_full).__name__})"
         )
-    seconds = check_number("retry_after", retry_after, above=0.0, maximum=86400.0)
+    seconds = check_retry_after(retry_after)
     for name, value in scheduler_options.items():
         check = SCHEDULER_OPTION_CHECKS.get(name)
         if check is None:

@@ -22,6 +22,7 @@ from aiohttp_jobs import (
     Context,
     Job,
     JobState,
+    NotAwaitableError,
     Priority,
     Scheduler,
     SchedulerClosedError,
@@ -183,6 +184,46 @@ async def test_spawn_with_something_else_than_a_request_names_the_parameter() ->
     with pytest.raises(ConfigError, match=r"request must be an aiohttp web\.Request"):
         await aiohttp_jobs.spawn("/orders", coro)  # type: ignore[arg-type]
     gc.collect()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("retry_after", _NAN),
+        ("retry_after", _INF),
+        ("retry_after", 0),
+        ("retry_after", "5"),
+        ("reject_when_full", "yes"),
+        ("reject_when_full", 1),
+    ],
+)
+async def test_spawn_refuses_a_bad_option_and_closes_the_coroutine(
+    aiohttp_client: ClientFactory, option: str, value: object
+) -> None:
+    async def job() -> None:  # pragma: no cover - must never run
+        raise AssertionError("ran")
+
+    async def handler(request: web.Request) -> web.Response:
+        coro = job()
+        with pytest.raises(ConfigError, match=option) as info:
+            await aiohttp_jobs.spawn(request, coro, **{option: value})
+        assert repr(value) in str(info.value)
+        assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+        return web.Response(text="refused")
+
+    app = web.Application()
+    aiohttp_jobs.setup(app)
+    app.router.add_post("/", handler)
+    client = await aiohttp_client(app)
+    assert await (await client.post("/")).text() == "refused"
+
+
+async def test_shield_refuses_what_cannot_be_awaited() -> None:
+    app = web.Application()
+    aiohttp_jobs.setup(app)
+    request = make_mocked_request("POST", "/", app=app)
+    with pytest.raises(NotAwaitableError, match=r"arg must be an awaitable.*got 0"):
+        aiohttp_jobs.shield(request, 0)  # type: ignore[arg-type]
 
 
 async def test_a_view_finds_the_scheduler_like_its_request(

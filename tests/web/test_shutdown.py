@@ -498,9 +498,6 @@ async def test_what_the_drain_admits_is_still_bounded_by_wait_timeout(
     )
 
 
-@pytest.mark.xfail(
-    reason="the task runtime does not refuse runs once it stops yet", strict=True
-)
 async def test_a_task_run_asked_for_during_the_drain_is_refused_with_503(
     serve: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
