@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from .._checks import check_callable
 from .._errors import SchedulerClosedError, SetupError
 from ._state import NOT_SET_UP, STATE_KEY, WebState, state_of
 
@@ -85,7 +86,11 @@ def atomic(
 ) -> Callable[[_R], Coroutine[object, object, _T]]:
     """Run the whole handler (plain function or ``web.View`` method) so that
     neither a client disconnect nor a graceful shutdown within
-    ``wait_timeout`` can interrupt it; returns the handler's response."""
+    ``wait_timeout`` can interrupt it; returns the handler's response.
+
+    Raises :class:`ConfigTypeError` at once if *handler* cannot be called.
+    """
+    check_callable("handler", handler)
 
     @functools.wraps(handler)
     async def wrapper(request_or_view: _R) -> _T:

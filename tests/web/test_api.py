@@ -218,6 +218,11 @@ async def test_spawn_refuses_a_bad_option_and_closes_the_coroutine(
     assert await (await client.post("/")).text() == "refused"
 
 
+def test_atomic_refuses_what_cannot_be_a_handler() -> None:
+    with pytest.raises(ConfigError, match=r"handler must be a callable, got 'pay'"):
+        aiohttp_jobs.atomic("pay")  # type: ignore[arg-type]
+
+
 async def test_shield_refuses_what_cannot_be_awaited() -> None:
     app = web.Application()
     aiohttp_jobs.setup(app)
