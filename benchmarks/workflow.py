@@ -24,6 +24,13 @@ its own allocations cause; right after ``gc.collect()`` a 10,000-step run of
 ours crosses the threshold of one full collection that raw ``gather`` (fewer
 objects per task) stays just below.
 
+``target`` states what the workflow engine promises and ``meets_target`` whether
+this run kept it: scheduling linear in steps + edges (``growth_without_gc`` at
+most 1.25 for every shape), the big fan-out at least half as fast as raw
+``asyncio.gather`` (every step is a scheduler job, with its id, events and
+history), and, when asynciojobs is installed, at least twice as fast as it at
+the big size of every shape.
+
     python benchmarks/workflow.py [--rounds 5] [--quick]
 """
 
@@ -257,6 +264,26 @@ def _growth(small: dict[str, object], big: dict[str, object], key: str) -> float
     return round(float(big[key]) / float(small[key]), 3)  # type: ignore[arg-type]
 
 
+TARGET = {
+    "growth_without_gc": "<= 1.25",
+    "fanout_big_ratio_vs_raw": ">= 0.5",
+    "speedup_vs_asynciojobs_big": ">= 2.0",
+}
+
+
+def meets_target(results: dict[str, object]) -> bool:
+    ok = True
+    for shape, entry in results.items():
+        assert isinstance(entry, dict)
+        ok &= entry["growth_without_gc"] <= 1.25
+        big = entry["sizes"][-1]
+        if shape == "fanout":
+            ok &= big["ratio_vs_raw"] >= 0.5
+        if "speedup_vs_asynciojobs" in big:
+            ok &= big["speedup_vs_asynciojobs"] >= 2.0
+    return bool(ok)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -279,6 +306,8 @@ def main() -> None:
         "rounds": args.rounds,
         "step_body": "await asyncio.sleep(0)",
         "shapes": results,
+        "target": TARGET,
+        "meets_target": meets_target(results),
         "wall_s": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(report))

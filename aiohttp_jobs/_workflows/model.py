@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from .._checks import check_count, check_duration, check_name
+from .._core.job import Job
 from .._core.priority import Priority
 from .._core.scheduler import Scheduler
 from .._errors import (
@@ -27,9 +27,6 @@ from . import render, svg
 from .plan import Plan, make_plan
 from .run import run_workflow
 from .step import BaseStep, Group, Requirements, Sequence, Step, StepState
-
-if TYPE_CHECKING:
-    from .._core.job import Job
 
 __all__ = ["BaseStep", "Sequence", "Step", "StepState", "Workflow"]
 
@@ -161,6 +158,7 @@ class Workflow(BaseStep):
     ) -> Workflow | None:
         """The workflow with this id among those that started on *scheduler*
         (any scheduler's when ``None``), if it is still referenced."""
+        check_name("workflow_id", workflow_id)
         if scheduler is not None:
             _check_scheduler(scheduler)
             registry = _registries.get(scheduler)
@@ -175,6 +173,10 @@ class Workflow(BaseStep):
     def of_job(cls, job: Job[object]) -> Workflow | None:
         """The outermost workflow that *job* is a step of (from its first
         ``workflow:<id>`` tag), if that workflow is still referenced."""
+        if not isinstance(job, Job):
+            raise ConfigTypeError(
+                f"job must be an aiohttp_jobs.Job, got {job!r} ({type(job).__name__})"
+            )
         for tag in job.tags:
             if tag.startswith("workflow:"):
                 return cls.find(tag[len("workflow:") :])

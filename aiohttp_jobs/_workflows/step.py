@@ -25,6 +25,7 @@ from .._core.job import JobState
 from .._core.priority import Priority, parse_priority
 from .._errors import (
     ConfigError,
+    ConfigTypeError,
     JobNotFinishedError,
     NotAwaitableError,
     WorkflowCycleError,
@@ -91,11 +92,17 @@ Requirements: TypeAlias = "BaseStep | Sequence | Iterable[BaseStep | Sequence]"
 
 
 def _flatten(requires: Requirements) -> list[BaseStep]:
-    items: Iterable[Requirement]
-    if isinstance(requires, (BaseStep, Sequence)):
-        items = (requires,)
+    given: object = requires  # checked, whatever the annotation says
+    items: Iterable[object]
+    if isinstance(given, (BaseStep, Sequence)):
+        items = (given,)
+    elif isinstance(given, Iterable):
+        items = given
     else:
-        items = requires
+        raise ConfigTypeError(
+            f"requires must be a Step, a Workflow, a Sequence or a collection of "
+            f"them, got {requires!r} ({type(requires).__name__})"
+        )
     out: list[BaseStep] = []
     for item in items:
         if isinstance(item, Sequence):
@@ -103,9 +110,9 @@ def _flatten(requires: Requirements) -> list[BaseStep]:
         elif isinstance(item, BaseStep):
             out.append(item)
         else:
-            raise TypeError(
-                f"a requirement must be a Step, a Workflow or a Sequence, "
-                f"not {type(item).__name__}"
+            raise ConfigTypeError(
+                f"requires must hold Steps, Workflows or Sequences, got {item!r} "
+                f"({type(item).__name__})"
             )
     return out
 
@@ -550,9 +557,9 @@ class Sequence:
         for item in steps:
             chunk = item._steps if isinstance(item, Sequence) else [item]
             if not isinstance(item, (Sequence, BaseStep)):
-                raise TypeError(
-                    f"a Sequence holds Steps, Workflows or Sequences, "
-                    f"not {type(item).__name__}"
+                raise ConfigTypeError(
+                    f"a Sequence holds Steps, Workflows or Sequences, got {item!r} "
+                    f"({type(item).__name__})"
                 )
             if previous is not None and chunk:
                 chunk[0].require(previous)

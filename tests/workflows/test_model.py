@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 
@@ -320,3 +321,39 @@ def test_a_refused_step_closes_its_coroutine(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         Step(coro, **kwargs)  # type: ignore[arg-type]
     assert coro.cr_frame is None  # closed: no "never awaited" warning later
+
+
+@pytest.mark.parametrize(
+    ("requires", "message"),
+    [
+        (5, "requires must be a Step, a Workflow, a Sequence or a collection"),
+        ("fetch", "requires must hold Steps, Workflows or Sequences, got 'f'"),
+        ([None], "requires must hold Steps, Workflows or Sequences, got None"),
+    ],
+)
+def test_bad_requirements_are_refused_naming_them(
+    requires: object, message: str
+) -> None:
+    with pytest.raises(ConfigTypeError) as info:
+        Step(work).require(requires)  # type: ignore[arg-type]
+    assert message in str(info.value)
+    with pytest.raises(ConfigTypeError):
+        Step(work, requires=requires)  # type: ignore[arg-type]
+
+
+def test_sequence_holds_only_steps() -> None:
+    with pytest.raises(ConfigTypeError, match=r"a Sequence holds Steps.*got 42"):
+        Sequence(Step(work), 42)  # type: ignore[arg-type]
+
+
+def test_lookups_refuse_what_is_not_an_id_or_a_job() -> None:
+    with pytest.raises(ConfigTypeError, match="workflow_id must be a string, got 7"):
+        Workflow.find(7)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="workflow_id must be a non-empty string"):
+        Workflow.find("")
+    with pytest.raises(ConfigTypeError, match=r"job must be an aiohttp_jobs\.Job"):
+        Workflow.of_job("workflow:abc")  # type: ignore[arg-type]
+
+
+def test_a_timeout_may_be_a_timedelta() -> None:
+    assert Workflow(timeout=timedelta(minutes=2)).timeout == 120.0
