@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import inspect
 import itertools
 import os
@@ -18,7 +17,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from types import CoroutineType
-from typing import TYPE_CHECKING, Generic, NoReturn, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeAlias, TypeVar
 
 from .._checks import check_flag, check_name
 from .._core.job import JobState
@@ -27,11 +26,11 @@ from .._errors import (
     ConfigError,
     ConfigTypeError,
     JobNotFinishedError,
-    NotAwaitableError,
     WorkflowCycleError,
     WorkflowDefinitionError,
     WorkflowStateError,
 )
+from .body import body_name, make_coroutine
 from .plan import Plan
 
 if TYPE_CHECKING:
@@ -372,18 +371,12 @@ class Step(BaseStep, Generic[_T]):
         priority: Priority | int | str | None = None,
     ) -> None:
         given = label
-        if type(body) is CoroutineType:  # the common case, checked fast
-            if label is None:
-                label = body.__qualname__
-        elif inspect.isawaitable(body) or _is_async_callable(body):
-            if label is None:
-                label = _name_of(body)
+        if type(body) is CoroutineType and label is not None:
+            pass  # the common case with a label: nothing to look at
+        elif label is None:
+            label = body_name(body)
         else:
-            raise NotAwaitableError(
-                f"a step needs a coroutine or an async function, got "
-                f"{body!r}: write 'async def', or wrap blocking code with "
-                "asyncio.to_thread()"
-            )
+            body_name(body)  # raises for what cannot be awaited
         if (
             (given is not None and (type(given) is not str or not given.strip()))
             or type(critical) is not bool
@@ -471,24 +464,9 @@ class Step(BaseStep, Generic[_T]):
         self._body = None
         if body is None:
             raise WorkflowStateError(f"step {self.label!r} has already run")
-        if type(body) is CoroutineType or inspect.iscoroutine(body):
+        if type(body) is CoroutineType:
             return body
-        if inspect.isawaitable(body):
-            return _await(body)
-        try:
-            made: object = body()
-        except Exception as exc:  # fail the step, not the workflow's driver
-            return _raise(exc)
-        if inspect.iscoroutine(made):
-            return made
-        if inspect.isawaitable(made):
-            return _await(made)
-        return _raise(
-            NotAwaitableError(
-                f"step {self.label!r}: {body!r} returned {made!r}, which cannot "
-                "be awaited"
-            )
-        )
+        return make_coroutine(body, self._label)
 
     def _started(self, job: Job[_T]) -> None:
         """The scheduler took the step's coroutine as *job*."""
@@ -514,29 +492,6 @@ class Step(BaseStep, Generic[_T]):
             body.close()
         if self._state is _RUNNING:  # its start was interrupted
             self._state = _CANCELLED
-
-
-async def _await(awaitable: Awaitable[_T]) -> _T:
-    return await awaitable
-
-
-async def _raise(exc: Exception) -> NoReturn:
-    raise exc
-
-
-def _is_async_callable(obj: object) -> bool:
-    while isinstance(obj, functools.partial):
-        obj = obj.func
-    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
-        getattr(obj, "__call__", None)  # noqa: B004 - async __call__ of an instance
-    )
-
-
-def _name_of(body: object) -> str:
-    while isinstance(body, functools.partial):
-        body = body.func
-    name = getattr(body, "__qualname__", None) or getattr(body, "__name__", None)
-    return name if isinstance(name, str) else type(body).__name__
 
 
 class Sequence:

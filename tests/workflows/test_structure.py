@@ -46,7 +46,7 @@ def _graph() -> dict[str, set[str]]:
 def test_the_modules_are_all_seen() -> None:
     assert set(_graph()) >= {
         f"aiohttp_jobs._workflows.{name}"
-        for name in ("model", "step", "plan", "run", "render", "svg")
+        for name in ("model", "step", "body", "plan", "run", "render", "svg")
     }
 
 
