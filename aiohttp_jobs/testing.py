@@ -89,6 +89,8 @@ class FakeClock:
         return datetime.fromtimestamp(self._now, UTC)
 
     def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
+        if type(when) is not float or not 0.0 <= when <= MAX_TIMESTAMP:
+            when = check_timestamp("when", when)  # a NaN timer would never fire
         timer = _FakeTimer(when, callback)
         if when <= self._now:
             asyncio.get_running_loop().call_soon(timer.fire)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, tzinfo
 from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
+from .._checks import check_flag, check_name
 from .._core.clock import Clock
 from .._core.priority import Priority, parse_priority
 from .._core.scheduler import Scheduler
@@ -75,7 +76,7 @@ class Tasks:
         self.store = store
         self.concurrency_limit = concurrency_limit
         self.batch_size = check_count(batch_size, "batch_size", 1)
-        self.owner = owner
+        self.owner = check_name("owner", owner, optional=True)
         self._tasks: dict[str, Task] = {}
         self._fixtures: dict[str, Fixture] = {}
         self._middlewares: list[Middleware] = []
@@ -181,7 +182,8 @@ class Tasks:
         schedule_args: tuple[str | None, float | timedelta | None, str | None],
     ) -> Callable[[_F], _F]:
         schedule, interval, keyword = schedule_args
-        name: str | None = args["name"]
+        name = check_name("name", args["name"], optional=True)
+        enabled = check_flag("enabled", args["enabled"])
         where = f"task {name!r}" if name else "task"
         try:
             tz = None if args["timezone"] is None else parse_timezone(args["timezone"])
@@ -272,7 +274,7 @@ class Tasks:
                 keyword=keyword,
                 dynamic=dynamic,
                 params=params,
-                enabled=bool(args["enabled"]),
+                enabled=enabled,
                 timezone=tz,
                 execution_mode=execution_mode,
                 failure_mode=args["failure_mode"],

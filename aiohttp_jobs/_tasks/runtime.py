@@ -14,12 +14,13 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from .._checks import check_name
+from .._checks import check_flag, check_name
 from .._core.clock import Clock, SystemClock
 from .._core.job import JobState
 from .._core.scheduler import Scheduler
 from .._errors import (
     ConfigError,
+    ConfigTypeError,
     SchedulerClosedError,
     TaskDefinitionError,
     TaskNotFoundError,
@@ -134,6 +135,11 @@ class TaskRuntime:
     def _task(self, task: str | Callable[..., object]) -> Task:
         declared = self._declared.tasks
         if not isinstance(task, str):
+            if not callable(task):
+                raise ConfigTypeError(
+                    f"task must be a task name or a declared task function, got "
+                    f"{task!r} ({type(task).__name__})"
+                )
             found = self._by_func.get(task)
             if found is None:
                 count = sum(t.func is task for t in declared.values())
@@ -141,6 +147,7 @@ class TaskRuntime:
                     f"{task!r} is declared {count} times; pass the task name"
                 )
             return found
+        check_name("task", task)
         found = declared.get(task)
         if found is None:
             raise TaskNotFoundError(
@@ -207,7 +214,7 @@ class TaskRuntime:
             declared.name,
             sched.to_spec(),
             merged,
-            bool(enabled),
+            check_flag("enabled", enabled),
             sched.first(self._clock.time()),
             0,
             declared.max_running,
@@ -230,7 +237,9 @@ class TaskRuntime:
 
         A run of it in progress finishes; it is not run again.
         """
-        key = f"{self._task(task).name}:{instance}"
+        name = self._task(task).name
+        check_name("instance", instance)
+        key = f"{name}:{instance}"
         self._runner.forget(key)
         removed = await self._store.delete(key)
         self._runner.wake()

@@ -74,6 +74,8 @@ async def test_fake_clock_refuses_times_it_could_never_reach(value: float) -> No
         await clock.jump(value)
     with pytest.raises(ConfigError, match="when"):
         await clock.set(value)
+    with pytest.raises(ConfigError, match="when"):
+        clock.call_at(value, lambda: None)  # a NaN timer would never fire
     assert clock.time() == 0.0
 
 

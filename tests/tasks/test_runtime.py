@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from aiohttp_jobs import (
+    ConfigError,
     Context,
     Scheduler,
     SchedulerClosedError,
@@ -433,3 +434,25 @@ async def _noop(ctx: Context) -> None:
 
 async def _middleware(ctx: Context, call_next: Callable[[], Any]) -> Any:
     return await call_next()
+
+
+async def test_arguments_of_the_wrong_type_are_refused_naming_them(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    with pytest.raises(ConfigError, match="owner"):
+        Tasks(owner=0)  # type: ignore[arg-type]
+    tasks = Tasks()
+    with pytest.raises(ConfigError, match="name"):
+        tasks.task(name=0, interval=5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="enabled"):
+        tasks.task(interval=5, enabled="")  # type: ignore[arg-type]
+    tasks.dynamic_task()(_noop)
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
+        with pytest.raises(ConfigError, match="enabled"):
+            await runtime.schedule_task("_noop", "x", interval=5, enabled="")  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="task"):
+            await runtime.schedule_task([], "x", interval=5)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="instance"):
+            await runtime.unschedule_task("_noop", 0)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="instance"):
+            await runtime.schedule_task("_noop", "", interval=5)
