@@ -182,6 +182,9 @@ class TaskRunner:
             except Exception:
                 log.exception("task runner: store error; retrying in %gs", _RETRY_LOOP)
                 await sleep_until(self._clock, self._clock.time() + _RETRY_LOOP)
+        scheduler = self._scheduler
+        if scheduler.closed or scheduler.draining:
+            return  # nothing could start any more
         try:
             await self._flush()
         except Exception:
@@ -353,8 +356,8 @@ class TaskRunner:
         if plan.late:
             log.warning(
                 "task %r: skipped %d occurrence(s) that came due before run %r "
-                "could start (it started %.3fs late: the event loop was blocked "
-                "or the scheduler was busy)",
+                "could start (it started %.3fs late: the event loop was blocked, "
+                "or no slot was free)",
                 key,
                 plan.late,
                 claim.run_id,
