@@ -124,13 +124,11 @@ class TaskRuntime:
 
     # -- public handle ------------------------------------------------------------
 
-    def _refuse_when_stopping(self, what: str) -> None:
-        if self.stopping:
-            raise SchedulerClosedError(
-                f"cannot {what}: the task runtime is stopping (the application "
-                "is shutting down), so the run would never happen; nothing was "
-                "queued"
-            )
+    def _stopped(self, what: str) -> SchedulerClosedError:
+        return SchedulerClosedError(
+            f"cannot {what}: the task runtime is stopping (the application is "
+            "shutting down), so the run would never happen; nothing was queued"
+        )
 
     def _task(self, task: str | Callable[..., object]) -> Task:
         declared = self._declared.tasks
@@ -183,8 +181,10 @@ class TaskRuntime:
                 f"task {declared.name!r} is not a dynamic task; declare it with "
                 "@tasks.dynamic_task()"
             )
-        check_name("instance", instance)
-        self._refuse_when_stopping(f"schedule {declared.name!r} instance {instance!r}")
+        if type(instance) is not str or not instance.strip():
+            check_name("instance", instance)
+        if self.stopping:
+            raise self._stopped(f"schedule {declared.name!r} instance {instance!r}")
         key = f"{declared.name}:{instance}"
         where = f"dynamic task {key!r}"
         tz = declared.timezone
@@ -214,7 +214,7 @@ class TaskRuntime:
             declared.name,
             sched.to_spec(),
             merged,
-            check_flag("enabled", enabled),
+            enabled if enabled is True else check_flag("enabled", enabled),
             sched.first(self._clock.time()),
             0,
             declared.max_running,
@@ -261,7 +261,8 @@ class TaskRuntime:
         The run does not move the schedule; returns its run id. *name* is
         positional, so the payload may have a key ``name``.
         """
-        self._refuse_when_stopping(f"run {name!r} now")
+        if self.stopping:
+            raise self._stopped(f"run {name!r} now")
         record = await self._record(name)
         run_id = await self._store.add_run(
             record.key,
@@ -278,7 +279,8 @@ class TaskRuntime:
         *keyword* is positional, so the payload may have a key ``keyword``.
         """
         check_name("keyword", keyword)
-        self._refuse_when_stopping(f"fire {keyword!r}")
+        if self.stopping:
+            raise self._stopped(f"fire {keyword!r}")
         checked = check_params(payload, f"fire({keyword!r})")
         now = self._clock.time()
         store = self._store
