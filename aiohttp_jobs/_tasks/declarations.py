@@ -39,7 +39,8 @@ from .options import (
     check_seconds,
 )
 from .runtime import TaskRuntime, run_tasks
-from .schedules import Schedule, parse_timezone
+from .schedules import Schedule
+from .zones import parse_timezone
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

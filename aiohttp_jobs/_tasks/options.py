@@ -15,13 +15,8 @@ from .._checks import check_duration
 from .._core.priority import Priority
 from .._errors import ConfigError, TaskDefinitionError
 from ..stores.base import JSON, TaskStore
-from .schedules import (
-    CronSchedule,
-    IntervalSchedule,
-    OnceSchedule,
-    Schedule,
-    to_timestamp,
-)
+from .schedules import CronSchedule, IntervalSchedule, OnceSchedule, Schedule
+from .zones import to_timestamp
 
 __all__ = [
     "RESERVED",

@@ -31,7 +31,8 @@ from .context import RunInfo, TaskInfo, TaskStats, describe, utc
 from .options import Declared, Misfire, Task, build_schedule, check_params
 from .policy import COUNT_CAP, after_downtime
 from .runner import TaskRunner
-from .schedules import OnceSchedule, parse_timezone
+from .schedules import OnceSchedule
+from .zones import parse_timezone
 
 __all__ = ["TaskRuntime", "run_tasks"]
 

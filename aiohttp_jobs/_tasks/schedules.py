@@ -3,7 +3,7 @@
 Three kinds of schedule, each immutable and JSON-describable (``to_spec``):
 
 * :class:`CronSchedule`: a 5-field (minute) or 6-field (seconds last, as croniter)
-  cron expression read as wall-clock time in an IANA time zone;
+  cron expression read as wall-clock time in a time zone (see :mod:`.zones`);
 * :class:`IntervalSchedule`: a fixed period of elapsed time;
 * :class:`OnceSchedule`: a single moment.
 
@@ -29,24 +29,21 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from .._checks import MAX_TIMESTAMP, check_duration, check_timestamp
-from .._errors import ConfigError, ConfigTypeError
+from .._checks import MAX_TIMESTAMP, check_duration
+from .._errors import ConfigError
+from .zones import checked_moment, parse_timezone, tz_name
 
 __all__ = [
     "CronSchedule",
     "IntervalSchedule",
     "OnceSchedule",
     "Schedule",
-    "parse_timezone",
     "schedule_from_spec",
-    "to_timestamp",
-    "tz_name",
 ]
 
 _UTC: Final = UTC
@@ -88,10 +85,6 @@ _LAST_WEEKDAY: Final = re.compile(r"^([a-z0-9]+)l$")
 _MAX_CANDIDATES: Final = 100_000
 
 
-# "UTC+02:00", "UTC-05:30", "UTC+05:45:30": a fixed offset east of Greenwich, the
-# name datetime.timezone gives itself (ISO sign: UTC+02:00 is two hours ahead).
-_FIXED: Final = re.compile(r"^UTC([+-])(\d{2}):(\d{2})(?::(\d{2}))?$")
-
 # Days each month can have (February: in leap years).
 _MONTH_DAYS: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _MONTH_NAMES: Final = (
@@ -108,69 +101,6 @@ _MONTH_NAMES: Final = (
     "November",
     "December",
 )
-
-
-def parse_timezone(value: str | tzinfo | None) -> tzinfo:
-    """``None`` is UTC; strings are IANA names (``"Europe/Berlin"``) or fixed
-    offsets (``"UTC+02:00"``); a ``tzinfo`` must be one of those kinds.
-
-    Whatever is accepted here can be written into a schedule description and
-    read back (:func:`tz_name`), so a stored schedule never loses its zone.
-    """
-    if value is None:
-        return _UTC
-    if isinstance(value, tzinfo):
-        tz_name(value)  # refuse now a zone that cannot be stored
-        return _UTC if value == _UTC else value
-    if not isinstance(value, str) or not value:
-        raise ConfigError(
-            f"timezone must be an IANA name such as 'Europe/Berlin', got {value!r}"
-        )
-    if value.upper() == "UTC":
-        return _UTC
-    fixed = _FIXED.match(value)
-    if fixed is not None:
-        sign, hours, minutes, seconds = fixed.groups()
-        offset = timedelta(
-            hours=int(hours), minutes=int(minutes), seconds=int(seconds or 0)
-        )
-        if offset >= timedelta(hours=24) or int(minutes) > 59:
-            raise ConfigError(
-                f"timezone {value!r}: a fixed offset must be less than 24 hours"
-            )
-        return _UTC if not offset else timezone(-offset if sign == "-" else offset)
-    try:
-        return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(
-            f"unknown time zone {value!r}: use an IANA name such as 'Europe/Berlin', "
-            "a fixed offset such as 'UTC+02:00', or 'UTC' (on Windows, install the "
-            "tzdata package)"
-        ) from exc
-
-
-def tz_name(tz: tzinfo) -> str:
-    """The name :func:`parse_timezone` reads back as *tz*."""
-    if tz is _UTC:
-        return "UTC"
-    key = getattr(tz, "key", None)
-    if isinstance(tz, ZoneInfo) and isinstance(key, str):
-        return key
-    if isinstance(tz, timezone):
-        offset = tz.utcoffset(None)
-        if not offset:
-            return "UTC"
-        sign = "-" if offset < timedelta(0) else "+"
-        seconds = int(abs(offset).total_seconds())
-        hours, rest = divmod(seconds, 3600)
-        minutes, secs = divmod(rest, 60)
-        name = f"UTC{sign}{hours:02d}:{minutes:02d}"
-        return f"{name}:{secs:02d}" if secs else name
-    raise ConfigError(
-        f"time zone {tz!r} cannot be stored with a schedule: pass an IANA name "
-        "such as 'Europe/Berlin' (or a zoneinfo.ZoneInfo), or a fixed offset such "
-        "as datetime.timezone(timedelta(hours=2)) or 'UTC+02:00'"
-    )
 
 
 def _value(text: str, field: str, low: int, high: int, names: Mapping[str, int]) -> int:
@@ -241,9 +171,9 @@ class Schedule(ABC):
 
     def __init__(self, *, start_at: float | None, end_at: float | None) -> None:
         if start_at is not None:
-            start_at = _stamp("start_at", start_at, start_at)
+            start_at = checked_moment("start_at", start_at, start_at)
         if end_at is not None:
-            end_at = _stamp("end_at", end_at, end_at)
+            end_at = checked_moment("end_at", end_at, end_at)
         if start_at is not None and end_at is not None and end_at < start_at:
             raise ConfigError("end_at must not be before start_at")
         self.start_at = start_at
@@ -495,7 +425,7 @@ class OnceSchedule(Schedule):
     def __init__(self, at: float) -> None:
         self.start_at = self.end_at = None  # no window: nothing to check
         if type(at) is not float or not 0.0 <= at <= MAX_TIMESTAMP:
-            at = _stamp("execute_at", at, at)
+            at = checked_moment("execute_at", at, at)
         self.at = at
 
     def __repr__(self) -> str:
@@ -510,46 +440,6 @@ class OnceSchedule(Schedule):
 
     def following(self, fire_at: float, after: float) -> float | None:
         return None
-
-
-def to_timestamp(value: datetime | float, tz: tzinfo | None, what: str) -> float:
-    """A datetime (naive ones read in *tz*) or a POSIX timestamp, as a timestamp.
-
-    Finite and no later than the year 9999 (see :func:`~aiohttp_jobs._checks.
-    check_timestamp`): a NaN never fires and a later time cannot be listed.
-    """
-    if type(value) is float and 0.0 <= value <= MAX_TIMESTAMP:  # the common case
-        return value
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            if tz is None:
-                raise ConfigError(
-                    f"{what} must be timezone-aware (e.g. datetime.now(timezone.utc)), "
-                    "or pass timezone= to read it as local time there"
-                )
-            value = value.replace(tzinfo=tz)
-        try:
-            stamp = value.timestamp()
-        except (OverflowError, ValueError):
-            raise ConfigError(f"{what} is out of range, got {value!r}") from None
-        return _stamp(what, stamp, value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigTypeError(
-            f"{what} must be a datetime or a POSIX timestamp, got {value!r}"
-        )
-    return _stamp(what, value, value)
-
-
-def _stamp(what: str, stamp: object, given: object) -> float:
-    if (
-        isinstance(stamp, int | float)
-        and not isinstance(stamp, bool)
-        and MAX_TIMESTAMP < stamp < math.inf
-    ):
-        raise ConfigError(
-            f"{what} must be no later than 9999-12-31T23:59:59Z, got {given!r}"
-        )
-    return check_timestamp(what, stamp)
 
 
 def _number(spec: Mapping[str, object], key: str) -> float | None:

@@ -14,9 +14,9 @@ from aiohttp_jobs._tasks.schedules import (
     CronSchedule,
     IntervalSchedule,
     OnceSchedule,
-    parse_timezone,
     schedule_from_spec,
 )
+from aiohttp_jobs._tasks.zones import parse_timezone
 
 
 def _ts(iso: str) -> float:
