@@ -477,7 +477,7 @@ async def test_what_the_drain_admits_is_still_bounded_by_wait_timeout(
         return web.Response(status=201)
 
     app = web.Application()
-    aiohttp_jobs.setup(app, wait_timeout=0.1, close_timeout=0.05)
+    aiohttp_jobs.setup(app, wait_timeout=0.5, close_timeout=0.05)
     app.router.add_post("/", handler)
     runner, port = await serve(app)
     scheduler = app[SCHEDULER_KEY]
