@@ -95,7 +95,7 @@ def _flatten(requires: Requirements) -> list[BaseStep]:
     items: Iterable[object]
     if isinstance(given, (BaseStep, Sequence)):
         items = (given,)
-    elif isinstance(given, Iterable):
+    elif isinstance(given, Iterable) and not isinstance(given, str | bytes):
         items = given
     else:
         raise ConfigTypeError(

@@ -327,7 +327,8 @@ def test_a_refused_step_closes_its_coroutine(kwargs: dict[str, object]) -> None:
     ("requires", "message"),
     [
         (5, "requires must be a Step, a Workflow, a Sequence or a collection"),
-        ("fetch", "requires must hold Steps, Workflows or Sequences, got 'f'"),
+        ("fetch", "requires must be a Step, a Workflow, a Sequence or a collection"),
+        ("", "requires must be a Step, a Workflow, a Sequence or a collection"),
         ([None], "requires must hold Steps, Workflows or Sequences, got None"),
     ],
 )
