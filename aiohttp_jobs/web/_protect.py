@@ -94,7 +94,11 @@ class ProtectedWork:
             describe(entry),
             exc,
         )
-        answer = unavailable(f"the server is shutting down ({exc})", self.retry_after)
+        # The details stay in the log: the client learns only that it may retry.
+        answer = unavailable(
+            "the server is shutting down and refused the work this request asked for",
+            self.retry_after,
+        )
         answer.__cause__ = exc
         return answer
 
@@ -111,10 +115,9 @@ class ProtectedWork:
                 exc_info=exc,
             )
 
-    def shield(
-        self, aw: Awaitable[_T], request: web.BaseRequest, *, atomic: bool = False
-    ) -> asyncio.Future[_T]:
-        """Run *aw* in its own task; the returned future carries its outcome.
+    def shield(self, aw: Awaitable[_T], request: web.BaseRequest) -> asyncio.Future[_T]:
+        """Run *aw* in its own task (``shield()``); the returned future
+        carries its outcome.
 
         Cancelling the returned future (or the task awaiting it) leaves the
         work running; its failure is then logged, as no one is left to get it.
@@ -131,22 +134,16 @@ class ProtectedWork:
         if task.done():
             return task
         outer: asyncio.Future[_T] = loop.create_future()
-        entry = self.entries[task] = (request, loop.time(), atomic)
+        entry = self.entries[task] = (request, loop.time(), False)
 
         def done(task: asyncio.Future[_T]) -> None:
             del self.entries[task]
             if outer.cancelled():
                 self.log_orphan(task, entry)
             elif task.cancelled():
-                if atomic and self.closing:
-                    outer.set_exception(self.cut_off())
-                else:
-                    outer.cancel()
+                outer.cancel()
             elif (exc := task.exception()) is not None:
-                if atomic and isinstance(exc, SchedulerClosedError):
-                    outer.set_exception(self.refused(exc, entry) or exc)
-                else:
-                    outer.set_exception(exc)
+                outer.set_exception(exc)
             else:
                 outer.set_result(task.result())
 

@@ -316,9 +316,8 @@ class WebState:
             scheduler.close(),
             return_exceptions=True,
         )
-        if isinstance(left_work, BaseException):  # pragma: no cover - defensive
-            logger.error("shutdown: cancelling atomic work failed", exc_info=left_work)
-            left_work = {}
+        if isinstance(left_work, BaseException):  # a bug here: shutdown() logs it
+            raise left_work
         _log_cut_off(left_jobs, left_work, now, loop_now)
         if isinstance(closed, BaseException):
             logger.error(
