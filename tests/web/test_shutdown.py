@@ -4,6 +4,7 @@ is left is cancelled and logged; real sockets, real SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -580,3 +582,163 @@ async def test_a_raising_exception_handler_keeps_the_per_job_shutdown_report(
     ), messages
     assert scheduler.closed
     await _until(lambda: stuck.done, "the stubborn job ended")
+
+
+# Every kind of work in flight when a real SIGTERM arrives. Each handler
+# announces itself, then waits until the scheduler drains (so the task runtime
+# has stopped), then does what it came for. At exit the server prints what
+# happened, as JSON.
+_DRAIN_APP = textwrap.dedent(
+    """
+    import asyncio, json, socket
+    from aiohttp import web
+    import aiohttp_jobs
+
+    effects = {key: [] for key in (
+        "charged", "receipts", "notified", "audited", "audit_mails", "task_runs"
+    )}
+    tasks = aiohttp_jobs.Tasks()
+
+    @tasks.task(keyword="signed-up")
+    async def welcome(ctx):
+        effects["task_runs"].append(ctx.params["user"])
+
+    async def draining(request):
+        print("in flight", request.path, flush=True)
+        scheduler = aiohttp_jobs.get_scheduler(request)
+        while not scheduler.draining:
+            await asyncio.sleep(0.001)
+
+    async def notify(n):
+        effects["notified"].append(n)
+
+    async def send_receipt(scheduler, n):
+        await asyncio.sleep(0.01)
+        effects["receipts"].append(n)
+        await scheduler.spawn(notify(n), "notify")  # a job's own sub-job
+
+    @aiohttp_jobs.atomic
+    async def pay(request):
+        n = int(request.query["n"])
+        await draining(request)
+        effects["charged"].append(n)
+        scheduler = aiohttp_jobs.get_scheduler(request)
+        await aiohttp_jobs.spawn(request, send_receipt(scheduler, n), "receipt")
+        return web.json_response({"paid": n}, status=201)
+
+    async def audit_mail(n):
+        effects["audit_mails"].append(n)
+
+    async def write_audit(request, n):
+        await draining(request)
+        effects["audited"].append(n)
+        await aiohttp_jobs.spawn(request, audit_mail(n), "audit-mail")
+
+    async def audit(request):
+        n = int(request.query["n"])
+        await aiohttp_jobs.shield(request, write_audit(request, n))
+        return web.Response(text="audited")
+
+    @aiohttp_jobs.atomic
+    async def signup(request):
+        await draining(request)
+        runs = await aiohttp_jobs.get_tasks(request).fire(
+            "signed-up", user=request.query["user"]
+        )
+        return web.json_response({"runs": runs}, status=201)
+
+    app = web.Application()
+    aiohttp_jobs.setup(app, tasks=tasks, wait_timeout=10, close_timeout=1)
+    app.router.add_post("/pay", pay)
+    app.router.add_post("/audit", audit)
+    app.router.add_post("/signup", signup)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    print("port", sock.getsockname()[1], flush=True)
+    web.run_app(app, sock=sock, print=None, access_log=None,
+                handler_cancellation=True)
+    print(json.dumps({key: sorted(value) for key, value in effects.items()}),
+          flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_sigterm_drain_finishes_accepted_work_and_refuses_task_runs(
+    tmp_path: Path,
+) -> None:
+    """A real server process gets a SIGTERM with payments (atomic, spawning
+    a receipt that spawns a notification), audits (shielded, spawning a
+    mail) and sign-ups (atomic, firing a task) in flight over real sockets.
+    Every payment and audit completes with all its jobs; every task run is
+    refused with a 503 (never answered 201 and dropped); the process exits by
+    itself."""
+    script = tmp_path / "app.py"
+    script.write_text(_DRAIN_APP)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+
+    async def line() -> str:
+        assert proc.stdout is not None
+        return (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
+
+    each = range(5)
+    try:
+        port = int((await line()).split()[1])
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0)
+        ) as session:
+
+            async def post(path: str) -> tuple[int, str, str | None]:
+                async with session.post(base + path) as resp:
+                    return (
+                        resp.status,
+                        await resp.text(),
+                        resp.headers.get("Retry-After"),
+                    )
+
+            requests = [
+                *(post(f"/pay?n={n}") for n in each),
+                *(post(f"/audit?n={n}") for n in each),
+                *(post(f"/signup?user=u{n}") for n in each),
+            ]
+            answers = [asyncio.ensure_future(request) for request in requests]
+            started = sorted([await line() for _ in answers])
+            assert started == sorted(
+                ["in flight /pay"] * 5
+                + ["in flight /audit"] * 5
+                + ["in flight /signup"] * 5
+            )
+            proc.send_signal(signal.SIGTERM)
+            done = await asyncio.wait_for(asyncio.gather(*answers), 20)
+        pays, audits, signups = done[:5], done[5:10], done[10:]
+        assert [status for status, _, _ in pays] == [201] * 5
+        assert [(status, text) for status, text, _ in audits] == [(200, "audited")] * 5
+        for status, text, retry_after in signups:
+            assert (status, retry_after) == (503, "1")
+            assert "shutting down" in text
+        effects = json.loads(await line())
+        assert effects == {
+            "charged": list(each),
+            "receipts": list(each),
+            "notified": list(each),
+            "audited": list(each),
+            "audit_mails": list(each),
+            "task_runs": [],
+        }
+        assert await asyncio.wait_for(proc.wait(), 20) == 0  # exited by itself
+        log = (await proc.stderr.read()).decode()
+        assert log.count("atomic handler for POST /signup answered 503") == 5, log
+        assert "Traceback" not in log and "shutdown: job" not in log, log
+    finally:
+        if proc.returncode is None:  # pragma: no cover - only when a step failed
+            proc.kill()  # the process this test started, by its handle
+            await proc.wait()
