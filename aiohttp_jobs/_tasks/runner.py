@@ -75,6 +75,7 @@ class TaskRunner:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._lease = 60.0
+        self._extend: Callable[[Claim, float], Awaitable[bool]] = self.extend
 
     def __repr__(self) -> str:
         state = "stopping" if self._stopping else "running"
@@ -381,7 +382,7 @@ class TaskRunner:
         else:
             params = dict(record.params) if record.params else {}
         ctx = Context(
-            self._control, self._fixtures, self.extend, task, claim, params, missed
+            self._control, self._fixtures, self._extend, task, claim, params, missed
         )
         leased = ctx.leased
         started = clock.time()
