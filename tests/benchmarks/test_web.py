@@ -33,7 +33,12 @@ async def test_atomic_benchmark_prints_one_json_line() -> None:
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 170)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 170)
+    finally:
+        if proc.returncode is None:  # pragma: no cover - only when it hung
+            proc.kill()  # its server stops by itself when its stdin closes
+            await proc.wait()
     assert proc.returncode == 0, err.decode()
     (line,) = out.decode().splitlines()
     result = json.loads(line)
