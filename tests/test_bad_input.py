@@ -1159,18 +1159,6 @@ async def _clock_call_at(stack: contextlib.AsyncExitStack, value: Any) -> None:
 #: Entry point -> what it does with a bad value today (refusal property).
 REFUSAL_XFAIL: dict[str, str] = {
     "SystemClock.call_at(when=)": "when=nan is accepted; the timer never fires",
-    "Tasks.task(name=)": "name=0 is accepted and replaced by the function's name",
-    "Tasks.task(enabled=)": "enabled='' is accepted as False (any value as its truth)",
-    "Tasks(owner=)": "owner=0 is accepted",
-    "TaskRuntime.schedule_task(enabled=)": "enabled='' is accepted as False",
-    "TaskRuntime.schedule_task(task=)": "task=[] raises a bare TypeError (unhashable)",
-    "TaskRuntime.unschedule_task(instance=)": "instance=0 is accepted (returns False)",
-    "Step(requires=)": "requires=0 raises a bare TypeError ('int' not iterable)",
-    "Sequence(*steps)": "Sequence(step, 0) raises a bare TypeError, not a JobsError",
-    "aiohttp_jobs.spawn(retry_after=)": "retry_after=nan is accepted",
-    "aiohttp_jobs.spawn(reject_when_full=)": "reject_when_full='' is accepted",
-    "aiohttp_jobs.shield(aw)": "aw=0 raises asyncio's bare TypeError",
-    "FakeClock.call_at(when=)": "when=nan is accepted; the timer never fires",
 }
 #: Entry point -> what goes wrong after an accepted value (working property).
 WORKING_XFAIL: dict[str, str] = {}
@@ -1262,14 +1250,28 @@ async def test_spawn_refuses_the_same_coroutine_twice() -> None:
         blocker = await sched.spawn(job_body(0.01))
         coro = job_body()
         job = await sched.spawn(coro)  # pending: not started yet
-        with pytest.raises(aiohttp_jobs.NotAwaitableError, match="already spawned"):
+        with pytest.raises(aiohttp_jobs.NotAwaitableError, match="coro .* already spawned"):
             await sched.spawn(coro)
         assert not closed(coro)  # it belongs to the first job, which still runs
         assert await job.wait() == "done"
         await blocker.wait()
+        assert len(sched) == 0
+
+
+async def test_spawn_refuses_a_coroutine_that_another_task_runs() -> None:
+    event = asyncio.Event()
+
+    async def waiting() -> None:
+        await event.wait()
+
+    coro = waiting()
+    task = asyncio.ensure_future(coro)
+    await asyncio.sleep(0)  # the task starts it: it waits in an await
+    async with Scheduler() as sched:
         with pytest.raises(aiohttp_jobs.NotAwaitableError, match="coro"):
             sched.spawn_nowait(coro)
-        assert len(sched) == 0
+    event.set()
+    await task
 
 
 @pytest.mark.parametrize(

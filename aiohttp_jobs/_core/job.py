@@ -65,14 +65,15 @@ _held: set[int] = set()
 
 
 def coroutine_in_use(coro: CoroutineType[Any, Any, Any]) -> bool:
-    """Whether *coro* already belongs to a job, runs, ran or was closed: such a
-    coroutine cannot be spawned (again)."""
-    return (
-        id(coro) in _held
-        or coro.cr_frame is None  # finished or closed
-        or coro.cr_running
-        or coro.cr_await is not None  # started, suspended in an await
-    )
+    """Whether *coro* belongs to a job or has started (it waits in an await):
+    such a coroutine cannot be spawned (again).
+
+    One that already finished or was closed is not told apart from a new one:
+    that takes its frame (``cr_frame``), which costs every spawn a frame
+    object; its job fails at once with asyncio's "cannot reuse already awaited
+    coroutine".
+    """
+    return id(coro) in _held or coro.cr_await is not None
 
 
 def running_job() -> Job[Any] | None:

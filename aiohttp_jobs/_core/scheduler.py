@@ -894,8 +894,8 @@ def _checked(
         coro = _as_coroutine(coro)
     elif coroutine_in_use(coro):
         raise NotAwaitableError(
-            f"coro {coro!r} was already spawned, awaited or closed: a coroutine "
-            "runs once; create a new one for each spawn()"
+            f"coro {coro!r} was already spawned, or is being awaited: a "
+            "coroutine runs once; create a new one for each spawn()"
         )
     try:
         if name is not None:
