@@ -10,7 +10,9 @@ of returning a run id for work that would never run.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -39,6 +41,11 @@ __all__ = ["TaskRuntime", "run_tasks"]
 log = logging.getLogger("aiohttp_jobs.tasks")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# The revision of an instance scheduled under a key that holds no record: a
+# number no earlier definition of the key had (one that was unscheduled while
+# its run went on, say), so the store tells the two apart.
+_FRESH_REVISIONS = itertools.count(random.getrandbits(40))
 
 
 class TaskRuntime:
@@ -219,7 +226,7 @@ class TaskRuntime:
             sched.first(self._clock.time()),
             0,
             declared.max_running,
-            0 if existing is None else existing.revision + 1,
+            next(_FRESH_REVISIONS) if existing is None else existing.revision + 1,
         )
         runner = self._runner
         if isinstance(sched, OnceSchedule):  # once-off: nothing to compute later

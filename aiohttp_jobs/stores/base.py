@@ -95,8 +95,9 @@ class TaskRecord(NamedTuple):
     max_running: int = 1
     """How many runs of the cursor may be in progress at once."""
     revision: int = 0
-    """Which definition of *key* this is: scheduling an instance again gives it
-    the next revision, and saving another revision replaces the record (rule 5)."""
+    """Which definition of *key* this is (rule 5: saving another revision
+    replaces the record). The runtime gives a new instance a fresh number and an
+    instance scheduled again the next one; a store only compares them."""
 
 
 class Cursor(NamedTuple):

@@ -157,6 +157,33 @@ async def test_unscheduling_during_a_run_says_so_instead_of_a_lost_lease(
     assert all(r.levelno == logging.INFO for r in unscheduled)
 
 
+async def test_unscheduling_then_scheduling_again_during_a_run_keeps_the_new_one(
+    scheduler: Scheduler, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    tasks = Tasks()
+    runs: list[tuple[float, str]] = []
+
+    @tasks.dynamic_task()
+    async def remind(ctx: Context) -> None:
+        runs.append((_secs(clock), str(ctx.params["text"])))
+        await _sleep(ctx, 10)
+
+    with caplog.at_level(logging.INFO, "aiohttp_jobs.tasks"):
+        async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as rt:
+            await rt.schedule_task(
+                remind, "a", execute_at=T0 + timedelta(0, 60), text="1"
+            )
+            await clock.advance(65)
+            await rt.unschedule_task(remind, "a")
+            await rt.schedule_task(
+                remind, "a", execute_at=T0 + timedelta(0, 600), text="2"
+            )
+            await clock.advance(600)
+    assert runs == [(60, "1"), (600, "2")]
+    assert "losing its lease" not in caplog.text
+    assert "scheduled again" in caplog.text
+
+
 # -- refusing work once stopping -----------------------------------------------------
 
 
