@@ -1250,7 +1250,8 @@ async def test_spawn_refuses_the_same_coroutine_twice() -> None:
         blocker = await sched.spawn(job_body(0.01))
         coro = job_body()
         job = await sched.spawn(coro)  # pending: not started yet
-        with pytest.raises(aiohttp_jobs.NotAwaitableError, match="coro .* already spawned"):
+        spawned = r"coro .* already spawned"
+        with pytest.raises(aiohttp_jobs.NotAwaitableError, match=spawned):
             await sched.spawn(coro)
         assert not closed(coro)  # it belongs to the first job, which still runs
         assert await job.wait() == "done"
