@@ -46,6 +46,8 @@ def _walk(workflow: Group, depth: int = 0) -> list[tuple[BaseStep, int]]:
 
 
 def ordered(workflow: Group) -> list[BaseStep]:
+    """The steps in topological order, or in the order they were added when the
+    graph is not valid (a view must still show a broken workflow)."""
     try:
         return workflow.topological()
     except ValueError:  # a cycle or a bad requirement: list in insertion order
