@@ -61,7 +61,7 @@ async def test_a_workflow_nobody_references_leaves_the_registry() -> None:
         assert Workflow.find(dropped_id) is None
 
 
-async def test_a_private_run_is_listed_under_its_own_scheduler() -> None:
+async def test_a_run_without_a_scheduler_is_found_but_listed_by_no_app() -> None:
     async with Scheduler() as scheduler:
         alone = small("alone")
         assert await alone.run()
