@@ -27,6 +27,8 @@ from pathlib import Path
 
 import nox
 
+nox.needs_version = ">=2025.10.14"  # download_python, uv backends
+
 PYTHONS = ["3.11", "3.12", "3.13"]
 LOWEST = PYTHONS[0]
 
