@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Clock", "SystemClock", "TimerHandle", "sleep_until"]
@@ -107,7 +107,7 @@ class SystemClock:
         return time.time()
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
         return _SystemTimer(self, when, callback)

@@ -153,7 +153,7 @@ class EventBus:
         for listener in tuple(self._listeners):
             try:
                 listener(event)
-            except Exception:  # noqa: PERF203 - one bad listener must not stop others
+            except Exception:
                 logger.exception("event listener %r failed on %r", listener, event)
 
     def close(self) -> None:

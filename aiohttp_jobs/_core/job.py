@@ -434,7 +434,7 @@ class Job(Generic[_T]):
             self._explicit = True
         if not await self._wait_final(timeout):
             await self._close(self._owner.close_timeout)
-            raise asyncio.TimeoutError(
+            raise TimeoutError(
                 f"{self!r} did not finish within {timeout} seconds and was closed"
             )
         return self.result()
@@ -467,10 +467,10 @@ class Job(Generic[_T]):
         task.cancel()
         if not await self._wait_final(timeout):
             if self._explicit:
-                raise asyncio.TimeoutError(
+                raise TimeoutError(
                     f"{self!r} did not finish within {timeout} seconds of being closed"
                 )
-            self._report("Job closing timed out", asyncio.TimeoutError())
+            self._report("Job closing timed out", TimeoutError())
             return
         exc = self._exception
         if exc is not None and self._explicit:
@@ -488,10 +488,7 @@ class Job(Generic[_T]):
         # with no bound method or lookup table per job.
         ctx = contextvars.copy_context()
         ctx.run(_current.set, self)
-        if sys.version_info >= (3, 11):
-            task = self._loop.create_task(coro, name=self._name, context=ctx)
-        else:  # pragma: no cover - Python 3.10: the task copies the current context
-            task = ctx.run(self._loop.create_task, coro, name=self._name)
+        task = self._loop.create_task(coro, name=self._name, context=ctx)
         task.add_done_callback(_task_done, context=ctx)
         self._task = task
 

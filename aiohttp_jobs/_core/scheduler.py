@@ -558,6 +558,9 @@ class Scheduler(Collection[Job[Any]]):
             coro, self, loop, name, priority, tags, label, loop.get_debug(), callback
         )
         await self._wait_for_space(job)
+        if self._closed:  # granted a place, then close() began before we resumed
+            job._drop()
+            raise _closed_while_waiting()
         slot = self._has_slot(priority)
         self._admit(job, slot)
         if slot and self._space_waiters:
@@ -662,8 +665,10 @@ class Scheduler(Collection[Job[Any]]):
     # -- callbacks from jobs (the JobOwner protocol) ----------------------------------
 
     def _job_finished(self, job: Job[Any]) -> None:
-        if self._jobs.pop(job._seq, None) is not None:
-            self._active_count -= 1
+        # Every started job ends here once, also one that outlived close() (which
+        # no longer lists it): it stops counting as active only now.
+        self._active_count -= 1
+        self._jobs.pop(job._seq, None)
         self._history.append(job)
         if self._listeners:  # before the jobs its slot lets start
             self._emit(EventKind.FINISHED, job)
@@ -810,9 +815,7 @@ class Scheduler(Collection[Job[Any]]):
         if self._closed:
             return
         self._closed = True
-        closed_error = SchedulerClosedError(
-            "the scheduler was closed while spawn() waited for a pending place"
-        )
+        closed_error = _closed_while_waiting()
         while self._space_waiters:
             fut = self._space_waiters.popleft()
             if not fut.done():
@@ -842,7 +845,7 @@ class Scheduler(Collection[Job[Any]]):
                 await asyncio.wait(waiting, timeout=self._close_timeout)
             for job in running:
                 if not job.done and not job._explicit:
-                    job._report("Job closing timed out", asyncio.TimeoutError())
+                    job._report("Job closing timed out", TimeoutError())
         finally:
             self._jobs.clear()
             self._pools.shutdown()
@@ -859,6 +862,12 @@ class Scheduler(Collection[Job[Any]]):
             asyncio.get_running_loop().call_exception_handler(context)
         else:
             self._exception_handler(self, context)
+
+
+def _closed_while_waiting() -> SchedulerClosedError:
+    return SchedulerClosedError(
+        "the scheduler was closed while spawn() waited for a pending place"
+    )
 
 
 def _qualname(fn: Callable[..., Any]) -> str:

@@ -208,7 +208,7 @@ async def _stubborn(release: asyncio.Event) -> None:
         try:
             await release.wait()
             return
-        except asyncio.CancelledError:  # noqa: PERF203 - ignores cancellation on purpose
+        except asyncio.CancelledError:
             continue
 
 

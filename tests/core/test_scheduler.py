@@ -237,3 +237,42 @@ async def test_a_cancelled_waiting_spawn_leaves_the_line() -> None:
     gate.set()
     assert await job.wait() == 2
     await scheduler.wait_and_close()
+
+
+async def test_spawn_granted_a_place_before_close_fails_instead_of_queueing() -> None:
+    scheduler = Scheduler(limit=1, pending_limit=1, close_timeout=None)
+    running = await scheduler.spawn(asyncio.Event().wait())
+    pending = await scheduler.spawn(returning(0))
+    waiter = asyncio.ensure_future(scheduler.spawn(returning(1)))
+    await settle()
+    await pending.close()  # the waiting spawn is granted the place ...
+    await scheduler.close()  # ... but close() begins before it resumes
+    with pytest.raises(aiohttp_jobs.SchedulerClosedError, match="closed while"):
+        await waiter
+    assert running.state is JobState.CANCELLED
+    assert (scheduler.active_count, scheduler.pending_count, len(scheduler)) == (
+        0,
+        0,
+        0,
+    )
+
+
+async def test_active_count_falls_when_a_job_that_outlived_close_ends() -> None:
+    scheduler = Scheduler(close_timeout=0)
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await release.wait()
+
+    job = await scheduler.spawn(stubborn())
+    await settle()
+    await scheduler.close()
+    assert scheduler.active_count == 1  # still running, past close_timeout
+    release.set()
+    await settle()
+    assert job.done
+    assert scheduler.active_count == 0
+    assert "active=0" in repr(scheduler)
