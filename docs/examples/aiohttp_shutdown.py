@@ -3,7 +3,7 @@
 A request to an atomic handler is running when the server is told to stop:
 it finishes and its client gets the answer. A job that would run longer than
 ``wait_timeout`` is cancelled and logged. Run it:
-``python docs/examples/aiohttp_shutdown.py`` (tests/test_web_docs.py does).
+``python docs/examples/aiohttp_shutdown.py`` (tests/docs/test_web.py does).
 """
 
 from __future__ import annotations
