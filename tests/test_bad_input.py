@@ -56,7 +56,7 @@ from aiohttp_jobs.testing import FakeClock
 # -- how hard to try ----------------------------------------------------------------
 
 #: A call that has not returned after this many seconds hangs.
-BOUND = 2.0
+BOUND = 10.0
 
 PROPERTY = settings(
     derandomize=True,
