@@ -51,6 +51,7 @@ from aiohttp_jobs import (
     Tasks,
     Workflow,
 )
+from aiohttp_jobs.stores import MemoryStore, TaskRecord
 from aiohttp_jobs.testing import FakeClock
 
 # -- how hard to try ----------------------------------------------------------------
@@ -1300,6 +1301,36 @@ async def _atomic(stack: contextlib.AsyncExitStack, value: Any) -> None:
     aiohttp_jobs.atomic(value)
 
 
+# stores (public: the contract a backend implements; the runtime calls it)
+
+
+async def memory_store(stack: contextlib.AsyncExitStack) -> MemoryStore:
+    store = MemoryStore()
+    await stack.enter_async_context(store)
+    await store.save(TaskRecord(key="probe", task="probe", fire_at=1.7e9))
+    return store
+
+
+@entry(
+    "MemoryStore.save(record)",
+    TEXT | st.integers() | ODD | st.none(),
+    names=("record",),
+)
+async def _store_save(stack: contextlib.AsyncExitStack, value: Any) -> None:
+    await (await memory_store(stack)).save(value)
+
+
+@entry("MemoryStore.add_run(fire_at=)", bad_timestamp(naive_ok=True))
+async def _store_add_run(stack: contextlib.AsyncExitStack, value: Any) -> None:
+    await (await memory_store(stack)).add_run("probe", fire_at=value)
+
+
+@entry("MemoryStore.acquire(limit=)", bad_count(1))
+async def _store_acquire(stack: contextlib.AsyncExitStack, value: Any) -> None:
+    store = await memory_store(stack)
+    await store.acquire(now=1.8e9, owner="probe", lease_duration=60, limit=value)
+
+
 # testing: FakeClock
 
 
@@ -1356,6 +1387,9 @@ REFUSAL_XFAIL: dict[str, str] = {
     "Tasks.runtime(scheduler=)": "scheduler='' is accepted; AttributeError at exit",
     "Tasks.runtime(clock=)": "clock='' raises AttributeError (no time)",
     "aiohttp_jobs.atomic(handler)": "a plain (not async) function is accepted",
+    "MemoryStore.save(record)": "save('') raises AttributeError (no key)",
+    "MemoryStore.add_run(fire_at=)": "fire_at=nan raises a bare ValueError",
+    "MemoryStore.acquire(limit=)": "limit=nan is accepted",
 }
 #: Entry point -> what goes wrong after an accepted value (working property).
 WORKING_XFAIL: dict[str, str] = {}
