@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import json
 import math
@@ -1590,3 +1591,48 @@ def test_history_query_refuses_an_unknown_state() -> None:
     with pytest.raises(aiohttp_jobs.ConfigError, match="state"):
         History(maxlen=5).query(state="done")
     assert History(maxlen=5).query(state="failed", limit=0) == []
+
+
+async def _waiting(event: asyncio.Event | None) -> None:
+    assert event is not None
+    await event.wait()
+
+
+def test_a_job_dropped_with_its_loop_does_not_refuse_a_coroutine_at_its_address() -> (
+    None
+):
+    # A job that never ends (its event loop is dropped, the scheduler never
+    # closed) must not make a later coroutine that happens to get the same
+    # address look "already spawned".
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(lambda loop, context: None)  # "Task was destroyed"
+
+    async def abandon() -> int:
+        coro = _waiting(asyncio.Event())
+        await Scheduler().spawn(coro)
+        await asyncio.sleep(0)  # started: suspended in its await
+        return id(coro)
+
+    address = loop.run_until_complete(abandon())
+    loop.close()
+    del loop
+    gc.collect()
+    made: list[Any] = []
+    try:
+        for _ in range(100_000):
+            coro = _waiting(None)
+            made.append(coro)
+            if id(coro) == address:
+                break
+        else:
+            pytest.skip("no coroutine was given the freed address")
+
+        async def spawn_again() -> None:
+            async with Scheduler() as sched:
+                job = sched.spawn_nowait(coro)  # not refused
+                await job.close()
+
+        asyncio.run(spawn_again())
+    finally:
+        for other in made:
+            other.close()

@@ -16,6 +16,7 @@ import secrets
 import sys
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Coroutine
 from types import CoroutineType
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
@@ -59,9 +60,10 @@ def current_job() -> Job[Any]:
     return job
 
 
-#: ids of the coroutines that jobs hold, from spawn until the job ends (the job
-#: keeps a reference, so an id is not reused meanwhile).
-_held: set[int] = set()
+#: The coroutines that jobs hold, from spawn until the job ends, by id. A weak
+#: reference tells the held coroutine from a new one at the address of a dead one
+#: (a job that never ended: its event loop was dropped).
+_held: dict[int, weakref.ref[CoroutineType[Any, Any, Any]]] = {}
 
 
 def coroutine_in_use(coro: CoroutineType[Any, Any, Any]) -> bool:
@@ -73,7 +75,8 @@ def coroutine_in_use(coro: CoroutineType[Any, Any, Any]) -> bool:
     object; its job fails at once with asyncio's "cannot reuse already awaited
     coroutine".
     """
-    return id(coro) in _held or coro.cr_await is not None
+    held = _held.get(id(coro))
+    return (held is not None and held() is coro) or coro.cr_await is not None
 
 
 def running_job() -> Job[Any] | None:
@@ -200,7 +203,8 @@ class Job(Generic[_T]):
     ) -> None:
         # Positional and flat: this runs once per job, on the hot path.
         self._coro: Coroutine[Any, Any, _T] | None = coro
-        _held.add(id(coro))
+        if type(coro) is CoroutineType:  # what spawn() checks
+            _held[id(coro)] = weakref.ref(coro)
         self._owner = owner
         self._loop = loop
         self._name = name
@@ -536,7 +540,7 @@ class Job(Generic[_T]):
         or context."""
         coro = self._coro
         if coro is not None:
-            _held.discard(id(coro))
+            _held.pop(id(coro), None)
             if self._name is None and self._label is None:
                 self._label = self.name
             self._coro = None
