@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nox
@@ -83,7 +84,10 @@ def check(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "--strict", "--python-version", session.python or LOWEST)
     session.run("lint-imports")
-    session.run("python", "-m", "pytest", "-n", "2", *session.posargs)
+    # The packaging tests build the sdist and the wheel with uv, nox's own.
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    env = {"UV": uv} if uv else {}
+    session.run("python", "-m", "pytest", "-n", "2", *session.posargs, env=env)
 
 
 @nox.session(python=LOWEST, venv_backend="uv", tags=["ci"])
