@@ -60,13 +60,16 @@ class _Run:
 
     __slots__ = (
         "active",
+        "budget",
         "failure",
         "first",
         "indegree",
+        "job_done",
         "late",
         "loop",
         "priority",
         "ready",
+        "refused",
         "remaining",
         "root_id",
         "scheduler",
@@ -99,6 +102,8 @@ class _Run:
         self.targets = plan.targets
         self.indegree = plan.indegree.copy()
         self.ready = deque(plan.roots)
+        self.refused: deque[int] = deque()  # started from a callback, refused
+        self.budget = START_BATCH  # steps that may still start in this loop turn
         self.remaining = len(steps) - plan.forever
         self.window = workflow.window or len(steps) + 1
         self.active: dict[Job[object] | asyncio.Task[bool], int] = {}
@@ -112,6 +117,9 @@ class _Run:
             tags.append(f"workflow:{workflow.id}")
         self.tags = tuple(tags)
         self.loop = asyncio.get_running_loop()
+        #: One bound method for every job's done callback (not one per job: a big
+        #: fan-out would give the garbage collector 10,000 more objects to scan).
+        self.job_done = self._job_done
 
     async def execute(self) -> bool:
         workflow = self.workflow
@@ -140,58 +148,43 @@ class _Run:
         await self._stop()
         return self._conclude()
 
-    # -- the driver -------------------------------------------------------------
+    # -- starting steps -----------------------------------------------------------
 
     async def _drive(self) -> None:
+        """Start the ready steps, a batch per loop turn, until the run is over.
+
+        Steps released by a finishing step usually start at once, from its done
+        callback (:meth:`_settle`); the driver starts the first steps, those the
+        window or the batch held back, and those that must wait for a place in
+        the scheduler's pending list.
+        """
         ready = self.ready
         active = self.active
         window = self.window
-        steps = self.steps
         loop = self.loop
-        scheduler = self.scheduler
-        spawn_nowait = scheduler.spawn_nowait
-        spawn = scheduler.spawn
-        job_done = self._job_done
-        tags = self.tags
-        priority = self.priority
+        start = self._start
         while True:
-            budget = START_BATCH
+            self.budget = START_BATCH
+            refused = self.refused
+            while refused:  # settled here, not in the callback that started them
+                index = refused.popleft()
+                self._settle(index, self.steps[index], _FAILED)
             while (
                 ready
                 and len(active) < window
                 and self.failure is None
                 and not self.timed_out
             ):
-                if not budget:  # let what started run first (see START_BATCH)
+                if self.budget <= 0:  # let what started run first (START_BATCH)
                     await asyncio.sleep(0)
-                    budget = START_BATCH
+                    self.budget = START_BATCH
                     continue
-                budget -= 1
+                self.budget -= 1
                 index = ready.popleft()
-                step = steps[index]
-                if not isinstance(step, Step):
-                    self._launch_nested(index, step)
-                    continue
-                prio = step.priority
-                if prio is None:
-                    prio = priority
-                coro = step._start()
-                label = step.label
-                try:
-                    # A job waits for a place only when the pending list is full:
-                    # otherwise it starts (or queues) at once, without a coroutine.
-                    if not scheduler.full:
-                        job = spawn_nowait(coro, label, priority=prio, tags=tags)
-                    else:
-                        job = await spawn(coro, label, priority=prio, tags=tags)
-                except Exception as exc:  # e.g. the scheduler was closed
-                    coro.close()  # refused: no "never awaited" warning
-                    step._finish(_FAILED, exc)
-                    self._settle(index, step, _FAILED)
-                    continue
-                step._started(job)
-                active[job] = index
-                job.add_done_callback(job_done)
+                if not start(index, False):
+                    await self._start_waiting(index)
+            if refused:  # refused while this loop ran: settle them first
+                continue
             if self.failure is not None or self.timed_out or self.remaining == 0:
                 return
             if not active:  # pragma: no cover - prevented by validation
@@ -199,6 +192,65 @@ class _Run:
             waiter = self.waiter = loop.create_future()
             await waiter
             self.waiter = None
+
+    def _start(self, index: int, in_callback: bool) -> bool:
+        """Start step *index* now: a step through ``spawn_nowait()``, a nested
+        workflow as a task. ``False`` (and nothing done) when the scheduler's
+        pending list is full: only ``await spawn()`` can place the step then.
+
+        A spawn refused *in_callback* is settled by the driver, so that a chain
+        of refusals never recurses through the done callbacks.
+        """
+        step = self.steps[index]
+        if not isinstance(step, Step):
+            self._launch_nested(index, step)
+            return True
+        scheduler = self.scheduler
+        if scheduler.full:
+            return False
+        priority = step.priority
+        if priority is None:
+            priority = self.priority
+        coro = step._start()
+        try:
+            job = scheduler.spawn_nowait(
+                coro, step.label, priority=priority, tags=self.tags
+            )
+        except Exception as exc:  # e.g. the scheduler was closed
+            coro.close()  # refused: no "never awaited" warning
+            step._finish(_FAILED, exc)
+            if in_callback:
+                self.refused.append(index)
+                self._wake()
+            else:
+                self._settle(index, step, _FAILED)
+            return True
+        step._started(job)
+        self.active[job] = index
+        job.add_done_callback(self.job_done)
+        return True
+
+    async def _start_waiting(self, index: int) -> None:
+        """Start step *index* with ``await spawn()``: the scheduler's pending list
+        is full, so this waits for a place in it."""
+        step = self.steps[index]
+        assert isinstance(step, Step)  # nested workflows never wait
+        priority = step.priority
+        if priority is None:
+            priority = self.priority
+        coro = step._start()
+        try:
+            job = await self.scheduler.spawn(
+                coro, step.label, priority=priority, tags=self.tags
+            )
+        except Exception as exc:
+            coro.close()
+            step._finish(_FAILED, exc)
+            self._settle(index, step, _FAILED)
+            return
+        step._started(job)
+        self.active[job] = index
+        job.add_done_callback(self.job_done)
 
     def _launch_nested(self, index: int, step: BaseStep) -> None:
         group = step._as_group()
@@ -256,8 +308,20 @@ class _Run:
                 left = indegree[target] - 1
                 indegree[target] = left
                 if left == 0:
-                    ready.append(target)
-                    steps[target]._mark_ready()
+                    # Start it now, from this callback, unless it would pass
+                    # steps queued before it, the window, the batch or a failure.
+                    if (
+                        ready
+                        or self.budget <= 0
+                        or len(self.active) >= self.window
+                        or self.failure is not None
+                        or self.timed_out
+                        or not self._start(target, True)
+                    ):
+                        ready.append(target)
+                        steps[target]._mark_ready()
+                    else:
+                        self.budget -= 1
         # The driver only has work when a step is ready (newly, or held back by
         # the window) or when nothing is left to wait for.
         if self.ready or not self.remaining:

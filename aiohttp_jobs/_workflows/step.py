@@ -93,7 +93,9 @@ Requirements: TypeAlias = "BaseStep | Sequence | Iterable[BaseStep | Sequence]"
 def _flatten(requires: Requirements) -> list[BaseStep]:
     given: object = requires  # checked, whatever the annotation says
     items: Iterable[object]
-    if isinstance(given, (BaseStep, Sequence)):
+    if type(given) is tuple or type(given) is list:  # the common cases, fast
+        items = given
+    elif isinstance(given, (BaseStep, Sequence)):
         items = (given,)
     elif isinstance(given, Iterable) and not isinstance(given, str | bytes):
         items = given

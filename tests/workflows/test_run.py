@@ -15,6 +15,7 @@ from aiohttp_jobs import (
     JobState,
     Priority,
     Scheduler,
+    SchedulerClosedError,
     Sequence,
     Step,
     StepFailedError,
@@ -523,3 +524,69 @@ async def test_a_full_pending_list_is_waited_for_with_spawn() -> None:
     assert scheduler.calls[:2] == ["spawn_nowait", "spawn_nowait"]
     assert scheduler.calls[2:] == ["spawn", "spawn"]
     assert [s.result() for s in steps] == ["0", "1", "2", "3"]
+
+
+class WhereScheduler(Scheduler):
+    """Records, for each spawn_nowait(), whether a task or a callback made it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.from_task: list[bool] = []
+
+    def spawn_nowait(self, *args: Any, **kwargs: Any) -> Any:
+        self.from_task.append(asyncio.current_task() is not None)
+        return super().spawn_nowait(*args, **kwargs)
+
+
+async def test_a_released_step_starts_from_the_done_callback_of_its_requirement() -> (
+    None
+):
+    rec = Recorder()
+    async with WhereScheduler() as scheduler:
+        chain = Sequence(*(rec.step(name) for name in "abc"))
+        assert await Workflow(chain).run(scheduler=scheduler)
+    # The first step by the driver; the next ones without a round trip through it.
+    assert scheduler.from_task == [True, False, False]
+    assert rec.log == ["+a", "-a", "+b", "-b", "+c", "-c"]
+
+
+async def test_released_steps_wait_behind_the_window_and_in_order() -> None:
+    rec = Recorder()
+    root = rec.step("root")
+    later = [rec.step(str(i), ticks=2, requires=root) for i in range(5)]
+    assert await Workflow(root, *later, window=2).run()
+    assert rec.peak <= 2
+    assert [e for e in rec.log if e.startswith("+")] == ["+root"] + [
+        f"+{i}" for i in range(5)
+    ]
+
+
+async def test_a_step_refused_from_a_done_callback_fails_the_run_cleanly() -> None:
+    rec = Recorder()
+    async with Scheduler() as scheduler:
+        first = Step(functools.partial(drain_then_work, scheduler), label="first")
+        second = rec.step("second", requires=first)
+        with pytest.raises(StepFailedError, match="'second' failed") as info:
+            await Workflow(first, second).run(scheduler=scheduler)
+        assert isinstance(info.value.__cause__, SchedulerClosedError)
+        assert first.state is StepState.SUCCEEDED
+        assert second.state is StepState.FAILED and rec.log == []
+
+
+async def drain_then_work(scheduler: Scheduler) -> str:
+    scheduler.drain()  # from now on, only the running job may spawn
+    await asyncio.sleep(0)
+    return "drained"
+
+
+async def test_a_long_chain_of_refused_steps_does_not_recurse() -> None:
+    async with Scheduler() as scheduler:
+        first = Step(functools.partial(drain_then_work, scheduler), label="first")
+        rest = [
+            Step(functools.partial(asyncio.sleep, 0), critical=False)
+            for _ in range(3000)
+        ]
+        workflow = Workflow(Sequence(first, *rest), critical=False)
+        assert await workflow.run(scheduler=scheduler)  # non-critical failures
+        assert all(step.state is StepState.FAILED for step in rest)
+        assert isinstance(rest[-1].exception(), SchedulerClosedError)
