@@ -137,7 +137,8 @@ VALUES = frozenset(
     }
 )
 
-# Known defects, kept visible until fixed (strict: the test fails once they are).
+# Known defects, kept visible until fixed: the fix removes its entry here (until
+# then a fixed one shows as XPASS; not strict, so a fix landing alone breaks nothing).
 TYPE_HINTS_DEFECTS = {
     "JobEvent": "JobEvent.job is annotated with Job, which events.py imports "
     "only for type checkers, so typing.get_type_hints() cannot resolve it",
@@ -231,7 +232,7 @@ def test_public_class_lives_where_its_module_says(module: str, name: str) -> Non
         pytest.param(
             module,
             name,
-            marks=pytest.mark.xfail(reason=TYPE_HINTS_DEFECTS[name], strict=True)
+            marks=pytest.mark.xfail(reason=TYPE_HINTS_DEFECTS[name], strict=False)
             if name in TYPE_HINTS_DEFECTS
             else (),
         )
@@ -247,7 +248,7 @@ def test_public_class_annotations_resolve(module: str, name: str) -> None:
     [
         pytest.param(
             name,
-            marks=pytest.mark.xfail(reason=PICKLE_DEFECTS[name], strict=True)
+            marks=pytest.mark.xfail(reason=PICKLE_DEFECTS[name], strict=False)
             if name in PICKLE_DEFECTS
             else (),
         )
