@@ -68,40 +68,36 @@ class TaskRunner:
         self._stats: dict[str, TaskStats] = {}
         self._inflight: set[Job[Any]] = set()
         self._changed = asyncio.Event()
+        # Look at the store again (something changed); also the store subscriber.
+        # The event's own method: a store calls it on every change.
+        self.wake: Callable[[], None] = self._changed.set
         self._idle = asyncio.Event()
         self._idle.set()
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
-        self._stopping = False
+        self.stopping = False
+        """Set once :meth:`stop` began (or the scheduler refused a run)."""
         self._loop_task: asyncio.Task[None] | None = None
         self._lease = 60.0
         self._extend: Callable[[Claim, float], Awaitable[bool]] = self.extend
 
     def __repr__(self) -> str:
-        state = "stopping" if self._stopping else "running"
+        state = "stopping" if self.stopping else "running"
         return f"<TaskRunner {state} in_flight={len(self._inflight)}>"
 
     # -- what the runtime asks ----------------------------------------------------
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
 
     @property
     def in_flight(self) -> int:
         """Runs spawned and not finished yet."""
         return len(self._inflight)
 
-    def wake(self) -> None:
-        """Look at the store again (something changed); also a store subscriber."""
-        self._changed.set()
-
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._run_loop())
 
     async def stop(self) -> None:
         """Stop claiming; runs already due start first; wait for every run."""
-        self._stopping = True
+        self.stopping = True
         self._changed.set()
         if self._timer is not None:
             self._timer.cancel()
@@ -177,7 +173,7 @@ class TaskRunner:
             self._timer = self._clock.call_at(when, self._on_timer)
 
     async def _run_loop(self) -> None:
-        while not self._stopping:
+        while not self.stopping:
             try:
                 await self._run_some()
             except Exception:
@@ -199,7 +195,7 @@ class TaskRunner:
     async def _run_some(self) -> None:
         store = self._store
         changed = self._changed
-        while not self._stopping:
+        while not self.stopping:
             changed.clear()
             free = self._free()
             if free > 0:
@@ -273,7 +269,7 @@ class TaskRunner:
                     claim.run_id,
                     record.key,
                 )
-                self._stopping = True
+                self.stopping = True
                 return False
             job.add_done_callback(on_done)
             self._track(claim, job)

@@ -42,10 +42,12 @@ log = logging.getLogger("aiohttp_jobs.tasks")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# The revision of an instance scheduled under a key that holds no record: a
-# number no earlier definition of the key had (one that was unscheduled while
-# its run went on, say), so the store tells the two apart.
-_FRESH_REVISIONS = itertools.count(random.getrandbits(40))
+# Each definition saved by schedule_task() (and each declared task whose
+# schedule changed) gets a revision no earlier definition of its key had, also
+# one that was unscheduled while its run went on, or one written by another
+# process (random start): the store replaces a record saved with another
+# revision (stores/base.py, rule 5). No read of the old record is needed.
+_REVISIONS = itertools.count(random.getrandbits(40))
 
 
 class TaskRuntime:
@@ -153,9 +155,9 @@ class TaskRuntime:
                     f"{task!r} is declared {count} times; pass the task name"
                 )
             return found
-        check_name("task", task)
         found = declared.get(task)
         if found is None:
+            check_name("task", task)
             raise TaskNotFoundError(
                 f"no task named {task!r}; declared: {sorted(declared)}"
             )
@@ -215,8 +217,6 @@ class TaskRuntime:
             if params or declared.params
             else NO_PARAMS
         )
-        store = self._store
-        existing = await store.get(key)
         record = TaskRecord(
             key,
             declared.name,
@@ -226,15 +226,14 @@ class TaskRuntime:
             sched.first(self._clock.time()),
             0,
             declared.max_running,
-            next(_FRESH_REVISIONS) if existing is None else existing.revision + 1,
+            next(_REVISIONS),
         )
         runner = self._runner
         if isinstance(sched, OnceSchedule):  # once-off: nothing to compute later
-            if existing is not None:
-                runner.forget(key)
+            runner.forget(key)  # nor any statistics (of an earlier definition)
         else:
             runner.remember(key, record.schedule or {}, sched)
-        await store.save(record)
+        await self._store.save(record)
         runner.wake()
         return key
 
@@ -383,7 +382,7 @@ class TaskRuntime:
             else:  # new, or declared with another schedule: a new definition
                 fire_at = None if task.schedule is None else task.schedule.first(now)
                 backlog = 0
-                revision = 0 if existing is None else existing.revision + 1
+                revision = 0 if existing is None else next(_REVISIONS)
             record = TaskRecord(
                 key=task.name,
                 task=task.name,

@@ -96,8 +96,8 @@ class TaskRecord(NamedTuple):
     """How many runs of the cursor may be in progress at once."""
     revision: int = 0
     """Which definition of *key* this is (rule 5: saving another revision
-    replaces the record). The runtime gives a new instance a fresh number and an
-    instance scheduled again the next one; a store only compares them."""
+    replaces the record). The runtime gives each definition a number no earlier
+    one of the key had; a store only compares them for equality."""
 
 
 class Cursor(NamedTuple):
