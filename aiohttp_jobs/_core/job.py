@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import enum
+import gc
 import itertools
 import secrets
 import sys
 import time
 import traceback
-import weakref
 from collections.abc import Callable, Coroutine
 from types import CoroutineType
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
@@ -60,10 +60,11 @@ def current_job() -> Job[Any]:
     return job
 
 
-#: The coroutines that jobs hold, from spawn until the job ends, by id. A weak
-#: reference tells the held coroutine from a new one at the address of a dead one
-#: (a job that never ended: its event loop was dropped).
-_held: dict[int, weakref.ref[CoroutineType[Any, Any, Any]]] = {}
+#: The ids of the coroutines that jobs hold, from spawn until the job ends. Ids
+#: alone (an int and a set slot per live job): an id left by a job that never
+#: ended (its event loop dropped) may come back for a new coroutine, which
+#: ``coroutine_in_use()`` then tells apart on that rare path.
+_held: set[int] = set()
 
 
 def coroutine_in_use(coro: CoroutineType[Any, Any, Any]) -> bool:
@@ -75,8 +76,21 @@ def coroutine_in_use(coro: CoroutineType[Any, Any, Any]) -> bool:
     object; its job fails at once with asyncio's "cannot reuse already awaited
     coroutine".
     """
-    held = _held.get(id(coro))
-    return (held is not None and held() is coro) or coro.cr_await is not None
+    if coro.cr_await is not None:
+        return True
+    key = id(coro)
+    if key not in _held:
+        return False
+    # A refusal, or an id left behind: ask the collector whether a job holds
+    # this very coroutine (slow, but never on the path of a valid spawn that
+    # has an id of its own).
+    if any(
+        type(holder) is Job and holder._coro is coro
+        for holder in gc.get_referrers(coro)
+    ):
+        return True
+    _held.discard(key)
+    return False
 
 
 def running_job() -> Job[Any] | None:
@@ -203,8 +217,7 @@ class Job(Generic[_T]):
     ) -> None:
         # Positional and flat: this runs once per job, on the hot path.
         self._coro: Coroutine[Any, Any, _T] | None = coro
-        if type(coro) is CoroutineType:  # what spawn() checks
-            _held[id(coro)] = weakref.ref(coro)
+        _held.add(id(coro))
         self._owner = owner
         self._loop = loop
         self._name = name
@@ -234,7 +247,8 @@ class Job(Generic[_T]):
         )
 
     def __repr__(self) -> str:
-        return f"<Job {self.name!r} {self._state.value} id={self.id}>"
+        closed = "closed " if self._closed else ""  # aiojobs shows "closed"
+        return f"<Job {self.name!r} {closed}{self._state.value} id={self.id}>"
 
     # -- identity ---------------------------------------------------------------
 
@@ -466,8 +480,9 @@ class Job(Generic[_T]):
             if not self._state.final:
                 self._owner._job_dropped(self)
             return
-        if task.done():
-            return
+        # A task that already ended but whose outcome is not recorded yet (that
+        # happens one loop turn later, as with aiojobs) is waited for too: an
+        # explicit close() then claims its failure (raised here, not reported).
         task.cancel()
         if not await self._wait_final(timeout):
             if self._explicit:
@@ -540,7 +555,7 @@ class Job(Generic[_T]):
         or context."""
         coro = self._coro
         if coro is not None:
-            _held.pop(id(coro), None)
+            _held.discard(id(coro))
             if self._name is None and self._label is None:
                 self._label = self.name
             self._coro = None

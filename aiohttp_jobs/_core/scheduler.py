@@ -213,11 +213,9 @@ class Scheduler(Collection[Job[Any]]):
         self._loops = IsolatedLoops(loops)
 
     def __repr__(self) -> str:
-        state = "closed " if self._closed else ""
-        return (
-            f"<Scheduler {state}active={self._active_count} "
-            f"pending={self._pending_count} limit={self._limit}>"
-        )
+        # aiojobs' own format: the counters have properties of their own.
+        state = "closed " if self._closed else "draining " if self._draining else ""
+        return f"<Scheduler {state}jobs={len(self._jobs)}>"
 
     # -- collection of current jobs (aiojobs) -----------------------------------
 
@@ -393,9 +391,13 @@ class Scheduler(Collection[Job[Any]]):
         if loop is not None:
             hop, prio, tags = self._hop(loop, coro, name, priority, tags)
             label = hop.label
-            return self._try_spawn(
-                hop, name, prio, tags, label, None
-            ) or await self._wait_and_spawn(hop, name, prio, tags, label, None)
+            try:
+                return self._try_spawn(
+                    hop, name, prio, tags, label, None
+                ) or await self._wait_and_spawn(hop, name, prio, tags, label, None)
+            except BaseException:
+                hop.close()  # refused before it started: the hop is ours
+                raise
         return await self._spawn(coro, name, priority, tags, None)
 
     async def spawn_in_thread(
@@ -413,13 +415,12 @@ class Scheduler(Collection[Job[Any]]):
         inside ``fn``, ``current_job()`` works and progress may be reported.
         """
         _check_blocking("spawn_in_thread", fn)
-        return await self._spawn(
-            _call_in(self._pools.thread, fn, args),
-            name,
-            priority,
-            tags,
-            _qualname(fn),
-        )
+        call = _call_in(self._pools.thread, fn, args)
+        try:
+            return await self._spawn(call, name, priority, tags, _qualname(fn))
+        except BaseException:
+            call.close()  # refused before it started: the coroutine is ours
+            raise
 
     async def spawn_in_process(
         self,
@@ -443,13 +444,12 @@ class Scheduler(Collection[Job[Any]]):
                 f"to another process, but they cannot be pickled ({exc}); use a "
                 "module-level function and plain data, or spawn_in_thread()"
             ) from exc
-        return await self._spawn(
-            _call_in_process(self._pools.process, fn, args),
-            name,
-            priority,
-            tags,
-            _qualname(fn),
-        )
+        call = _call_in_process(self._pools.process, fn, args)
+        try:
+            return await self._spawn(call, name, priority, tags, _qualname(fn))
+        except BaseException:
+            call.close()  # refused before it started: the coroutine is ours
+            raise
 
     def spawn_nowait(
         self,
@@ -464,8 +464,9 @@ class Scheduler(Collection[Job[Any]]):
 
         The job starts now or joins the pending list, as with ``spawn()``; where
         ``spawn()`` would wait for a pending place, this raises
-        :class:`SchedulerFullError` instead (and closes *coro*). Must be called
-        from the event loop's thread. *loop* is as for ``spawn()``.
+        :class:`SchedulerFullError` instead. Whatever the refusal, *coro* is
+        closed (nothing is half-accepted). Must be called from the event loop's
+        thread. *loop* is as for ``spawn()``.
         """
         label = None
         if loop is None:
@@ -473,7 +474,11 @@ class Scheduler(Collection[Job[Any]]):
         else:
             hop, prio, tags = self._hop(loop, coro, name, priority, tags)
             coro, label = hop, hop.label
-        job = self._try_spawn(coro, name, prio, tags, label, None)
+        try:
+            job = self._try_spawn(coro, name, prio, tags, label, None)
+        except BaseException:
+            coro.close()
+            raise
         if job is None:
             coro.close()
             what = name or getattr(coro, "__qualname__", "job")
@@ -495,6 +500,7 @@ class Scheduler(Collection[Job[Any]]):
         coroutine wrapped to run there (see ``loops.py``)."""
         checked, prio, checked_tags = _checked(coro, name, priority, tags)
         if self._closed:  # before a loop is started for nothing
+            checked.close()  # unlike spawn() without a loop: nothing to hand back
             self._refuse(checked)
         return self._loops.hop(loop, checked), prio, checked_tags
 
@@ -522,6 +528,8 @@ class Scheduler(Collection[Job[Any]]):
     ) -> Job[_T] | None:
         """Start or queue a job now; ``None`` (and *coro* untouched) where it
         would have to wait for a pending place: then ``_wait_and_spawn()``.
+        A refusal (closed, draining, another event loop) raises and leaves *coro*
+        untouched too, for its owner to close or await (as aiojobs does).
 
         The spawning path shared by every ``spawn*()`` method, and the entry for
         the package's orchestrators (workflows, tasks): arguments come checked,
@@ -584,7 +592,6 @@ class Scheduler(Collection[Job[Any]]):
             self._enqueue(job)
 
     def _refuse(self, coro: Coroutine[Any, Any, Any]) -> NoReturn:
-        coro.close()
         state = "closed" if self._closed else "draining (shutting down)"
         raise SchedulerClosedError(
             f"cannot spawn a job: the scheduler is {state}; spawn before "
@@ -594,7 +601,6 @@ class Scheduler(Collection[Job[Any]]):
     def _bind(self, coro: Coroutine[Any, Any, Any]) -> asyncio.AbstractEventLoop:
         """Bind to the running loop on the first spawn; refuse any other loop."""
         if self._loop is not None:
-            coro.close()
             raise RuntimeError(f"{self!r} is bound to a different event loop")
         loop = self._loop = asyncio.get_running_loop()
         if self._loops.declared:
@@ -829,14 +835,16 @@ class Scheduler(Collection[Job[Any]]):
                 self._history.append(job)
                 if self._listeners:
                     self._emit(EventKind.FINISHED, job)
-        running = [job for job in self._jobs.values() if job._task is not None]
-        waiting: set[asyncio.Future[Any]] = set()
-        for job in running:
-            job._closed = True
-            task = job._task
-            assert task is not None
-            task.cancel()
-            waiting.add(task)
+        if self._jobs:
+            # As with aiojobs, a job spawned just before close() runs to its first
+            # await (so one that fails at once is reported), then is cancelled.
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                self._cancel_running()
+                raise
+        running = self._cancel_running()
+        waiting: set[asyncio.Future[Any]] = {job._task for job in running}  # type: ignore[misc]
         for fut in self._shields:
             fut.cancel()
             waiting.add(fut)
@@ -852,16 +860,39 @@ class Scheduler(Collection[Job[Any]]):
             self._set_idle()
             await self._loops.close(self._close_timeout)
 
+    def _cancel_running(self) -> list[Job[Any]]:
+        """Cancel every running job (marking it closed); returns them."""
+        running = [job for job in self._jobs.values() if job._task is not None]
+        for job in running:
+            job._closed = True
+            task = job._task
+            assert task is not None
+            task.cancel()
+        return running
+
     def call_exception_handler(self, context: dict[str, Any]) -> None:
-        """Pass *context* to the ``exception_handler``, else to the loop's."""
+        """Pass *context* to the ``exception_handler``, else to the loop's.
+
+        A handler that raises is logged with the report it failed on; it
+        changes nothing else (the job, its waiters, ``close()`` carry on).
+        """
         if not isinstance(context, dict):
             raise ConfigTypeError(
                 f"context must be a dict such as {{'message': ...}}, got {context!r}"
             )
         if self._exception_handler is None:
             asyncio.get_running_loop().call_exception_handler(context)
-        else:
+            return
+        try:
             self._exception_handler(self, context)
+        except Exception:
+            logger.exception(
+                "exception_handler %r failed on %r (job %r, exception %r)",
+                self._exception_handler,
+                context.get("message"),
+                context.get("job"),
+                context.get("exception"),
+            )
 
 
 def _closed_while_waiting() -> SchedulerClosedError:

@@ -381,3 +381,104 @@ async def test_call_exception_handler_uses_the_custom_handler(
     scheduler.call_exception_handler({"message": "hi"})
     assert seen == [(scheduler, {"message": "hi"})]
     await scheduler.close()
+
+
+async def test_close_right_after_spawn_lets_the_body_reach_its_first_await(
+    make_scheduler: Any,
+) -> None:
+    reports: list[dict[str, Any]] = []
+    scheduler = make_scheduler(exception_handler=lambda s, c: reports.append(c))
+    exc = RuntimeError("at once")
+
+    async def fails_at_once() -> None:
+        raise exc
+
+    await scheduler.spawn(fails_at_once())
+    await scheduler.close()
+    assert [(c["message"], c["exception"]) for c in reports] == [
+        ("Job processing failed", exc)
+    ]
+
+
+async def test_close_in_the_turn_of_the_failure_claims_it(make_scheduler: Any) -> None:
+    reports: list[dict[str, Any]] = []
+    scheduler = make_scheduler(exception_handler=lambda s, c: reports.append(c))
+    failed = asyncio.get_running_loop().create_future()
+
+    async def fails() -> None:
+        failed.set_result(None)
+        raise RuntimeError("claimed")
+
+    job = await scheduler.spawn(fails())
+    await failed  # resumes in the turn in which the job fails
+    with pytest.raises(RuntimeError, match="claimed"):
+        await job.close()
+    await scheduler.close()
+    assert reports == []
+
+
+async def test_wait_in_the_turn_of_the_failure_claims_it(make_scheduler: Any) -> None:
+    reports: list[dict[str, Any]] = []
+    scheduler = make_scheduler(exception_handler=lambda s, c: reports.append(c))
+    failed = asyncio.get_running_loop().create_future()
+
+    async def fails() -> None:
+        failed.set_result(None)
+        raise RuntimeError("claimed")
+
+    job = await scheduler.spawn(fails())
+    await failed
+    with pytest.raises(RuntimeError, match="claimed"):
+        await job.wait()
+    await scheduler.close()
+    assert reports == []
+
+
+async def test_a_refused_coroutine_is_left_to_its_owner(make_scheduler: Any) -> None:
+    scheduler = make_scheduler()
+    await scheduler.close()
+    coro = settle(1)
+    with pytest.raises(RuntimeError):
+        await scheduler.spawn(coro)
+    await coro  # untouched: its owner may still await it
+
+
+def test_another_event_loop_is_refused_and_its_coroutine_left_untouched(
+    make_scheduler: Any,
+) -> None:
+    scheduler = make_scheduler()
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        job = first.run_until_complete(scheduler.spawn(asyncio.sleep(10)))
+
+        async def from_the_other_loop() -> None:
+            coro = settle(1)
+            with pytest.raises(RuntimeError, match="bound to a different event loop"):
+                await scheduler.spawn(coro)
+            await coro
+
+        second.run_until_complete(from_the_other_loop())
+        assert list(scheduler) == [job]
+        first.run_until_complete(scheduler.close())
+    finally:
+        second.close()
+        first.close()
+
+
+async def test_close_timing_out_is_reported_with_the_source_traceback() -> None:
+    asyncio.get_running_loop().set_debug(True)
+    reports: list[dict[str, Any]] = []
+    scheduler = aiohttp_jobs.Scheduler(
+        close_timeout=0.01, exception_handler=lambda s, c: reports.append(c)
+    )
+    release = asyncio.Event()
+    job = await scheduler.spawn(_stubborn(release))
+    await settle()
+    await scheduler.close()
+    release.set()
+    await settle()
+    (context,) = reports
+    assert context["message"] == "Job closing timed out"
+    assert isinstance(context["exception"], asyncio.TimeoutError)
+    assert context["job"] is job
+    assert context["source_traceback"]

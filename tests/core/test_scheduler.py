@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from aiohttp_jobs import (
     JobState,
     Scheduler,
 )
-from tests.helpers import returning, settle
+from tests.helpers import failing, returning, settle
 
 
 async def test_drain_refuses_new_jobs_and_lets_current_ones_finish() -> None:
@@ -24,6 +25,8 @@ async def test_drain_refuses_new_jobs_and_lets_current_ones_finish() -> None:
     coro = returning(1)
     with pytest.raises(aiohttp_jobs.SchedulerClosedError, match="draining"):
         await scheduler.spawn(coro)
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CREATED  # still ours
+    coro.close()
     gate.set()
     await scheduler.wait_and_close()
     assert job.state is JobState.SUCCEEDED
@@ -129,10 +132,12 @@ async def test_drain_exempt_admits_spawns_until_close() -> None:
     coro = returning(3)
     with pytest.raises(aiohttp_jobs.SchedulerClosedError, match="draining"):
         await scheduler.spawn(coro)  # outside the block: refused
+    coro.close()
     await scheduler.close()
     with scheduler.drain_exempt():
         with pytest.raises(aiohttp_jobs.SchedulerClosedError, match="closed"):
-            await scheduler.spawn(returning(4))
+            await scheduler.spawn(coro := returning(4))
+    coro.close()
 
 
 async def test_drain_exempt_is_inherited_by_jobs_spawned_inside_it() -> None:
@@ -179,6 +184,7 @@ async def test_running_jobs_may_spawn_while_draining_others_may_not() -> None:
     foreign_job = await other.spawn(foreign())
     with pytest.raises(aiohttp_jobs.SchedulerClosedError, match="draining"):
         await foreign_job.wait()
+    coro.close()
     await other.close()
     await scheduler.close()
 
@@ -192,6 +198,7 @@ async def test_drain_exempt_of_one_scheduler_does_not_exempt_another() -> None:
         coro = returning(2)
         with pytest.raises(aiohttp_jobs.SchedulerClosedError):
             await second.spawn(coro)
+        coro.close()
     assert await job.wait() == 1
     await first.close()
     await second.close()
@@ -275,4 +282,37 @@ async def test_active_count_falls_when_a_job_that_outlived_close_ends() -> None:
     await settle()
     assert job.done
     assert scheduler.active_count == 0
-    assert "active=0" in repr(scheduler)
+
+
+async def test_a_raising_exception_handler_is_logged_and_changes_nothing_else(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+
+    def broken(scheduler: Scheduler, context: dict[str, Any]) -> None:
+        calls.append(context["message"])
+        raise ValueError("handler bug")
+
+    scheduler = Scheduler(exception_handler=broken, close_timeout=0.01)
+    failed = await scheduler.spawn(failing(RuntimeError("job bug")))
+    await settle()
+    assert calls == ["Job processing failed"]
+    with pytest.raises(RuntimeError, match="job bug"):  # no hang
+        await asyncio.wait_for(failed.wait(), timeout=5)
+    assert "handler bug" in caplog.text and "exception_handler" in caplog.text
+
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await release.wait()
+
+    jobs = [await scheduler.spawn(stubborn()) for _ in range(2)]
+    await settle()
+    await scheduler.close()  # returns: every job reported, none re-raised
+    assert calls[1:] == ["Job closing timed out"] * 2
+    release.set()
+    await settle()
+    assert all(job.done for job in jobs)
