@@ -71,6 +71,8 @@ class EventStream:
         return f"<EventStream buffered={len(self._buffer)} dropped={self.dropped}>"
 
     def _push(self, event: JobEvent) -> None:
+        if self._closed:  # ended: its reader returns after what it buffered
+            return
         if len(self._buffer) >= self.maxsize:
             self._buffer.popleft()
             self.dropped += 1
@@ -104,10 +106,12 @@ class EventStream:
 class EventBus:
     """Fan-out of :class:`JobEvent` to listeners and streams."""
 
-    __slots__ = ("_listeners",)
+    __slots__ = ("_closed", "_listeners", "_streams")
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
+        self._streams: set[EventStream] = set()
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"<EventBus listeners={len(self._listeners)}>"
@@ -140,11 +144,17 @@ class EventBus:
 
     @asynccontextmanager
     async def _stream(self, stream: EventStream) -> AsyncIterator[EventStream]:
+        if self._closed:
+            stream._close()  # its scheduler has closed: nothing more will come
+            yield stream
+            return
         push = stream._push
         self.add_listener(push)
+        self._streams.add(stream)
         try:
             yield stream
         finally:
+            self._streams.discard(stream)
             self.remove_listener(push)
             stream._close()
 
@@ -156,6 +166,17 @@ class EventBus:
             except Exception:
                 logger.exception("event listener %r failed on %r", listener, event)
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (the scheduler has closed)."""
+        return self._closed
+
     def close(self) -> None:
-        """Detach every listener (used when the scheduler closes)."""
-        self._listeners.clear()
+        """End every stream: its reader gets the events already buffered, then
+        the ``async for`` ends. Called when the scheduler has closed; streams
+        opened later end at once. Plain listeners stay attached (a job that
+        outlives ``close_timeout`` still reports its end to them)."""
+        self._closed = True
+        for stream in self._streams:
+            stream._close()
+        self._streams.clear()

@@ -13,6 +13,7 @@ import contextvars
 import enum
 import gc
 import itertools
+import os
 import secrets
 import sys
 import time
@@ -29,7 +30,6 @@ from .._checks import (
     check_timeout,
 )
 from .._errors import JobNotFinishedError, NoCurrentJobError
-from .events import EventKind
 from .priority import Priority
 
 __all__ = ["Job", "JobState", "Progress", "current_job"]
@@ -40,6 +40,37 @@ _T = TypeVar("_T", covariant=True)
 #: sharing a store) never collide; the suffix is a process-wide counter.
 _ID_PREFIX = secrets.token_hex(4)
 _next_seq = itertools.count(1).__next__
+#: The first sequence number that ``_ID_PREFIX`` covers, and the earlier
+#: ``(first sequence number, prefix)`` pairs of this process: a forked child
+#: takes a new prefix (see ``_reseed_ids``) while the jobs it inherited keep
+#: their ids.
+_epoch_start = 1
+_epochs: list[tuple[int, str]] = []
+
+
+def _reseed_ids() -> None:
+    """In a forked child: a prefix of its own, so two workers forked from one
+    parent (``gunicorn --preload``) never hand out the same id."""
+    global _ID_PREFIX, _epoch_start, _next_seq
+    first = _next_seq()
+    _epochs.append((_epoch_start, _ID_PREFIX))
+    _ID_PREFIX = secrets.token_hex(4)
+    _epoch_start = first
+    _next_seq = itertools.count(first).__next__
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_reseed_ids)
+
+
+def _prefix_of(seq: int) -> str:
+    if seq >= _epoch_start:
+        return _ID_PREFIX
+    for start, prefix in reversed(_epochs):
+        if seq >= start:
+            return prefix
+    return _ID_PREFIX
+
 
 _current: contextvars.ContextVar[Job[Any] | None] = contextvars.ContextVar(
     "aiohttp_jobs.current_job", default=None
@@ -101,12 +132,13 @@ def running_job() -> Job[Any] | None:
 def seq_from_id(job_id: str) -> int | None:
     """The sequence number encoded in an id of this process, else ``None``."""
     prefix, sep, seq = job_id.partition("-")
-    if not sep or prefix != _ID_PREFIX:
+    if not sep:
         return None
     try:
-        return int(seq, 16)
+        number = int(seq, 16)
     except ValueError:
         return None
+    return number if number > 0 and _prefix_of(number) == prefix else None
 
 
 class JobState(str, enum.Enum):
@@ -160,7 +192,7 @@ class JobOwner(Protocol):
 
     def _job_dropped(self, job: Job[Any]) -> None: ...
 
-    def _job_event(self, kind: EventKind, job: Job[Any]) -> None: ...
+    def _job_progressed(self, job: Job[Any]) -> None: ...
 
 
 def _resolve_false(fut: asyncio.Future[bool]) -> None:
@@ -255,7 +287,9 @@ class Job(Generic[_T]):
     @property
     def id(self) -> str:
         """Unique, URL-safe identifier (unique across processes too)."""
-        return f"{_ID_PREFIX}-{self._seq:x}"
+        seq = self._seq
+        prefix = _ID_PREFIX if seq >= _epoch_start else _prefix_of(seq)
+        return f"{prefix}-{seq:x}"
 
     @property
     def name(self) -> str:
@@ -394,7 +428,7 @@ class Job(Generic[_T]):
         if self._state.final:
             return
         self._progress = progress
-        self._owner._job_event(EventKind.PROGRESS, self)
+        self._owner._job_progressed(self)
 
     # -- outcome notification ---------------------------------------------------
 

@@ -697,9 +697,9 @@ class Scheduler(Collection[Job[Any]]):
         if self._idle_waiter is not None and not self._jobs and not self._shields:
             self._set_idle()
 
-    def _job_event(self, kind: EventKind, job: Job[Any]) -> None:
+    def _job_progressed(self, job: Job[Any]) -> None:
         if self._listeners:
-            self._emit(kind, job)
+            self._emit(EventKind.PROGRESS, job)
 
     def _emit(self, kind: EventKind, job: Job[Any]) -> None:
         self._events.emit(JobEvent(kind, job, time.time()))
@@ -835,20 +835,24 @@ class Scheduler(Collection[Job[Any]]):
                 self._history.append(job)
                 if self._listeners:
                     self._emit(EventKind.FINISHED, job)
-        if self._jobs:
-            # As with aiojobs, a job spawned just before close() runs to its first
-            # await (so one that fails at once is reported), then is cancelled.
-            try:
-                await asyncio.sleep(0)
-            except asyncio.CancelledError:
-                self._cancel_running()
-                raise
-        running = self._cancel_running()
-        waiting: set[asyncio.Future[Any]] = {job._task for job in running}  # type: ignore[misc]
-        for fut in self._shields:
-            fut.cancel()
-            waiting.add(fut)
+        running: list[Job[Any]] = []
         try:
+            if self._jobs:
+                # As with aiojobs, a job spawned just before close() runs to its
+                # first await (so one that fails at once is reported), then is
+                # cancelled.
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError:
+                    self._cancel_running()
+                    raise
+            running = self._cancel_running()
+            waiting: set[asyncio.Future[Any]] = set(self._shields)
+            for job in running:
+                assert job._task is not None
+                waiting.add(job._task)
+            for fut in self._shields:
+                fut.cancel()
             if waiting:
                 await asyncio.wait(waiting, timeout=self._close_timeout)
             for job in running:
@@ -858,6 +862,7 @@ class Scheduler(Collection[Job[Any]]):
             self._jobs.clear()
             self._pools.shutdown()
             self._set_idle()
+            self._events.close()  # readers of events.stream() return now
             await self._loops.close(self._close_timeout)
 
     def _cancel_running(self) -> list[Job[Any]]:

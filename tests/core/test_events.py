@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import aiohttp_jobs
@@ -61,3 +63,24 @@ async def test_a_failing_listener_does_not_stop_the_others(
     await scheduler.close()
     assert EventKind.FINISHED in seen
     assert "listener bug" in caplog.text
+
+
+async def test_a_stream_reader_returns_when_its_scheduler_closes() -> None:
+    scheduler = Scheduler()
+    seen: list[EventKind] = []
+
+    async def read() -> None:
+        async with scheduler.events.stream() as events:
+            seen.extend([event.kind async for event in events])
+
+    reader = asyncio.ensure_future(read())
+    await asyncio.sleep(0)
+    await scheduler.spawn(asyncio.Event().wait())
+    await scheduler.close()
+    await asyncio.wait_for(reader, timeout=5)  # hung forever before
+    # The events buffered before the end are still read.
+    assert seen == [EventKind.CREATED, EventKind.STARTED, EventKind.FINISHED]
+    assert scheduler.events.closed
+
+    async with scheduler.events.stream() as late:  # opened after the close
+        assert [event async for event in late] == []

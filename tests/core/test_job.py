@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +86,51 @@ async def test_progress_reported_from_inside_is_readable_outside() -> None:
 def test_current_job_outside_a_job_is_a_lookup_error() -> None:
     with pytest.raises(LookupError, match="outside of a job"):
         current_job()
+
+
+_FORK_SCRIPT = """
+import asyncio, os
+import aiohttp_jobs
+
+async def spawn_one():
+    async with aiohttp_jobs.Scheduler() as scheduler:
+        job = await scheduler.spawn(asyncio.sleep(0))
+        assert scheduler.get_job(job.id) is job
+        return job
+
+inherited = asyncio.run(spawn_one())  # made in the parent, before the forks
+read, write = os.pipe()
+children = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:  # a worker: the ids it hands out
+        try:
+            job = asyncio.run(spawn_one())
+            os.write(write, (job.id + " " + inherited.id + "\\n").encode())
+        finally:
+            os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+os.close(write)
+with os.fdopen(read) as lines:
+    print(lines.read(), end="")
+print(asyncio.run(spawn_one()).id, inherited.id)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_job_ids_stay_unique_across_forked_workers() -> None:
+    # In a fresh interpreter: forking this (multi-threaded) test process is unsafe.
+    out = subprocess.run(
+        [sys.executable, "-c", _FORK_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout.split()
+    new_ids, inherited = out[0::2], set(out[1::2])
+    assert len(new_ids) == 3 and len(set(new_ids)) == 3, out
+    assert len({job_id.partition("-")[0] for job_id in new_ids}) == 3
+    assert len(inherited) == 1  # a job made before a fork keeps its id
