@@ -41,18 +41,24 @@ __all__ = ["BaseStep", "Group", "Requirements", "Sequence", "Step", "StepState"]
 
 _T = TypeVar("_T", covariant=True)
 
+#: Ids are ``<prefix>-<sequence number>``. The steps numbered from ``_first_seq``
+#: on take ``_ID_PREFIX``; a forked child takes a prefix of its own (two workers
+#: forked from one parent never hand out the same id) while the steps it
+#: inherited keep theirs, listed in ``_inherited`` as (first number, prefix).
 _ID_PREFIX = secrets.token_hex(3)
+_first_seq = 1
+_inherited: list[tuple[int, str]] = []
 _next_seq = itertools.count(1).__next__
 
 
 def _new_id_prefix() -> None:
-    """A forked worker numbers its steps and workflows under a prefix of its own,
-    so that two workers of one parent never hand out the same id."""
-    global _ID_PREFIX
+    global _ID_PREFIX, _first_seq
+    _inherited.append((_first_seq, _ID_PREFIX))
+    _first_seq = _next_seq()
     _ID_PREFIX = secrets.token_hex(3)
 
 
-if hasattr(os, "register_at_fork"):  # not on Windows
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_new_id_prefix)
 
 
@@ -231,7 +237,11 @@ class BaseStep:
     @property
     def id(self) -> str:
         """Unique, URL-safe identifier (used in job tags and drawings)."""
-        return f"{_ID_PREFIX}-{self._seq:x}"
+        seq = self._seq
+        if seq >= _first_seq:
+            return f"{_ID_PREFIX}-{seq:x}"
+        prefix = next(p for first, p in reversed(_inherited) if seq >= first)
+        return f"{prefix}-{seq:x}"
 
     @property
     def label(self) -> str:

@@ -294,23 +294,26 @@ from aiohttp_jobs import Step, Workflow
 async def work():
     pass
 
-before = Step(work).id
+inherited = Step(work)
+before = inherited.id
 read, write = os.pipe()
 pid = os.fork()
 if pid == 0:
-    os.write(write, " ".join((Step(work).id, Workflow().id)).encode())
+    ids = (Step(work).id, Workflow().id, inherited.id)
+    os.write(write, " ".join(ids).encode())
     os._exit(0)
 os.waitpid(pid, 0)
-child_step, child_workflow = os.read(read, 200).decode().split()
+child_step, child_workflow, inherited_in_child = os.read(read, 300).decode().split()
 parent_step, parent_workflow = Step(work).id, Workflow().id
 print(before.split("-")[0] == parent_step.split("-")[0])
 print(child_step.split("-")[0] != parent_step.split("-")[0])
 print(len({child_step, child_workflow, parent_step, parent_workflow}))
+print(inherited_in_child == before == inherited.id)
 """
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert done.stdout.split() == ["True", "True", "4"]
+    assert done.stdout.split() == ["True", "True", "4", "True"]
 
 
 @pytest.mark.parametrize(
