@@ -1,11 +1,12 @@
 """Running a workflow: each step becomes a job as soon as its requirements end.
 
 Work is O(steps + requirements): every step keeps a count of unfinished
-requirements; a finished step decrements its dependents' counts (a job done
-callback, no rescan) and the ones reaching zero join a ready queue, from which
-the driver spawns while the window has room. Nested workflows run as plain tasks
-driving their own steps on the same scheduler, so that a waiting orchestrator
-never holds one of the scheduler's slots.
+requirements; a finished step decrements its dependents' counts (in its job's
+done callback, no rescan) and starts the ones reaching zero right there, unless
+the window, the per-turn batch or steps queued before them hold them back: those
+join a ready queue, from which the driver spawns. Nested workflows run as plain
+tasks driving their own steps on the same scheduler, so that a waiting
+orchestrator never holds one of the scheduler's slots.
 
 Steps start through the scheduler's public API: ``spawn_nowait()`` while the
 pending list has room, ``await spawn()`` when it is full, then
