@@ -1,4 +1,4 @@
-"""The stream of job state changes.
+"""The stream of job state changes (and of the scheduler's own settings).
 
 Listeners are plain callables run synchronously in the event loop thread right
 after the change; streams are async iterators with a bounded buffer, for consumers
@@ -12,28 +12,36 @@ import asyncio
 import enum
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .._checks import MAX_COUNT, check_callable, check_count
+from .job import Job
 
-if TYPE_CHECKING:
-    from .job import Job
-
-__all__ = ["EventBus", "EventKind", "EventStream", "JobEvent", "Listener"]
+__all__ = [
+    "Event",
+    "EventBus",
+    "EventKind",
+    "EventStream",
+    "JobEvent",
+    "Listener",
+    "SchedulerEvent",
+]
 
 logger = logging.getLogger("aiohttp_jobs")
 
 
 class EventKind(str, enum.Enum):
-    """What happened to a job."""
+    """What happened to a job (or, for ``RECONFIGURED``, to the scheduler)."""
 
-    CREATED = "created"  #: spawned; pending until a slot frees up
+    CREATED = "created"  #: spawned; pending (or scheduled) until it starts
     STARTED = "started"  #: its task started running
     PROGRESS = "progress"  #: the job reported progress
     FINISHED = "finished"  #: reached a final state (see ``job.state``)
+    #: limits, reserves or pool sizes changed (a :class:`SchedulerEvent`)
+    RECONFIGURED = "reconfigured"
 
     def __str__(self) -> str:
         return self.value
@@ -48,7 +56,19 @@ class JobEvent:
     at: float
 
 
-Listener = Callable[[JobEvent], None]
+@dataclass(frozen=True, slots=True)
+class SchedulerEvent:
+    """A change of the scheduler itself: ``changes`` maps each setting that
+    changed to its ``(old, new)`` values. ``at`` is wall-clock time."""
+
+    kind: EventKind
+    changes: Mapping[str, tuple[Any, Any]]
+    at: float
+
+
+#: What listeners and streams receive: tell them apart by ``kind`` (or type).
+Event = JobEvent | SchedulerEvent
+Listener = Callable[[Event], None]
 
 
 class EventStream:
@@ -63,14 +83,14 @@ class EventStream:
     def __init__(self, *, maxsize: int) -> None:
         self.maxsize = check_count("maxsize", maxsize, minimum=1, maximum=MAX_COUNT)
         self.dropped = 0
-        self._buffer: deque[JobEvent] = deque()
+        self._buffer: deque[Event] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
 
     def __repr__(self) -> str:
         return f"<EventStream buffered={len(self._buffer)} dropped={self.dropped}>"
 
-    def _push(self, event: JobEvent) -> None:
+    def _push(self, event: Event) -> None:
         if self._closed:  # ended: its reader returns after what it buffered
             return
         if len(self._buffer) >= self.maxsize:
@@ -91,7 +111,7 @@ class EventStream:
     def __aiter__(self) -> EventStream:
         return self
 
-    async def __anext__(self) -> JobEvent:
+    async def __anext__(self) -> Event:
         while not self._buffer:
             if self._closed:
                 raise StopAsyncIteration
@@ -158,7 +178,7 @@ class EventBus:
             self.remove_listener(push)
             stream._close()
 
-    def emit(self, event: JobEvent) -> None:
+    def emit(self, event: Event) -> None:
         """Deliver *event*; a failing listener is logged and does not stop others."""
         for listener in tuple(self._listeners):
             try:

@@ -144,6 +144,7 @@ def seq_from_id(job_id: str) -> int | None:
 class JobState(str, enum.Enum):
     """Where a job is in its life. The last three are final."""
 
+    SCHEDULED = "scheduled"  #: spawned with a delay that has not passed yet
     PENDING = "pending"  #: waiting for a free slot
     RUNNING = "running"  #: its task is running
     SUCCEEDED = "succeeded"  #: returned a value
@@ -155,9 +156,10 @@ class JobState(str, enum.Enum):
 
     @property
     def final(self) -> bool:
-        return self is not _PENDING and self is not _RUNNING
+        return self is not _PENDING and self is not _RUNNING and self is not _SCHEDULED
 
 
+_SCHEDULED = JobState.SCHEDULED
 _PENDING = JobState.PENDING
 _RUNNING = JobState.RUNNING
 _SUCCEEDED = JobState.SUCCEEDED
@@ -337,6 +339,13 @@ class Job(Generic[_T]):
     def pending(self) -> bool:
         """Waiting for a slot and not closed (aiojobs)."""
         return self._task is None and not self._closed
+
+    @property
+    def scheduled(self) -> bool:
+        """Spawned with a delay (``delay=`` / ``start_at=``) that has not passed:
+        also ``pending``, but not in the pending list and not counted in
+        ``pending_count`` (see ``Scheduler.scheduled_count``)."""
+        return self._state is _SCHEDULED
 
     @property
     def closed(self) -> bool:
@@ -544,6 +553,14 @@ class Job(Generic[_T]):
         task = self._loop.create_task(coro, name=self._name, context=ctx)
         task.add_done_callback(_task_done, context=ctx)
         self._task = task
+
+    def _schedule(self) -> None:
+        """Spawned with a delay: scheduled until the scheduler calls ``_due()``."""
+        self._state = _SCHEDULED
+
+    def _due(self) -> None:
+        """Its delay has passed: from now on it is an ordinary pending job."""
+        self._state = _PENDING
 
     def _drop(self) -> None:
         """Finish a job that never started: it counts as cancelled."""

@@ -42,6 +42,21 @@ class Pools:
             self._process = ProcessPoolExecutor(max_workers=self._process_size)
         return self._process
 
+    def resize(self, *, thread_size: int, process_size: int) -> None:
+        """New sizes for the work submitted from now on: a pool whose size
+        changes is replaced on its next use, and the old one finishes what it
+        was given (its workers exit afterwards)."""
+        if thread_size != self._thread_size:
+            self._thread_size = thread_size
+            if self._thread is not None:
+                self._thread.shutdown(wait=False)
+                self._thread = None
+        if process_size != self._process_size:
+            self._process_size = process_size
+            if self._process is not None:
+                self._process.shutdown(wait=False)
+                self._process = None
+
     def shutdown(self) -> None:
         """Drop queued work and let the workers exit once their current call ends.
 

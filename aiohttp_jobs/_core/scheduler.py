@@ -24,6 +24,7 @@ from collections.abc import (
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from contextvars import ContextVar, copy_context
+from datetime import datetime, timedelta
 from types import CoroutineType, TracebackType
 from typing import Any, NoReturn, TypeVar
 
@@ -31,9 +32,12 @@ from .._checks import (
     MAX_COUNT,
     check_callable,
     check_count,
+    check_datetime,
+    check_duration,
     check_name,
     check_tags,
     check_timeout,
+    check_timestamp,
 )
 from .._errors import (
     ConfigError,
@@ -44,7 +48,8 @@ from .._errors import (
     SchedulerClosedError,
     SchedulerFullError,
 )
-from .events import EventBus, EventKind, JobEvent
+from .clock import Clock, SystemClock, TimerHandle
+from .events import EventBus, EventKind, JobEvent, SchedulerEvent
 from .history import History
 from .job import Job, coroutine_in_use, running_job, seq_from_id
 from .loops import Hop, IsolatedLoops
@@ -112,6 +117,32 @@ async def _call_in_process(
     return await asyncio.get_running_loop().run_in_executor(pool(), call)
 
 
+def _by_priority(job: Job[Any]) -> int:
+    return -job._priority
+
+
+class _Unset:
+    """The type of ``_UNSET``: an argument of ``reconfigure()`` not given."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET = _Unset()
+_NO_CAP = 1 << 62  # above any count of jobs
+
+
+def _caps(
+    limit: int | None, reserve_normal: int, reserve_high: int
+) -> tuple[int, int, int] | None:
+    """Capacity per priority: LOW, NORMAL, HIGH (CRITICAL is never capped)."""
+    if limit is None:
+        return None
+    return (limit, limit + reserve_normal, limit + reserve_normal + reserve_high)
+
+
 class Scheduler(Collection[Job[Any]]):
     """Runs jobs concurrently, at most ``limit`` at a time (``None``: no limit).
 
@@ -136,7 +167,15 @@ class Scheduler(Collection[Job[Any]]):
         thread_pool_size: int | None = None,
         process_pool_size: int | None = None,
         loops: Collection[str] = (),
+        clock: Clock | None = None,
     ) -> None:
+        if clock is None:
+            clock = SystemClock()
+        elif not isinstance(clock, Clock):
+            raise ConfigTypeError(
+                f"clock must be an aiohttp_jobs.Clock (time(), now(), call_at()), "
+                f"got {clock!r}"
+            )
         check_callable("exception_handler", exception_handler, optional=True)
         check_callable("on_start_timeout", on_start_timeout, optional=True)
         if limit is not None:
@@ -169,11 +208,7 @@ class Scheduler(Collection[Job[Any]]):
         self._exception_handler = exception_handler
         self._reserves = (reserve_normal, reserve_high)
         # Capacity per priority: LOW, NORMAL, HIGH (CRITICAL is never capped).
-        self._caps: tuple[int, int, int] | None = (
-            None
-            if limit is None
-            else (limit, limit + reserve_normal, limit + reserve_normal + reserve_high)
-        )
+        self._caps = _caps(limit, reserve_normal, reserve_high)
         self._start_warning = start_timeout_warning
         self._start_critical = start_timeout_critical
         self._on_start_timeout = on_start_timeout
@@ -211,6 +246,13 @@ class Scheduler(Collection[Job[Any]]):
         # built while nobody listens.
         self._listeners = self._events._listeners
         self._loops = IsolatedLoops(loops)
+        self._clock = clock
+        # Delayed spawns: each job's due time, the jobs due at each time, and one
+        # clock timer per distinct due time (jobs due together start in priority
+        # order).
+        self._scheduled: dict[Job[Any], float] = {}
+        self._due: dict[float, list[Job[Any]]] = {}
+        self._due_timers: dict[float, TimerHandle] = {}
 
     def __repr__(self) -> str:
         # aiojobs' own format: the counters have properties of their own.
@@ -243,11 +285,33 @@ class Scheduler(Collection[Job[Any]]):
 
     @property
     def limit(self) -> int | None:
+        """Jobs running at once (LOW priority; ``None``: no limit). Settable on a
+        live scheduler, see :meth:`reconfigure`."""
         return self._limit
+
+    @limit.setter
+    def limit(self, value: int | None) -> None:
+        self.reconfigure(limit=value)
 
     @property
     def pending_limit(self) -> int:
+        """Size of the pending list (0: unbounded). Settable (:meth:`reconfigure`)."""
         return self._pending_limit
+
+    @pending_limit.setter
+    def pending_limit(self, value: int) -> None:
+        self.reconfigure(pending_limit=value)
+
+    @property
+    def scheduled_count(self) -> int:
+        """Jobs spawned with a delay that has not passed yet (not in
+        ``pending_count``; they hold no slot and no pending place)."""
+        return len(self._scheduled)
+
+    @property
+    def clock(self) -> Clock:
+        """The clock that delayed spawns follow."""
+        return self._clock
 
     @property
     def close_timeout(self) -> float | None:
@@ -324,11 +388,101 @@ class Scheduler(Collection[Job[Any]]):
 
     @property
     def reserve_normal(self) -> int:
+        """Extra slots for NORMAL and higher jobs. Settable, see :meth:`reconfigure`."""
         return self._reserves[0]
+
+    @reserve_normal.setter
+    def reserve_normal(self, value: int) -> None:
+        self.reconfigure(reserve_normal=value)
 
     @property
     def reserve_high(self) -> int:
+        """Extra slots for HIGH jobs. Settable, see :meth:`reconfigure`."""
         return self._reserves[1]
+
+    @reserve_high.setter
+    def reserve_high(self, value: int) -> None:
+        self.reconfigure(reserve_high=value)
+
+    def reconfigure(
+        self,
+        *,
+        limit: int | _Unset | None = _UNSET,
+        pending_limit: int | _Unset = _UNSET,
+        reserve_normal: int | _Unset = _UNSET,
+        reserve_high: int | _Unset = _UNSET,
+        thread_pool_size: int | _Unset = _UNSET,
+        process_pool_size: int | _Unset = _UNSET,
+    ) -> dict[str, tuple[Any, Any]]:
+        """Change limits, reserves and pool sizes of a live scheduler at once.
+
+        Checked like the constructor's arguments, all before any is applied.
+        More room starts pending jobs now, highest priority first, and grants
+        waiting ``spawn()`` calls their pending places; less room never cancels
+        a running job: new starts wait until the running count is below the new
+        capacity. A new pool size applies to work submitted from now on (calls
+        already running in the old pool finish there). Returns the changes as
+        ``{name: (old, new)}``, also emitted as a ``RECONFIGURED`` event.
+        """
+        new_limit = self._limit
+        if not isinstance(limit, _Unset):
+            new_limit = (
+                None if limit is None else _check_count("limit", limit, minimum=1)
+            )
+        new_pending = self._pending_limit
+        if not isinstance(pending_limit, _Unset):
+            new_pending = _check_count("pending_limit", pending_limit, minimum=0)
+        normal, high = self._reserves
+        if not isinstance(reserve_normal, _Unset):
+            normal = _check_count("reserve_normal", reserve_normal, minimum=0)
+        if not isinstance(reserve_high, _Unset):
+            high = _check_count("reserve_high", reserve_high, minimum=0)
+        threads = self._pools.thread_size
+        if not isinstance(thread_pool_size, _Unset):
+            threads = _check_count("thread_pool_size", thread_pool_size, minimum=1)
+        processes = self._pools.process_size
+        if not isinstance(process_pool_size, _Unset):
+            processes = check_count(
+                "process_pool_size",
+                process_pool_size,
+                minimum=1,
+                maximum=_MAX_PROCESSES,
+            )
+        if self._closed:
+            raise SchedulerClosedError("cannot reconfigure a closed scheduler")
+        old = {
+            "limit": self._limit,
+            "pending_limit": self._pending_limit,
+            "reserve_normal": self._reserves[0],
+            "reserve_high": self._reserves[1],
+            "thread_pool_size": self._pools.thread_size,
+            "process_pool_size": self._pools.process_size,
+        }
+        new = {
+            "limit": new_limit,
+            "pending_limit": new_pending,
+            "reserve_normal": normal,
+            "reserve_high": high,
+            "thread_pool_size": threads,
+            "process_pool_size": processes,
+        }
+        changes = {k: (old[k], new[k]) for k in old if old[k] != new[k]}
+        if not changes:
+            return changes
+        self._limit = new_limit
+        self._pending_limit = new_pending
+        self._reserves = (normal, high)
+        self._caps = _caps(new_limit, normal, high)
+        self._pools.resize(thread_size=threads, process_size=processes)
+        if self._listeners:
+            self._events.emit(
+                SchedulerEvent(EventKind.RECONFIGURED, changes, time.time())
+            )
+        if self._pending_count:
+            self._start_pending()
+        elif self._space_waiters:
+            self._grant_space()
+        return changes
 
     @property
     def history(self) -> History:
@@ -380,6 +534,8 @@ class Scheduler(Collection[Job[Any]]):
         priority: Priority | int | str = Priority.NORMAL,
         tags: Collection[str] = (),
         loop: str | None = None,
+        delay: float | timedelta | None = None,
+        start_at: float | datetime | None = None,
     ) -> Job[_T]:
         """Start *coro* as a job now, or queue it until a slot frees up.
 
@@ -387,7 +543,17 @@ class Scheduler(Collection[Job[Any]]):
         once the scheduler is closed. With *loop*, the coroutine runs on the
         isolated event loop of that name (started now if it is not running yet),
         in a thread of its own; the job stays on this scheduler and this loop.
+
+        With *delay* (seconds) or *start_at* (a POSIX timestamp or an aware
+        datetime), the job is ``scheduled`` until then on the scheduler's clock:
+        listed and cancellable, but holding no slot and no pending place. Once
+        due it starts, or joins the pending list (whatever its length), in
+        priority order with the jobs due at the same time.
         """
+        if delay is not None or start_at is not None:
+            later = self._spawn_later(coro, name, priority, tags, loop, delay, start_at)
+            if later is not None:
+                return later
         if loop is not None:
             hop, prio, tags = self._hop(loop, coro, name, priority, tags)
             label = hop.label
@@ -459,6 +625,8 @@ class Scheduler(Collection[Job[Any]]):
         priority: Priority | int | str = Priority.NORMAL,
         tags: Collection[str] = (),
         loop: str | None = None,
+        delay: float | timedelta | None = None,
+        start_at: float | datetime | None = None,
     ) -> Job[_T]:
         """``spawn()`` without waiting: usable from callbacks and plain functions.
 
@@ -466,8 +634,19 @@ class Scheduler(Collection[Job[Any]]):
         ``spawn()`` would wait for a pending place, this raises
         :class:`SchedulerFullError` instead. Whatever the refusal, *coro* is
         closed (nothing is half-accepted). Must be called from the event loop's
-        thread. *loop* is as for ``spawn()``.
+        thread. *loop*, *delay* and *start_at* are as for ``spawn()``.
         """
+        if delay is not None or start_at is not None:
+            try:
+                later = self._spawn_later(
+                    coro, name, priority, tags, loop, delay, start_at
+                )
+            except BaseException:
+                if inspect.iscoroutine(coro):
+                    coro.close()
+                raise
+            if later is not None:
+                return later
         label = None
         if loop is None:
             coro, prio, tags = _checked(coro, name, priority, tags)
@@ -487,6 +666,102 @@ class Scheduler(Collection[Job[Any]]):
                 f"(pending_limit={self._pending_limit}); await spawn() instead"
             )
         return job
+
+    # -- delayed spawns ----------------------------------------------------------------
+
+    def _spawn_later(
+        self,
+        coro: Coroutine[Any, Any, _T] | Awaitable[_T],
+        name: str | None,
+        priority: Priority | int | str,
+        tags: Collection[str],
+        loop: str | None,
+        delay: float | timedelta | None,
+        start_at: float | datetime | None,
+    ) -> Job[_T] | None:
+        """Schedule a job due after *delay* / at *start_at*; ``None`` (nothing
+        done) when that time has already come: then spawn it as usual."""
+        try:
+            due = self._due_time(delay, start_at)
+        except BaseException:
+            if inspect.iscoroutine(coro):
+                coro.close()  # a bad argument: as with the other checks
+            raise
+        if due <= self._clock.time():
+            return None
+        label = None
+        if loop is None:
+            coro, prio, tags = _checked(coro, name, priority, tags)
+        else:
+            hop, prio, tags = self._hop(loop, coro, name, priority, tags)
+            coro, label = hop, hop.label
+        if self._closed or (self._draining and not self._drain_admits()):
+            if loop is not None:
+                coro.close()
+            self._refuse(coro)
+        bound = self._loop
+        if bound is not asyncio.get_running_loop():
+            bound = self._bind(coro)
+        job = Job(coro, self, bound, name, prio, tags, label, bound.get_debug(), None)
+        job._schedule()
+        self._jobs[job._seq] = job
+        self._scheduled[job] = due
+        group = self._due.get(due)
+        if group is None:
+            self._due[due] = [job]
+            self._due_timers[due] = self._clock.call_at(
+                due, functools.partial(self._fire_due, due)
+            )
+        else:
+            group.append(job)
+        if self._listeners:
+            self._emit(EventKind.CREATED, job)
+        return job
+
+    def _due_time(
+        self, delay: float | timedelta | None, start_at: float | datetime | None
+    ) -> float:
+        if delay is not None and start_at is not None:
+            raise ConfigError(
+                f"give delay or start_at, not both (delay={delay!r}, "
+                f"start_at={start_at!r})"
+            )
+        if delay is not None:
+            return self._clock.time() + check_duration("delay", delay)
+        if isinstance(start_at, datetime):
+            return check_datetime("start_at", start_at).timestamp()
+        return check_timestamp("start_at", start_at)
+
+    def _fire_due(self, due: float) -> None:
+        """The clock reached *due*: its jobs start or join the pending list, in
+        priority order."""
+        self._due_timers.pop(due, None)
+        jobs = self._due.pop(due, None)
+        if not jobs:
+            return
+        arm = self._start_warning is not None or self._start_critical is not None
+        for job in sorted(jobs, key=_by_priority):
+            del self._scheduled[job]
+            job._due()
+            if job._priority is _CRITICAL:
+                self._start(job)
+                continue
+            self._pending[job._priority].append(job)
+            self._pending_count += 1
+            if arm:
+                self._arm_start_timer(job)
+        if self._pending_count:
+            self._start_pending()
+
+    def _unschedule(self, job: Job[Any]) -> None:
+        due = self._scheduled.pop(job)
+        group = self._due[due]
+        group.remove(job)
+        if not group:
+            del self._due[due]
+            timer = self._due_timers.pop(due, None)
+            if timer is not None:
+                timer.cancel()
 
     def _hop(
         self,
@@ -635,7 +910,7 @@ class Scheduler(Collection[Job[Any]]):
         self._reserved -= 1
 
     def _grant_space(self) -> None:
-        limit = self._pending_limit
+        limit = self._pending_limit or _NO_CAP  # 0: unbounded
         waiters = self._space_waiters
         while waiters and self._pending_count + self._reserved < limit:
             fut = waiters.popleft()
@@ -653,11 +928,10 @@ class Scheduler(Collection[Job[Any]]):
 
     def _start_pending(self) -> None:
         caps = self._caps
-        assert caps is not None
         pending = self._pending
         for prio in _PENDING_ORDER:
             queue = pending[prio]
-            cap = caps[prio]
+            cap = _NO_CAP if caps is None else caps[prio]
             while queue and self._active_count < cap:
                 job = queue.popleft()
                 self._pending_count -= 1
@@ -684,10 +958,13 @@ class Scheduler(Collection[Job[Any]]):
             self._set_idle()
 
     def _job_dropped(self, job: Job[Any]) -> None:
-        """A pending job was closed: it leaves without ever starting."""
+        """A pending (or scheduled) job was closed: it leaves without starting."""
         if self._jobs.pop(job._seq, None) is not None:
-            self._pending[job._priority].remove(job)
-            self._pending_count -= 1
+            if job.scheduled:
+                self._unschedule(job)
+            else:
+                self._pending[job._priority].remove(job)
+                self._pending_count -= 1
         job._drop()
         self._history.append(job)
         if self._space_waiters:
@@ -826,15 +1103,14 @@ class Scheduler(Collection[Job[Any]]):
             fut = self._space_waiters.popleft()
             if not fut.done():
                 fut.set_exception(closed_error)
+        for job in list(self._scheduled):
+            self._unschedule(job)
+            self._retire(job)
         for queue in self._pending:
             while queue:
                 job = queue.popleft()
                 self._pending_count -= 1
-                self._jobs.pop(job._seq, None)
-                job._drop()
-                self._history.append(job)
-                if self._listeners:
-                    self._emit(EventKind.FINISHED, job)
+                self._retire(job)
         running: list[Job[Any]] = []
         try:
             if self._jobs:
@@ -864,6 +1140,14 @@ class Scheduler(Collection[Job[Any]]):
             self._set_idle()
             self._events.close()  # readers of events.stream() return now
             await self._loops.close(self._close_timeout)
+
+    def _retire(self, job: Job[Any]) -> None:
+        """Drop a job that never started, at close."""
+        self._jobs.pop(job._seq, None)
+        job._drop()
+        self._history.append(job)
+        if self._listeners:
+            self._emit(EventKind.FINISHED, job)
 
     def _cancel_running(self) -> list[Job[Any]]:
         """Cancel every running job (marking it closed); returns them."""

@@ -1,11 +1,12 @@
 """A model-based stress test of admission: limits, pending places, waiting spawns.
 
 Hypothesis drives a scheduler with small limits through random sequences of
-spawns (awaited and not), jobs ending in the same loop turn, closed jobs,
-cancelled spawners and a close, and checks after every quiet moment that the
-counts match the jobs, that no job stays pending while a slot for its priority
-is free, and that no spawn waits while a pending place is free. At the end every
-spawn must have returned (a job, or the error that says why not).
+spawns (awaited, not awaited, delayed on a controllable clock), jobs ending in the
+same loop turn, closed jobs, cancelled spawners, resizes of the limits on the live
+scheduler and a close, and checks after every quiet moment that the counts match
+the jobs, that no job stays pending while a slot for its priority is free, and
+that no spawn waits while a pending place is free. At the end every spawn must
+have returned (a job, or the error that says why not).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from aiohttp_jobs import (
     SchedulerClosedError,
     SchedulerFullError,
 )
+from aiohttp_jobs.testing import FakeClock
 
 PRIORITIES = st.sampled_from(list(Priority))
 _RUNNING = JobState.RUNNING
@@ -60,7 +62,9 @@ class Admission(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
+        self.clock = FakeClock()
         self.scheduler = Scheduler()
+        self.max_high_cap: int | None = 0  # the largest HIGH capacity so far
         self.spawns: list[Spawn] = []
         self.closers: list[asyncio.Task[Any]] = []
         self.closing: asyncio.Task[None] | None = None
@@ -90,10 +94,12 @@ class Admission(RuleBasedStateMachine):
     def cap(self, priority: Priority) -> int | None:
         return self.scheduler.capacity(priority)
 
-    async def _spawn(self, spawn: Spawn) -> Job[Any]:
+    async def _spawn(self, spawn: Spawn, delay: float | None = None) -> Job[Any]:
         coro = _body(spawn.gate)
         try:
-            return await self.scheduler.spawn(coro, priority=spawn.priority)
+            return await self.scheduler.spawn(
+                coro, priority=spawn.priority, delay=delay
+            )
         except SchedulerClosedError:
             coro.close()  # refused, or failed while waiting: ours to close
             raise
@@ -115,7 +121,9 @@ class Admission(RuleBasedStateMachine):
             reserve_normal=reserve_normal,
             reserve_high=reserve_high,
             close_timeout=None,
+            clock=self.clock,
         )
+        self.max_high_cap = self.cap(Priority.HIGH)
 
     @rule(priorities=st.lists(PRIORITIES, min_size=1, max_size=4))
     def spawn(self, priorities: list[Priority]) -> None:
@@ -123,6 +131,32 @@ class Admission(RuleBasedStateMachine):
             spawn = Spawn(priority)
             spawn.task = self.loop.create_task(self._spawn(spawn))
             self.spawns.append(spawn)
+
+    @rule(priority=PRIORITIES, delay=st.sampled_from([1.0, 2.0]))
+    def spawn_later(self, priority: Priority, delay: float) -> None:
+        spawn = Spawn(priority)
+        spawn.task = self.loop.create_task(self._spawn(spawn, delay))
+        self.spawns.append(spawn)
+
+    @rule(seconds=st.sampled_from([0.5, 1.0, 2.0]))
+    def advance_clock(self, seconds: float) -> None:
+        self.loop.run_until_complete(self.clock.advance(seconds))
+
+    @precondition(lambda self: not self.scheduler.closed)
+    @rule(
+        limit=st.one_of(st.none(), st.integers(1, 3)),
+        pending_limit=st.integers(0, 2),
+        reserve_high=st.integers(0, 1),
+    )
+    def resize(self, limit: int | None, pending_limit: int, reserve_high: int) -> None:
+        self.scheduler.reconfigure(
+            limit=limit, pending_limit=pending_limit, reserve_high=reserve_high
+        )
+        high = self.cap(Priority.HIGH)
+        if high is None or self.max_high_cap is None:
+            self.max_high_cap = None
+        else:
+            self.max_high_cap = max(self.max_high_cap, high)
 
     @rule(priority=PRIORITIES)
     def spawn_nowait(self, priority: Priority) -> None:
@@ -212,18 +246,19 @@ class Admission(RuleBasedStateMachine):
         current = list(scheduler)
         running = sum(j.state is JobState.RUNNING for j in current)
         pending = sum(j.state is JobState.PENDING for j in current)
-        assert len(current) == running + pending
+        scheduled = sum(j.state is JobState.SCHEDULED for j in current)
+        assert len(current) == running + pending + scheduled
         if not scheduler.closed:
             assert scheduler.active_count == running
             assert scheduler.pending_count == pending
+            assert scheduler.scheduled_count == scheduled
         for job in self.jobs():
             assert (job in scheduler) == (not job.done) or scheduler.closed
-        limit_high = self.cap(Priority.HIGH)
         capped = sum(
             j.state is JobState.RUNNING and j.priority is not Priority.CRITICAL
             for j in current
         )
-        assert limit_high is None or capped <= limit_high
+        assert self.max_high_cap is None or capped <= self.max_high_cap
 
     def teardown(self) -> None:
         scheduler = self.scheduler
@@ -241,6 +276,7 @@ class Admission(RuleBasedStateMachine):
         try:
             for spawn in self.spawns:
                 spawn.gate.set()
+            self.loop.run_until_complete(self.clock.advance(10))  # all due
             self.quiesce()  # loop turns, never seconds: a hang fails at once
             assert not self.waiting(), "a spawn never returned"
             self.loop.run_until_complete(end())
