@@ -22,9 +22,11 @@ async def main() -> None:
     clock = FakeClock()
     scheduler = Scheduler(limit=1, clock=clock)
     scheduler.events.add_listener(
-        lambda event: print("reconfigured:", dict(event.changes))
-        if event.kind is EventKind.RECONFIGURED
-        else None
+        lambda event: (
+            print("reconfigured:", dict(event.changes))
+            if event.kind is EventKind.RECONFIGURED
+            else None
+        )
     )
     gate = asyncio.Event()
 
