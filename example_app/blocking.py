@@ -1,9 +1,10 @@
 """Work that blocks, kept off the server's loop: a job on an isolated event loop
-that calls a synchronous (blocking) client, and a probe that shows the server's
-own loop still answering meanwhile.
+that calls a synchronous (blocking) client, a probe that shows the server's own
+loop still answering meanwhile, and the scheduler's limit resized while it runs.
 
     curl -X POST 'localhost:8080/api/isolated/rates?batches=5&seconds=0.5'
     curl 'localhost:8080/api/isolated/latency?seconds=1'   # while it runs
+    curl -X POST 'localhost:8080/api/scheduler/limit?limit=20'
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ LOOP = "legacy-clients"
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/isolated/rates", start_rates)
     app.router.add_get("/api/isolated/latency", loop_latency)
+    app.router.add_post("/api/scheduler/limit", resize_limit)
 
 
 def _number(request: web.Request, name: str, default: float, high: float) -> float:
@@ -85,3 +87,30 @@ async def loop_latency(request: web.Request) -> web.Response:
         await asyncio.sleep(0.001)
         longest = max(longest, loop.time() - before)
     return web.json_response({"seconds": seconds, "max_stall_ms": longest * 1000})
+
+
+async def resize_limit(request: web.Request) -> web.Response:
+    """Resize the running scheduler's limit (?limit=20, or ?limit=none)."""
+    raw = request.query.get("limit", "")
+    limit: int | None
+    if raw.lower() == "none":
+        limit = None
+    else:
+        try:
+            limit = int(raw)
+        except ValueError:
+            raise web.HTTPBadRequest(text="limit must be an integer or none") from None
+    scheduler = aiohttp_jobs.get_scheduler(request)
+    try:
+        changes = scheduler.reconfigure(limit=limit)
+    except aiohttp_jobs.ConfigError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    # More room starts pending jobs at once; less never cancels a running one.
+    return web.json_response(
+        {
+            "limit": scheduler.limit,
+            "changed": {name: list(pair) for name, pair in changes.items()},
+            "active": scheduler.active_count,
+            "pending": scheduler.pending_count,
+        }
+    )

@@ -1,19 +1,21 @@
 """example_app/blocking.py: a job on an isolated loop calling a blocking client
-while the server's loop keeps answering."""
+while the server's loop keeps answering, and the limit resized while running."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 
 import aiohttp_jobs
 from example_app.blocking import LOOP, add_routes
+from tests.helpers import blocked
 
 
-def _app() -> web.Application:
+def _app(**options: Any) -> web.Application:
     app = web.Application()
-    aiohttp_jobs.setup(app)
+    aiohttp_jobs.setup(app, **options)
     add_routes(app)
     return app
 
@@ -49,3 +51,33 @@ async def test_blocking_endpoints_refuse_bad_numbers(aiohttp_client: Any) -> Non
     ):
         resp = await client.request("GET" if "latency" in url else "POST", url)
         assert resp.status == 400, url
+
+
+async def test_resizing_the_limit_starts_pending_jobs_and_cancels_none(
+    aiohttp_client: Any,
+) -> None:
+    app = _app(limit=1)
+    client = await aiohttp_client(app)
+    scheduler = app[aiohttp_jobs.SCHEDULER_KEY]
+    gate = asyncio.Event()
+    first = await scheduler.spawn(blocked(gate))
+    second = await scheduler.spawn(blocked(gate))
+    assert second.pending
+    resp = await client.post("/api/scheduler/limit?limit=2")
+    assert resp.status == 200
+    assert await resp.json() == {
+        "limit": 2,
+        "changed": {"limit": [1, 2]},
+        "active": 2,
+        "pending": 0,
+    }
+    # Less room: the running jobs carry on.
+    resp = await client.post("/api/scheduler/limit?limit=1")
+    assert (await resp.json())["active"] == 2 and first.active and second.active
+    resp = await client.post("/api/scheduler/limit?limit=none")
+    assert (await resp.json())["limit"] is None
+    for bad in ("0", "-3", "two", ""):
+        resp = await client.post(f"/api/scheduler/limit?limit={bad}")
+        assert resp.status == 400, bad
+    assert scheduler.limit is None
+    gate.set()
