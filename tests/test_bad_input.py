@@ -378,7 +378,10 @@ async def job_body(seconds: float = 0) -> str:
 
 
 async def scheduler(stack: contextlib.AsyncExitStack, **options: Any) -> Scheduler:
-    return await stack.enter_async_context(Scheduler(**options))
+    sched = Scheduler(**options)
+    # close(), not wait_and_close(): a job delayed by years is not waited for.
+    stack.push_async_callback(sched.close)
+    return sched
 
 
 async def scheduler_works(sched: Scheduler) -> None:
@@ -1127,6 +1130,93 @@ async def _web_shield(stack: contextlib.AsyncExitStack, value: Any) -> None:
 )
 async def _get_tasks(stack: contextlib.AsyncExitStack, value: Any) -> None:
     aiohttp_jobs.get_tasks(value)
+
+
+# core: clock, delayed spawns, resizing
+
+
+@entry("Scheduler(clock=)", TEXT | st.integers() | ODD)
+async def _scheduler_clock(stack: contextlib.AsyncExitStack, value: Any) -> None:
+    await scheduler(stack, clock=value)
+
+
+def _delayed(method: str, option: str) -> Call:
+    async def call(stack: contextlib.AsyncExitStack, value: Any) -> FollowUp:
+        clock = FakeClock(datetime(2024, 1, 1, tzinfo=UTC))
+        sched = await scheduler(stack, clock=clock)
+        coro = job_body()
+        try:
+            if method == "spawn":
+                job = await sched.spawn(coro, **{option: value})
+            else:
+                job = sched.spawn_nowait(coro, **{option: value})
+        except JobsError:
+            assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+            raise
+
+        async def check() -> None:
+            repr(job)
+            repr(sched)
+            await clock.advance(1)
+            if job.active:
+                assert await job.wait() == "done"
+            await scheduler_works(sched)
+
+        return check
+
+    return call
+
+
+for _method in ("spawn", "spawn_nowait"):
+    entry(
+        f"Scheduler.{_method}(delay=)",
+        bad_seconds(),
+        either=either_seconds(),
+        examples=(NAN, INF, "5"),
+    )(_delayed(_method, "delay"))
+    entry(
+        f"Scheduler.{_method}(start_at=)",
+        bad_timestamp(),
+        either=either_timestamp(),
+        examples=(NAN, INF, 1e12, datetime(2030, 1, 1)),
+    )(_delayed(_method, "start_at"))
+
+
+def _reconfigure(option: str) -> Call:
+    async def call(stack: contextlib.AsyncExitStack, value: Any) -> FollowUp:
+        sched = await scheduler(stack)
+        sched.reconfigure(**{option: value})
+        return lambda: scheduler_works(sched)
+
+    return call
+
+
+for _option, (_minimum, _none_ok) in _SCHEDULER_COUNTS.items():
+    if _option == "history_limit":
+        continue
+    entry(
+        f"Scheduler.reconfigure({_option}=)",
+        bad_count(_minimum, none_ok=_none_ok and _option == "limit"),
+        either=either_count(_minimum, none_ok=_none_ok and _option == "limit"),
+    )(_reconfigure(_option))
+
+
+for _option in ("limit", "pending_limit", "reserve_normal", "reserve_high"):
+
+    def _setter(option: str) -> Call:
+        async def call(stack: contextlib.AsyncExitStack, value: Any) -> FollowUp:
+            sched = await scheduler(stack)
+            setattr(sched, option, value)
+            return lambda: scheduler_works(sched)
+
+        return call
+
+    _minimum, _none_ok = _SCHEDULER_COUNTS[_option]
+    entry(
+        f"Scheduler.{_option} = (setter={_option})",
+        bad_count(_minimum, none_ok=_none_ok),
+        names=(_option,),
+    )(_setter(_option))
 
 
 # core: isolated loops
