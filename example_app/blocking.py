@@ -28,6 +28,15 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/scheduler/limit", resize_limit)
 
 
+def register(app: web.Application, options: dict[str, Any]) -> None:
+    """The feature-module hook of ``example_app.app``: the routes, and the
+    isolated loop declared so it starts with the application's first job."""
+    add_routes(app)
+    loops = list(options.get("loops", ()))
+    if LOOP not in loops:
+        options["loops"] = [*loops, LOOP]
+
+
 def _number(request: web.Request, name: str, default: float, high: float) -> float:
     try:
         value = float(request.query.get(name, default))

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 import aiohttp_jobs
-from example_app.blocking import LOOP, add_routes
+from example_app.blocking import LOOP, add_routes, register
 from tests.helpers import blocked
 
 
@@ -81,3 +81,20 @@ async def test_resizing_the_limit_starts_pending_jobs_and_cancels_none(
         assert resp.status == 400, bad
     assert scheduler.limit is None
     gate.set()
+
+
+async def test_register_declares_the_loop_for_setup(aiohttp_client: Any) -> None:
+    app = web.Application()
+    options: dict[str, Any] = {"loops": ["mine"]}
+    register(app, options)
+    assert options == {"loops": ["mine", LOOP]}
+    aiohttp_jobs.setup(app, **options)
+    client = await aiohttp_client(app)
+    resp = await client.post("/api/isolated/rates?batches=1&seconds=0")
+    assert resp.status == 202
+    scheduler = app[aiohttp_jobs.SCHEDULER_KEY]
+    assert await scheduler.get_job((await resp.json())["id"]).wait() == {
+        "batches": 1,
+        "rates": 1,
+    }
+    assert scheduler.loops.declared == ("mine", LOOP)
