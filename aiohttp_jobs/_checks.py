@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ._errors import ConfigError, ConfigTypeError
 
@@ -47,9 +47,7 @@ __all__ = [
 ]
 
 #: 9999-12-31T23:59:59Z: the last instant a ``datetime`` can represent.
-MAX_TIMESTAMP: float = datetime(
-    9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc
-).timestamp()
+MAX_TIMESTAMP: float = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 #: About 100 years: a longer duration cannot be added to any current time and still
 #: be shown as a date.
 MAX_DURATION: float = 100 * 366 * 86400.0
