@@ -78,9 +78,18 @@ async def signup(request: web.Request) -> web.Response:
     """Sign a user up: opens a session and fires the 'user-signed-up' tasks."""
     user = request.match_info["user"]
     runtime = aiohttp_jobs.get_tasks(request)
+    try:
+        run_ids = await runtime.fire("user-signed-up", user=user)
+    except SchedulerClosedError:  # the application is shutting down
+        raise _shutting_down() from None
     request.app[SESSIONS][user] = runtime.clock.time()
-    run_ids = await runtime.fire("user-signed-up", user=user)
     return web.json_response({"user": user, "runs": run_ids})
+
+
+def _shutting_down() -> web.HTTPServiceUnavailable:
+    return web.HTTPServiceUnavailable(
+        text="shutting down: try again shortly", headers={"Retry-After": "5"}
+    )
 
 
 async def add_reminder(request: web.Request) -> web.Response:
@@ -102,9 +111,7 @@ async def add_reminder(request: web.Request) -> web.Response:
     except ConfigError as exc:  # in_seconds=nan, or past the year 9999
         raise web.HTTPBadRequest(text=f"in_seconds={delay!r}: {exc}") from None
     except SchedulerClosedError:  # the application is shutting down
-        raise web.HTTPServiceUnavailable(
-            text="shutting down: try again shortly", headers={"Retry-After": "5"}
-        ) from None
+        raise _shutting_down() from None
     at = datetime.fromtimestamp(when, UTC).isoformat()
     return web.json_response({"key": key, "at": at}, status=201)
 

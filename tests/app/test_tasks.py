@@ -78,3 +78,23 @@ async def test_a_reminder_at_a_time_that_cannot_exist_is_a_bad_request(
     listed = await client.get("/api/tasks")  # nothing half-saved breaks the list
     assert listed.status == 200
     assert not [t for t in await listed.json() if t["key"].startswith("remind:")]
+
+
+async def test_signing_up_or_adding_a_reminder_while_stopping_answers_503(
+    aiohttp_client: Any,
+) -> None:
+    app = create_app(clock=FakeClock(T0))
+    client = await aiohttp_client(app)
+    runtime = aiohttp_jobs.get_tasks(app)
+    scheduler = aiohttp_jobs.get_scheduler_from_app(app)
+    assert scheduler is not None
+    scheduler.drain()  # as the graceful shutdown does: the runtime refuses runs
+    assert runtime.stopping
+    resp = await client.post("/api/signup/ann")
+    assert (resp.status, resp.headers["Retry-After"]) == (503, "5")
+    resp = await client.post(
+        "/api/reminders",
+        json={"user": "bob", "name": "x", "text": "x", "in_seconds": 5},
+    )
+    assert resp.status == 503
+    assert "ann" not in app[SESSIONS]  # nothing half-done
