@@ -20,7 +20,7 @@ from .._checks import check_flag, check_name
 from .._core.clock import Clock
 from .._core.priority import Priority, parse_priority
 from .._core.scheduler import Scheduler
-from .._errors import ConfigError, TaskDefinitionError
+from .._errors import ConfigError, ConfigTypeError, TaskDefinitionError
 from ..stores.base import JSON, TaskStore
 from .options import (
     RESERVED,
@@ -321,6 +321,8 @@ class Tasks:
         order after the last run. Tasks read it as ``context.<name>``.
         """
 
+        check_name("name", name, optional=True)
+
         def decorator(fn: _F) -> _F:
             fixture_name = name or str(getattr(fn, "__name__", ""))
             self._check_not_running(f"fixture {fixture_name!r}")
@@ -364,6 +366,11 @@ class Tasks:
         Lets feature modules declare their own module-level registry and an
         application combine them (names must stay unique).
         """
+        if not isinstance(other, Tasks):
+            raise ConfigTypeError(
+                f"include() takes another Tasks registry, got {other!r} "
+                f"({type(other).__name__})"
+            )
         self._check_not_running(f"{other!r} (included)")
         for name in other._tasks:
             if name in self._tasks and self._tasks[name] is not other._tasks[name]:
@@ -395,6 +402,16 @@ class Tasks:
         On exit: stop firing, wait for the runs in flight, tear fixtures down,
         close the store. While it runs, this registry refuses new declarations.
         """
+        if not isinstance(scheduler, Scheduler):
+            raise ConfigTypeError(
+                f"scheduler must be an aiohttp_jobs.Scheduler, got {scheduler!r} "
+                f"({type(scheduler).__name__})"
+            )
+        if clock is not None and not isinstance(clock, Clock):
+            raise ConfigTypeError(
+                f"clock must be an aiohttp_jobs.Clock (time(), now(), call_at()), "
+                f"got {clock!r} ({type(clock).__name__})"
+            )
         return self._run(app=app, scheduler=scheduler, clock=clock)
 
     @contextlib.asynccontextmanager

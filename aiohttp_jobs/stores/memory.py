@@ -12,6 +12,8 @@ import itertools
 import logging
 from collections.abc import Callable
 
+from .._checks import MAX_TIMESTAMP, check_count, check_timestamp
+from .._errors import ConfigTypeError
 from .base import JSON, Claim, Cursor, TaskRecord, TaskStore, Unsubscribe
 
 __all__ = ["MemoryStore"]
@@ -158,6 +160,10 @@ class MemoryStore(TaskStore):
     # -- records ------------------------------------------------------------------
 
     async def save(self, record: TaskRecord) -> None:
+        if type(record) is not TaskRecord and not isinstance(record, TaskRecord):
+            raise ConfigTypeError(
+                f"record must be a TaskRecord, got {record!r} ({type(record).__name__})"
+            )
         key = record.key
         old = self._records.get(key)
         if old is not None and old.revision != record.revision:
@@ -203,6 +209,8 @@ class MemoryStore(TaskStore):
     async def add_run(
         self, key: str, *, fire_at: float, payload: dict[str, JSON] | None = None
     ) -> str:
+        if type(fire_at) is not float or not 0.0 <= fire_at <= MAX_TIMESTAMP:
+            fire_at = check_timestamp("fire_at", fire_at)
         if key not in self._records:
             raise LookupError(f"no task record {key!r}")
         base = f"{key}@{round(fire_at * 1000)}"
@@ -232,6 +240,8 @@ class MemoryStore(TaskStore):
     async def acquire(
         self, *, now: float, owner: str, lease_duration: float, limit: int
     ) -> list[Claim]:
+        if type(limit) is not int or limit < 1:
+            check_count("limit", limit, minimum=1)
         heap = self._heap
         claims: list[Claim] = []
         expires = now + lease_duration

@@ -7,11 +7,13 @@ against it too.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from aiohttp_jobs import ConfigError
 from aiohttp_jobs.stores import Claim, Cursor, MemoryStore, TaskRecord, TaskStore
 
 
@@ -295,3 +297,18 @@ async def _settle() -> None:
     """Backends may notify from a listener task: give it a few loop turns."""
     for _ in range(5):
         await asyncio.sleep(0)
+
+
+async def test_values_no_store_could_keep_are_refused_naming_them(
+    store: TaskStore,
+) -> None:
+    await store.save(_rec(fire_at=100.0))
+    with pytest.raises(ConfigError, match="record"):
+        await store.save("t")  # type: ignore[arg-type]
+    for fire_at in (math.nan, math.inf, 1e300):
+        with pytest.raises(ConfigError, match="fire_at"):
+            await store.add_run("t", fire_at=fire_at)
+    for limit in (0, math.nan, 1.5, "10"):
+        with pytest.raises(ConfigError, match="limit"):
+            await _take(store, 100.0, limit=limit)  # type: ignore[arg-type]
+    assert [c.fire_at for c in await _take(store, 100.0)] == [100.0]

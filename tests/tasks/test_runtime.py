@@ -483,3 +483,17 @@ async def test_arguments_of_the_wrong_type_are_refused_naming_them(
             await runtime.unschedule_task("_noop", 0)  # type: ignore[arg-type]
         with pytest.raises(ConfigError, match="instance"):
             await runtime.schedule_task("_noop", "", interval=5)
+
+
+async def test_registry_arguments_of_the_wrong_type_are_refused_naming_them(
+    scheduler: Scheduler,
+) -> None:
+    tasks = Tasks()
+    with pytest.raises(ConfigError, match="name"):
+        tasks.fixture(name=True)  # type: ignore[call-overload]
+    with pytest.raises(ConfigError, match="Tasks registry"):
+        tasks.include("")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="scheduler"):
+        tasks.runtime(app=None, scheduler="")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="clock"):
+        tasks.runtime(app=None, scheduler=scheduler, clock="")  # type: ignore[arg-type]
