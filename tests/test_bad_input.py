@@ -1237,6 +1237,9 @@ async def _loops(stack: contextlib.AsyncExitStack, value: Any) -> None:
     await scheduler(stack, loops=value)
 
 
+entry("setup(loops=)", BAD_LOOP_NAMES)(_setup_option("loops"))
+
+
 for _method in ("spawn", "spawn_nowait"):
     entry(f"Scheduler.{_method}(loop=)", bad_name(none_ok=True))(
         _spawn_call(_method, "loop")
