@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Collection, Coroutine
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar, Unpack
 
 from aiohttp import web
@@ -182,10 +183,16 @@ async def spawn(
     *,
     priority: Priority | int | str = Priority.NORMAL,
     tags: Collection[str] = (),
+    loop: str | None = None,
+    delay: float | timedelta | None = None,
+    start_at: float | datetime | None = None,
     reject_when_full: bool | None = None,
     retry_after: float | None = None,
 ) -> Job[_T]:
     """Spawn *coro* as a job of the request's scheduler.
+
+    *loop*, *delay* and *start_at* are those of :meth:`Scheduler.spawn`: run on
+    a named isolated event loop, or start later.
 
     With back-pressure on (``reject_when_full``, default: ``setup()``'s), a full
     pending list or a shutting-down scheduler raises
@@ -209,11 +216,27 @@ async def spawn(
             coro.close()  # never started: no "coroutine was never awaited"
         raise
     if not reject_when_full:
-        return await scheduler.spawn(coro, name, priority=priority, tags=tags)
+        return await scheduler.spawn(
+            coro,
+            name,
+            priority=priority,
+            tags=tags,
+            loop=loop,
+            delay=delay,
+            start_at=start_at,
+        )
     # The scheduler decides whether the job would wait; both refusals close
     # the coroutine.
     try:
-        return scheduler.spawn_nowait(coro, name, priority=priority, tags=tags)
+        return scheduler.spawn_nowait(
+            coro,
+            name,
+            priority=priority,
+            tags=tags,
+            loop=loop,
+            delay=delay,
+            start_at=start_at,
+        )
     except SchedulerClosedError:
         reason = "the server is shutting down"
     except SchedulerFullError:

@@ -220,7 +220,8 @@ class WebState:
     # -- lifecycle --------------------------------------------------------------
 
     async def start(self, app: web.Application) -> None:
-        scheduler = Scheduler(**self.options)
+        # One clock for the application: delayed jobs and scheduled tasks agree.
+        scheduler = Scheduler(**self.options, clock=self.clock)
         self.scheduler = self.protected.scheduler = scheduler
         app[SCHEDULER_KEY] = scheduler
         if self.tasks is not None:

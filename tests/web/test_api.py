@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -498,8 +499,10 @@ async def test_spawn_is_refused_once_shutdown_has_begun(serve: Any) -> None:
     scheduler = app[SCHEDULER_KEY]
     await runner.shutdown()  # what aiohttp runs first: on_shutdown
     assert scheduler.closed
+    refused = asyncio.sleep(0)
     with pytest.raises(SchedulerClosedError):
-        await aiohttp_jobs.spawn(request, asyncio.sleep(0))
+        await aiohttp_jobs.spawn(request, refused)
+    refused.close()  # as with aiojobs, a refused coroutine is left to its owner
     with pytest.raises(web.HTTPServiceUnavailable) as info:
         await aiohttp_jobs.spawn(request, asyncio.sleep(0), reject_when_full=True)
     assert info.value.headers["Retry-After"] == "1"
@@ -688,4 +691,38 @@ async def test_atomic_handler_of_a_sub_application(
 def test_scheduler_options_match_the_scheduler_constructor() -> None:
     """setup()'s typed **scheduler_options stay in step with Scheduler()."""
     params = inspect.signature(Scheduler).parameters
-    assert set(aiohttp_jobs.SchedulerOptions.__annotations__) == set(params)
+    # clock is setup()'s own parameter: the scheduler and the task runtime share it.
+    options = set(aiohttp_jobs.SchedulerOptions.__annotations__)
+    assert options | {"clock"} == set(params)
+    assert "clock" in inspect.signature(aiohttp_jobs.setup).parameters
+
+
+async def test_spawn_passes_delay_and_loop_to_the_scheduler_on_the_apps_clock(
+    aiohttp_client: Any,
+) -> None:
+    """setup(clock=...) is the scheduler's clock too: a delayed job waits for it."""
+    clock = FakeClock(start=1_000.0)
+    threads: list[str] = []
+
+    async def in_loop() -> None:
+        threads.append(threading.current_thread().name)
+
+    async def handler(request: web.Request) -> web.Response:
+        later = await aiohttp_jobs.spawn(request, asyncio.sleep(0), "later", delay=60)
+        there = await aiohttp_jobs.spawn(request, in_loop(), "there", loop="side")
+        await there.wait()
+        return web.json_response({"later": later.id, "scheduled": later.scheduled})
+
+    app = web.Application()
+    aiohttp_jobs.setup(app, clock=clock)
+    app.router.add_post("/", handler)
+    client = await aiohttp_client(app)
+    resp = await client.post("/")
+    body = await resp.json()
+    assert body["scheduled"] is True and threads and threads[0] != "MainThread"
+    scheduler = app[SCHEDULER_KEY]
+    later = scheduler.get_job(body["later"])
+    await clock.advance(59)
+    assert later.scheduled
+    await clock.advance(1)
+    assert await later.wait() is None
