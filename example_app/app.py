@@ -23,6 +23,7 @@ FEATURES = [
     "example_app.jobs",
     "example_app.workflows",
     "example_app.tasks",
+    "example_app.blocking",
 ]
 
 logger = logging.getLogger("example_app")
