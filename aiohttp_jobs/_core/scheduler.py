@@ -954,8 +954,8 @@ class Scheduler(Collection[Job[Any]]):
             self._emit(EventKind.FINISHED, job)
         if self._pending_count:
             self._start_pending()
-        if self._idle_waiter is not None and not self._jobs and not self._shields:
-            self._set_idle()
+        if self._idle_waiter is not None:
+            self._maybe_idle()
 
     def _job_dropped(self, job: Job[Any]) -> None:
         """A pending (or scheduled) job was closed: it leaves without starting."""
@@ -971,8 +971,8 @@ class Scheduler(Collection[Job[Any]]):
             self._grant_space()
         if self._listeners:
             self._emit(EventKind.FINISHED, job)
-        if self._idle_waiter is not None and not self._jobs and not self._shields:
-            self._set_idle()
+        if self._idle_waiter is not None:
+            self._maybe_idle()
 
     def _job_progressed(self, job: Job[Any]) -> None:
         if self._listeners:
@@ -1049,10 +1049,26 @@ class Scheduler(Collection[Job[Any]]):
         self._shields.discard(fut)
         if not fut.cancelled():
             fut.exception()  # retrieved here: the shielded caller gets it, if any
-        if self._idle_waiter is not None and not self._jobs and not self._shields:
-            self._set_idle()
+        if self._idle_waiter is not None:
+            self._maybe_idle()
 
     # -- closing ----------------------------------------------------------------------
+
+    def _maybe_idle(self) -> None:
+        # Nothing runs or waits for a slot: only jobs scheduled for later (if
+        # any) are left, so a bounded wait_idle() can tell whether they are due
+        # before its deadline.
+        if not self._shields and len(self._jobs) == len(self._scheduled):
+            self._set_idle()
+
+    def _only_scheduled_after(self, remaining: float) -> bool:
+        """Whether every job left is scheduled to start more than *remaining*
+        seconds from now (so waiting that long would not see it run)."""
+        scheduled = self._scheduled
+        if self._shields or len(scheduled) != len(self._jobs):
+            return False
+        due_by = self._clock.time() + remaining
+        return all(due > due_by for due in scheduled.values())
 
     def _set_idle(self) -> None:
         waiter = self._idle_waiter
@@ -1064,7 +1080,9 @@ class Scheduler(Collection[Job[Any]]):
         """Wait until no job is active or pending and nothing is shielded.
 
         Returns ``False`` if *timeout* passed first. Jobs spawned meanwhile are
-        waited for too.
+        waited for too. Delayed jobs are waited for if they are due within
+        *timeout*; when only jobs due later are left, this returns ``False`` at
+        once instead of waiting for a deadline they will not meet.
         """
         timeout = check_timeout("timeout", timeout)
         loop = asyncio.get_running_loop()
@@ -1077,7 +1095,7 @@ class Scheduler(Collection[Job[Any]]):
                 await asyncio.shield(waiter)
                 continue
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or self._only_scheduled_after(remaining):
                 return False
             done, _ = await asyncio.wait((waiter,), timeout=remaining)
             if not done:
