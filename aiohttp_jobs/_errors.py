@@ -101,6 +101,10 @@ class WorkflowCycleError(WorkflowDefinitionError):
         super().__init__(message)
         self.cycle = cycle
 
+    def __reduce__(self) -> tuple[type[WorkflowCycleError], tuple[str, list[str]]]:
+        # Crosses process boundaries (a worker's failure, a pickled report) intact.
+        return (type(self), (str(self), self.cycle))
+
 
 class WorkflowStateError(JobsError, RuntimeError):
     """A workflow was run twice, or changed while running or after its run."""
@@ -115,6 +119,9 @@ class StepFailedError(JobsError, RuntimeError):
     def __init__(self, message: str, step_label: str) -> None:
         super().__init__(message)
         self.step_label = step_label
+
+    def __reduce__(self) -> tuple[type[StepFailedError], tuple[str, str]]:
+        return (type(self), (str(self), self.step_label))
 
 
 class WorkflowTimeoutError(JobsError, asyncio.TimeoutError):
