@@ -1103,6 +1103,13 @@ def _web_spawn(option: str) -> Call:
 
 
 entry("aiohttp_jobs.spawn(name=)", bad_name(none_ok=True))(_web_spawn("name"))
+entry("aiohttp_jobs.spawn(loop=)", bad_name(none_ok=True))(_web_spawn("loop"))
+entry("aiohttp_jobs.spawn(delay=)", bad_seconds(), examples=(NAN, INF))(
+    _web_spawn("delay")
+)
+entry("aiohttp_jobs.spawn(start_at=)", bad_timestamp(), examples=(NAN, 1e12))(
+    _web_spawn("start_at")
+)
 entry("aiohttp_jobs.spawn(tags=)", BAD_TAGS)(_web_spawn("tags"))
 entry("aiohttp_jobs.spawn(priority=)", BAD_PRIORITY)(_web_spawn("priority"))
 entry("aiohttp_jobs.spawn(retry_after=)", bad_seconds())(_web_spawn("retry_after"))
