@@ -1483,10 +1483,7 @@ async def _clock_call_at(stack: contextlib.AsyncExitStack, value: Any) -> None:
 # -- which cases still fail, and why (kept exact: xfail is strict) ------------------
 
 #: Entry point -> what it does with a bad value today (refusal property).
-REFUSAL_XFAIL: dict[str, str] = {
-    "SystemClock.call_at(when=)": "when=nan is accepted; the timer never fires",
-    "aiohttp_jobs.atomic(handler)": "a plain (not async) function is accepted",
-}
+REFUSAL_XFAIL: dict[str, str] = {}
 #: Entry point -> what goes wrong after an accepted value (working property).
 WORKING_XFAIL: dict[str, str] = {}
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
+from .._checks import MAX_TIMESTAMP, check_timestamp
+
 __all__ = ["Clock", "SystemClock", "TimerHandle", "sleep_until"]
 
 # Wall-clock jumps (NTP steps, suspend and resume) are noticed at least this often.
@@ -110,6 +112,8 @@ class SystemClock:
         return datetime.now(UTC)
 
     def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
+        if type(when) is not float or not 0.0 <= when <= MAX_TIMESTAMP:
+            when = check_timestamp("when", when)  # a NaN timer would never fire
         return _SystemTimer(self, when, callback)
 
     def __repr__(self) -> str:

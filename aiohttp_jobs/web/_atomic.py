@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from .._checks import check_callable
-from .._errors import SchedulerClosedError, SetupError
+from .._errors import ConfigTypeError, SchedulerClosedError, SetupError
 from ._state import NOT_SET_UP, STATE_KEY, WebState, state_of
 
 __all__ = ["atomic"]
@@ -88,9 +89,18 @@ def atomic(
     neither a client disconnect nor a graceful shutdown within
     ``wait_timeout`` can interrupt it; returns the handler's response.
 
-    Raises :class:`ConfigTypeError` at once if *handler* cannot be called.
+    Raises :class:`ConfigTypeError` at once if *handler* is not an async
+    function (it would fail at the first request otherwise).
     """
     check_callable("handler", handler)
+    if not (
+        inspect.iscoroutinefunction(handler)
+        or inspect.iscoroutinefunction(type(handler).__call__)
+    ):
+        raise ConfigTypeError(
+            f"handler must be an async function (async def) for @atomic, got "
+            f"{handler!r}: a plain function's result cannot be run as atomic work"
+        )
 
     @functools.wraps(handler)
     async def wrapper(request_or_view: _R) -> _T:

@@ -105,3 +105,9 @@ async def test_sleep_until_on_a_fake_clock_wakes_when_advanced() -> None:
     await clock.advance(5)
     assert woke == [30.0]
     await task
+
+
+@pytest.mark.parametrize("when", [float("nan"), float("inf"), "1", None])
+async def test_system_clock_refuses_a_time_it_could_never_reach(when: object) -> None:
+    with pytest.raises(ConfigError, match="when"):
+        SystemClock().call_at(when, lambda: None)  # type: ignore[arg-type]

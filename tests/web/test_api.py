@@ -726,3 +726,16 @@ async def test_spawn_passes_delay_and_loop_to_the_scheduler_on_the_apps_clock(
     assert later.scheduled
     await clock.advance(1)
     assert await later.wait() is None
+
+
+def test_atomic_refuses_a_plain_function_at_decoration() -> None:
+    def plain(request: web.Request) -> web.Response:
+        return web.Response()
+
+    class Handler:
+        async def __call__(self, request: web.Request) -> web.Response:
+            return web.Response()
+
+    with pytest.raises(aiohttp_jobs.ConfigTypeError, match="handler must be an async"):
+        aiohttp_jobs.atomic(plain)  # type: ignore[arg-type]
+    assert callable(aiohttp_jobs.atomic(Handler()))
