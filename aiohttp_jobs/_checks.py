@@ -172,6 +172,12 @@ def check_text(name: str, value: object, *, optional: bool = False) -> str | Non
 
 def check_tags(name: str, value: object) -> tuple[str, ...]:
     """A collection of tag strings, returned as a tuple (duplicates kept in order)."""
+    if type(value) is tuple:  # the common case, on every spawn: no copy
+        for tag in value:
+            if type(tag) is not str or not tag:
+                break
+        else:
+            return value
     if isinstance(value, str | bytes):
         raise ConfigTypeError(
             f"{name} must be a collection of strings such as [{value!r}], "
