@@ -137,17 +137,6 @@ VALUES = frozenset(
     }
 )
 
-# Known defects, kept visible until fixed: the fix removes its entry here (until
-# then a fixed one shows as XPASS; not strict, so a fix landing alone breaks nothing).
-TYPE_HINTS_DEFECTS = {
-    "JobEvent": "JobEvent.job is annotated with Job, which events.py imports "
-    "only for type checkers, so typing.get_type_hints() cannot resolve it",
-}
-PICKLE_DEFECTS = {
-    "StepFailedError": "takes step_label besides the message but has no __reduce__",
-    "WorkflowCycleError": "takes cycle besides the message but has no __reduce__",
-}
-
 EXPORTS = sorted((module, name) for module, names in PUBLIC.items() for name in names)
 
 
@@ -226,35 +215,12 @@ def test_public_class_lives_where_its_module_says(module: str, name: str) -> Non
     assert f"class {name}" in inspect.getsource(cls)
 
 
-@pytest.mark.parametrize(
-    ("module", "name"),
-    [
-        pytest.param(
-            module,
-            name,
-            marks=pytest.mark.xfail(reason=TYPE_HINTS_DEFECTS[name], strict=False)
-            if name in TYPE_HINTS_DEFECTS
-            else (),
-        )
-        for module, name in _public_classes()
-    ],
-)
+@pytest.mark.parametrize(("module", "name"), _public_classes())
 def test_public_class_annotations_resolve(module: str, name: str) -> None:
     typing.get_type_hints(getattr(_module(module), name))
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(reason=PICKLE_DEFECTS[name], strict=False)
-            if name in PICKLE_DEFECTS
-            else (),
-        )
-        for name in _exception_classes()
-    ],
-)
+@pytest.mark.parametrize("name", _exception_classes())
 def test_public_exception_survives_pickling(name: str) -> None:
     # A job in a process pool sends its exception back pickled.
     cls = getattr(_module("aiohttp_jobs"), name)
