@@ -165,6 +165,7 @@ _RUNNING = JobState.RUNNING
 _SUCCEEDED = JobState.SUCCEEDED
 _FAILED = JobState.FAILED
 _CANCELLED = JobState.CANCELLED
+_FINAL = frozenset((_SUCCEEDED, _FAILED, _CANCELLED))
 
 
 class Progress(NamedTuple):
@@ -225,12 +226,12 @@ class Job(Generic[_T]):
         "_priority",
         "_progress",
         "_result",
+        "_run_task",
         "_seq",
         "_source_traceback",
         "_started_at",
         "_state",
         "_tags",
-        "_task",
         "_task_name",
         "_timer",
         "_waiters",
@@ -260,7 +261,7 @@ class Job(Generic[_T]):
         self._tags = tags
         self._seq = _next_seq()
         self._state = _PENDING
-        self._task: asyncio.Task[_T] | None = None
+        self._run_task: asyncio.Task[_T] | None = None
         self._closed = False
         self._explicit = callback is not None  # see add_done_callback()
         self._created_at = time.time()
@@ -302,19 +303,29 @@ class Job(Generic[_T]):
             return self._label
         return getattr(self._coro, "__qualname__", None) or "job"
 
+    @property
+    def _task(self) -> asyncio.Task[_T] | _FinishedTask | None:
+        """aiojobs compatibility: aiojobs' ``Job._task``, which code and tests
+        written for aiojobs read. A finished job has dropped its task (to keep
+        finished jobs small); it answers with a stand-in that is ``done()``."""
+        task = self._run_task
+        if task is None and self._state in _FINAL:
+            return _FinishedTask(self)
+        return task
+
     def get_name(self) -> str | None:
         """The task's name (aiojobs): the given name, ``None`` before the start
         of an unnamed job, asyncio's ``Task-N`` after it."""
-        if self._task is not None:
-            return self._task.get_name()
+        if self._run_task is not None:
+            return self._run_task.get_name()
         return self._name if self._task_name is None else self._task_name
 
     def set_name(self, name: str) -> None:
         check_name("name", name)
         self._name = name
         self._task_name = None
-        if self._task is not None:
-            self._task.set_name(name)
+        if self._run_task is not None:
+            self._run_task.set_name(name)
 
     @property
     def priority(self) -> Priority:
@@ -333,12 +344,12 @@ class Job(Generic[_T]):
     @property
     def active(self) -> bool:
         """Started and not closed (aiojobs)."""
-        return not self._closed and self._task is not None
+        return not self._closed and self._run_task is not None
 
     @property
     def pending(self) -> bool:
         """Waiting for a slot and not closed (aiojobs)."""
-        return self._task is None and not self._closed
+        return self._run_task is None and not self._closed
 
     @property
     def scheduled(self) -> bool:
@@ -518,7 +529,7 @@ class Job(Generic[_T]):
 
     async def _close(self, timeout: float | None) -> None:
         self._closed = True
-        task = self._task
+        task = self._run_task
         if task is None:
             if not self._state.final:
                 self._owner._job_dropped(self)
@@ -542,7 +553,7 @@ class Job(Generic[_T]):
 
     def _start(self) -> None:
         coro = self._coro
-        assert coro is not None and self._task is None
+        assert coro is not None and self._run_task is None
         self._state = _RUNNING
         self._started_at = time.time()
         # The task runs in a context of its own in which current_job() is this
@@ -552,7 +563,7 @@ class Job(Generic[_T]):
         ctx.run(_current.set, self)
         task = self._loop.create_task(coro, name=self._name, context=ctx)
         task.add_done_callback(_task_done, context=ctx)
-        self._task = task
+        self._run_task = task
 
     def _schedule(self) -> None:
         """Spawned with a delay: scheduled until the scheduler calls ``_due()``."""
@@ -592,7 +603,7 @@ class Job(Generic[_T]):
                 self._state = _FAILED
         if self._name is None:
             self._task_name = task.get_name()  # get_name() outlives the task
-        self._task = None
+        self._run_task = None
         self._release()
         self._owner._job_finished(self)
         if exc is not None and not self._explicit:
@@ -652,9 +663,33 @@ class Job(Generic[_T]):
         self._owner.call_exception_handler(context)
 
 
+class _FinishedTask:
+    """What ``Job._task`` shows once the job has dropped its finished task."""
+
+    __slots__ = ("_job",)
+
+    def __init__(self, job: Job[Any]) -> None:
+        self._job = job
+
+    def __repr__(self) -> str:
+        return f"<finished task of {self._job!r}>"
+
+    def done(self) -> bool:
+        return True
+
+    def cancelled(self) -> bool:
+        return self._job._state is _CANCELLED
+
+    def get_name(self) -> str | None:
+        return self._job.get_name()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._job._loop
+
+
 def _task_done(task: asyncio.Task[Any]) -> None:
     """Done callback of every job's task; runs in the job's context (see
     ``Job._start``), which is how it finds the job."""
     job = _current.get()
-    assert job is not None and job._task is task
+    assert job is not None and job._run_task is task
     job._finish(task)

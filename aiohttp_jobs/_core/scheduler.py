@@ -338,6 +338,14 @@ class Scheduler(Collection[Job[Any]]):
         return self._exception_handler
 
     @property
+    def _failed_task(self) -> _BoundLoop | None:
+        """aiojobs compatibility: aiojobs' scheduler starts a task on its first
+        spawn and code written for aiojobs reads its loop from it. This one
+        needs no such task; it answers with the loop it is bound to."""
+        loop = self._loop
+        return None if loop is None else _BoundLoop(loop)
+
+    @property
     def draining(self) -> bool:
         """``drain()`` was called: no new jobs, the current ones carry on."""
         return self._draining
@@ -382,7 +390,7 @@ class Scheduler(Collection[Job[Any]]):
         if self in _drain_exempt.get():
             return True
         job = running_job()
-        return job is not None and job._owner is self and job._task is not None
+        return job is not None and job._owner is self and job._run_task is not None
 
     # -- extensions ---------------------------------------------------------------
 
@@ -1143,8 +1151,8 @@ class Scheduler(Collection[Job[Any]]):
             running = self._cancel_running()
             waiting: set[asyncio.Future[Any]] = set(self._shields)
             for job in running:
-                assert job._task is not None
-                waiting.add(job._task)
+                assert job._run_task is not None
+                waiting.add(job._run_task)
             for fut in self._shields:
                 fut.cancel()
             if waiting:
@@ -1169,10 +1177,10 @@ class Scheduler(Collection[Job[Any]]):
 
     def _cancel_running(self) -> list[Job[Any]]:
         """Cancel every running job (marking it closed); returns them."""
-        running = [job for job in self._jobs.values() if job._task is not None]
+        running = [job for job in self._jobs.values() if job._run_task is not None]
         for job in running:
             job._closed = True
-            task = job._task
+            task = job._run_task
             assert task is not None
             task.cancel()
         return running
@@ -1223,6 +1231,18 @@ def _check_blocking(method: str, fn: object) -> None:
             f"{method}() runs blocking functions; {_qualname(fn)} is a coroutine "
             f"function: use spawn({_qualname(fn)}(...)) instead"
         )
+
+
+class _BoundLoop:
+    """What ``Scheduler._failed_task`` shows: only ``get_loop()``."""
+
+    __slots__ = ("_loop",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
 
 
 def _checked(

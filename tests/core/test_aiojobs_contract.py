@@ -482,3 +482,21 @@ async def test_close_timing_out_is_reported_with_the_source_traceback() -> None:
     assert isinstance(context["exception"], asyncio.TimeoutError)
     assert context["job"] is job
     assert context["source_traceback"]
+
+
+async def test_private_fields_aiojobs_code_reads_still_answer() -> None:
+    """Code and tests written for aiojobs read ``Job._task`` and
+    ``Scheduler._failed_task``; both keep answering as they do there."""
+    scheduler = aiohttp_jobs.Scheduler()
+    assert scheduler._failed_task is None  # not bound to a loop yet
+    job = await scheduler.spawn(asyncio.sleep(0), name="named")
+    failed_task = scheduler._failed_task
+    assert failed_task is not None
+    assert failed_task.get_loop() is asyncio.get_running_loop()
+    task = job._task
+    assert task is not None and task.get_name() == "named" and not task.done()
+    await job.wait()
+    finished = job._task
+    assert finished is not None and finished.done() and not finished.cancelled()
+    assert finished.get_name() == "named"
+    await scheduler.close()
