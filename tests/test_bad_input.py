@@ -999,6 +999,16 @@ entry(
     examples=(1.5,),
 )(_workflow_option("window"))
 entry("Workflow(priority=)", BAD_PRIORITY)(_workflow_option("priority"))
+for _option in ("critical", "forever"):
+    entry(f"Workflow({_option}=)", TEXT | ODD | st.none())(_workflow_option(_option))
+
+    def _step_flag(option: str) -> Call:
+        async def call(stack: contextlib.AsyncExitStack, value: Any) -> None:
+            Step(job_body, **{option: value})
+
+        return call
+
+    entry(f"Step({_option}=)", TEXT | ODD | st.none())(_step_flag(_option))
 entry("Workflow(label=)", bad_name(none_ok=True).filter(lambda v: v != ""))(
     _workflow_option("label")
 )
@@ -1396,6 +1406,24 @@ async def _get_scheduler(stack: contextlib.AsyncExitStack, value: Any) -> None:
 
 
 @entry(
+    "aiohttp_jobs.get_scheduler_from_app(app)",
+    TEXT | st.integers() | ODD | st.none(),
+    names=("app",),
+)
+async def _from_app(stack: contextlib.AsyncExitStack, value: Any) -> None:
+    aiohttp_jobs.get_scheduler_from_app(value)
+
+
+@entry(
+    "aiohttp_jobs.get_scheduler_from_request(request)",
+    TEXT | st.integers() | ODD | st.none(),
+    names=("request",),
+)
+async def _from_request(stack: contextlib.AsyncExitStack, value: Any) -> None:
+    aiohttp_jobs.get_scheduler_from_request(value)
+
+
+@entry(
     "aiohttp_jobs.atomic(handler)",
     BAD_CALLABLE | st.just(_plain_function),
     names=("atomic", "handler"),
@@ -1483,7 +1511,11 @@ async def _clock_call_at(stack: contextlib.AsyncExitStack, value: Any) -> None:
 # -- which cases still fail, and why (kept exact: xfail is strict) ------------------
 
 #: Entry point -> what it does with a bad value today (refusal property).
-REFUSAL_XFAIL: dict[str, str] = {}
+REFUSAL_XFAIL: dict[str, str] = {
+    "aiohttp_jobs.get_scheduler_from_app(app)": (
+        "get_scheduler_from_app('') raises AttributeError (str has no get)"
+    ),
+}
 #: Entry point -> what goes wrong after an accepted value (working property).
 WORKING_XFAIL: dict[str, str] = {}
 
