@@ -1511,11 +1511,7 @@ async def _clock_call_at(stack: contextlib.AsyncExitStack, value: Any) -> None:
 # -- which cases still fail, and why (kept exact: xfail is strict) ------------------
 
 #: Entry point -> what it does with a bad value today (refusal property).
-REFUSAL_XFAIL: dict[str, str] = {
-    "aiohttp_jobs.get_scheduler_from_app(app)": (
-        "get_scheduler_from_app('') raises AttributeError (str has no get)"
-    ),
-}
+REFUSAL_XFAIL: dict[str, str] = {}
 #: Entry point -> what goes wrong after an accepted value (working property).
 WORKING_XFAIL: dict[str, str] = {}
 

@@ -145,6 +145,11 @@ def get_scheduler(request: web.Request) -> Scheduler:
 
 def get_scheduler_from_app(app: web.Application) -> Scheduler | None:
     """The scheduler ``setup()`` gave *app* once it started, else ``None``."""
+    if not isinstance(app, web.Application):
+        raise ConfigTypeError(
+            f"app must be an aiohttp web.Application, got {app!r} "
+            f"({type(app).__name__}); from a handler, use get_scheduler(request)"
+        )
     return app.get(SCHEDULER_KEY)
 
 
