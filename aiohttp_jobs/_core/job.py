@@ -96,6 +96,9 @@ def current_job() -> Job[Any]:
 #: ended (its event loop dropped) may come back for a new coroutine, which
 #: ``coroutine_in_use()`` then tells apart on that rare path.
 _held: set[int] = set()
+#: Coroutines an isolated loop runs for a job (see ``loops.py``), by id, from
+#: spawn until that work ends: the job holds a hop, not the coroutine itself.
+_lent: dict[int, Coroutine[Any, Any, Any]] = {}
 
 
 def coroutine_in_use(coro: CoroutineType[Any, Any, Any]) -> bool:
@@ -110,6 +113,8 @@ def coroutine_in_use(coro: CoroutineType[Any, Any, Any]) -> bool:
     if coro.cr_await is not None:
         return True
     key = id(coro)
+    if _lent and _lent.get(key) is coro:
+        return True
     if key not in _held:
         return False
     # A refusal, or an id left behind: ask the collector whether a job holds

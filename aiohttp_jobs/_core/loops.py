@@ -32,6 +32,7 @@ from typing import Any, Generic, TypeVar
 
 from .._checks import check_name
 from .._errors import ConfigError, ConfigTypeError, SchedulerClosedError
+from .job import _lent
 
 __all__ = ["IsolatedLoop", "IsolatedLoops", "check_loop_names"]
 
@@ -365,22 +366,25 @@ async def _drive(isolated: IsolatedLoop, hop: Hop[_T]) -> _T:
             f"the isolated loop {isolated.name!r} is closed"
         ) from None
     hop._coro = None  # the isolated loop owns it now
-    while True:
-        with contextlib.suppress(asyncio.CancelledError):
-            await link.waiter
-        if link.outcome is not None:
-            break
-        # Cancelled: cancel the work where it runs, then wait until it has
-        # finished. A stopped loop has cancelled its tasks already.
-        with contextlib.suppress(RuntimeError):
-            isolated._post(link.cancel)
-        link.waiter = main.create_future()
-    kind, value = link.outcome
-    if kind == _OK:
-        return value  # type: ignore[no-any-return]
-    if kind == _FAILED:
-        raise value
-    raise asyncio.CancelledError()
+    try:
+        while True:
+            with contextlib.suppress(asyncio.CancelledError):
+                await link.waiter
+            if link.outcome is not None:
+                break
+            # Cancelled: cancel the work where it runs, then wait until it has
+            # finished. A stopped loop has cancelled its tasks already.
+            with contextlib.suppress(RuntimeError):
+                isolated._post(link.cancel)
+            link.waiter = main.create_future()
+        kind, value = link.outcome
+        if kind == _OK:
+            return value  # type: ignore[no-any-return]
+        if kind == _FAILED:
+            raise value
+        raise asyncio.CancelledError()
+    finally:
+        _give_back(coro)  # no longer in use: the work has ended
 
 
 class Hop(Coroutine[Any, Any, _T], Generic[_T]):
@@ -395,6 +399,7 @@ class Hop(Coroutine[Any, Any, _T], Generic[_T]):
         self._isolated = isolated
         self._coro: Coroutine[Any, Any, _T] | None = coro
         self._body = _drive(isolated, self)
+        _lent[id(coro)] = coro  # in use: a second spawn of it is refused
 
     def __repr__(self) -> str:
         return f"<Hop {self.label!r} on {self._isolated!r}>"
@@ -427,4 +432,10 @@ class Hop(Coroutine[Any, Any, _T], Generic[_T]):
         coro = self._coro
         if coro is not None:  # never handed over: close it here
             self._coro = None
+            _give_back(coro)
             coro.close()
+
+
+def _give_back(coro: Coroutine[Any, Any, Any]) -> None:
+    if _lent.get(id(coro)) is coro:
+        del _lent[id(coro)]

@@ -24,12 +24,14 @@ from aiohttp_jobs import (
     EventKind,
     JobEvent,
     JobState,
+    NotAwaitableError,
     Priority,
     Progress,
     Scheduler,
     SchedulerClosedError,
     current_job,
 )
+from aiohttp_jobs._core.job import coroutine_in_use
 from tests.helpers import blocked, failing, returning
 
 
@@ -486,3 +488,24 @@ def test_bad_declared_loops_are_refused(
     with pytest.raises(error, match=message) as info:
         Scheduler(loops=loops)
     assert "loops" in str(info.value)
+
+
+async def test_a_coroutine_spawned_twice_with_a_loop_is_refused_the_second_time() -> (
+    None
+):
+    async with Scheduler(loops=("side",)) as scheduler:
+        gate = threading.Event()
+
+        async def work() -> str:
+            await asyncio.to_thread(gate.wait, 5)
+            return "once"
+
+        coro = work()
+        first = await scheduler.spawn(coro, loop="side")
+        for second_loop in ("side", None):
+            with pytest.raises(NotAwaitableError, match="already spawned"):
+                await scheduler.spawn(coro, loop=second_loop)
+        gate.set()
+        assert await first.wait() == "once"
+        # Once its work has ended, the coroutine is no longer held.
+        assert not coroutine_in_use(coro)
