@@ -6,7 +6,13 @@ The core :class:`Scheduler` and :class:`Job` are a drop-in superset of aiojobs 1
 from __future__ import annotations
 
 from ._core.clock import Clock, SystemClock
-from ._core.events import EventBus, EventKind, EventStream, JobEvent
+from ._core.events import (
+    EventBus,
+    EventKind,
+    EventStream,
+    JobEvent,
+    SchedulerEvent,
+)
 from ._core.history import History
 from ._core.job import Job, JobState, Progress, current_job
 from ._core.loops import IsolatedLoop, IsolatedLoops
@@ -94,6 +100,7 @@ __all__ = [
     "Schedule",
     "Scheduler",
     "SchedulerClosedError",
+    "SchedulerEvent",
     "SchedulerFullError",
     "SchedulerOptions",
     "Sequence",

@@ -56,6 +56,7 @@ PUBLIC: dict[str, frozenset[str]] = {
             "Schedule",
             "Scheduler",
             "SchedulerClosedError",
+            "SchedulerEvent",
             "SchedulerFullError",
             "SchedulerOptions",
             "Sequence",
