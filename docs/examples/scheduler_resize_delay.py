@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp_jobs import EventKind, Scheduler
+from aiohttp_jobs import JobEvent, Scheduler, SchedulerEvent
 from aiohttp_jobs.testing import FakeClock
 
 
@@ -21,13 +21,12 @@ async def work(name: str, gate: asyncio.Event) -> str:
 async def main() -> None:
     clock = FakeClock()
     scheduler = Scheduler(limit=1, clock=clock)
-    scheduler.events.add_listener(
-        lambda event: (
+
+    def on_event(event: JobEvent | SchedulerEvent) -> None:
+        if isinstance(event, SchedulerEvent):  # kind is EventKind.RECONFIGURED
             print("reconfigured:", dict(event.changes))
-            if event.kind is EventKind.RECONFIGURED
-            else None
-        )
-    )
+
+    scheduler.events.add_listener(on_event)
     gate = asyncio.Event()
 
     # Resizing: one job runs, two wait; raising the limit starts one of them now.
