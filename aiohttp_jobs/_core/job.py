@@ -12,9 +12,6 @@ import asyncio
 import contextvars
 import enum
 import gc
-import itertools
-import os
-import secrets
 import sys
 import time
 import traceback
@@ -30,46 +27,16 @@ from .._checks import (
     check_timeout,
 )
 from .._errors import JobNotFinishedError, NoCurrentJobError
+from .ids import IdSpace
 from .priority import Priority
 
 __all__ = ["Job", "JobState", "Progress", "current_job"]
 
 _T = TypeVar("_T", covariant=True)
 
-#: Random per-process prefix so ids from several processes (or app instances
-#: sharing a store) never collide; the suffix is a process-wide counter.
-_ID_PREFIX = secrets.token_hex(4)
-_next_seq = itertools.count(1).__next__
-#: The first sequence number that ``_ID_PREFIX`` covers, and the earlier
-#: ``(first sequence number, prefix)`` pairs of this process: a forked child
-#: takes a new prefix (see ``_reseed_ids``) while the jobs it inherited keep
-#: their ids.
-_epoch_start = 1
-_epochs: list[tuple[int, str]] = []
-
-
-def _reseed_ids() -> None:
-    """In a forked child: a prefix of its own, so two workers forked from one
-    parent (``gunicorn --preload``) never hand out the same id."""
-    global _ID_PREFIX, _epoch_start, _next_seq
-    first = _next_seq()
-    _epochs.append((_epoch_start, _ID_PREFIX))
-    _ID_PREFIX = secrets.token_hex(4)
-    _epoch_start = first
-    _next_seq = itertools.count(first).__next__
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
-    os.register_at_fork(after_in_child=_reseed_ids)
-
-
-def _prefix_of(seq: int) -> str:
-    if seq >= _epoch_start:
-        return _ID_PREFIX
-    for start, prefix in reversed(_epochs):
-        if seq >= start:
-            return prefix
-    return _ID_PREFIX
+#: Job ids: a random prefix per process (a new one in each forked child) and a
+#: process-wide counter.
+_IDS = IdSpace(prefix_bytes=4)
 
 
 _current: contextvars.ContextVar[Job[Any] | None] = contextvars.ContextVar(
@@ -136,14 +103,7 @@ def running_job() -> Job[Any] | None:
 
 def seq_from_id(job_id: str) -> int | None:
     """The sequence number encoded in an id of this process, else ``None``."""
-    prefix, sep, seq = job_id.partition("-")
-    if not sep:
-        return None
-    try:
-        number = int(seq, 16)
-    except ValueError:
-        return None
-    return number if number > 0 and _prefix_of(number) == prefix else None
+    return _IDS.parse(job_id)
 
 
 class JobState(str, enum.Enum):
@@ -264,7 +224,7 @@ class Job(Generic[_T]):
         self._label = label
         self._priority = priority
         self._tags = tags
-        self._seq = _next_seq()
+        self._seq = _IDS.next_seq()
         self._state = _PENDING
         self._run_task: asyncio.Task[_T] | None = None
         self._closed = False
@@ -295,9 +255,7 @@ class Job(Generic[_T]):
     @property
     def id(self) -> str:
         """Unique, URL-safe identifier (unique across processes too)."""
-        seq = self._seq
-        prefix = _ID_PREFIX if seq >= _epoch_start else _prefix_of(seq)
-        return f"{prefix}-{seq:x}"
+        return _IDS.format(self._seq)
 
     @property
     def name(self) -> str:

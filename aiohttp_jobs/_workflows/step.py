@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import inspect
-import itertools
-import os
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from types import CoroutineType
 from typing import TYPE_CHECKING, Generic, Protocol, TypeAlias, TypeVar
 
 from .._checks import check_flag, check_name
+from .._core.ids import IdSpace
 from .._core.job import JobState
 from .._core.priority import Priority, parse_priority
 from .._errors import (
@@ -41,25 +39,9 @@ __all__ = ["BaseStep", "Group", "Requirements", "Sequence", "Step", "StepState"]
 
 _T = TypeVar("_T", covariant=True)
 
-#: Ids are ``<prefix>-<sequence number>``. The steps numbered from ``_first_seq``
-#: on take ``_ID_PREFIX``; a forked child takes a prefix of its own (two workers
-#: forked from one parent never hand out the same id) while the steps it
-#: inherited keep theirs, listed in ``_inherited`` as (first number, prefix).
-_ID_PREFIX = secrets.token_hex(3)
-_first_seq = 1
-_inherited: list[tuple[int, str]] = []
-_next_seq = itertools.count(1).__next__
-
-
-def _new_id_prefix() -> None:
-    global _ID_PREFIX, _first_seq
-    _inherited.append((_first_seq, _ID_PREFIX))
-    _first_seq = _next_seq()
-    _ID_PREFIX = secrets.token_hex(3)
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
-    os.register_at_fork(after_in_child=_new_id_prefix)
+#: Step and workflow ids: a random prefix per process (a new one in each forked
+#: child) and a process-wide counter.
+_IDS = IdSpace(prefix_bytes=3)
 
 
 #: Shared by every step without requirements (most of them); never mutated.
@@ -220,7 +202,7 @@ class BaseStep:
         priority: Priority | int | str | None,
     ) -> None:
         # Positional and flat: building 10,000 steps should cost little.
-        self._seq = _next_seq()
+        self._seq = _IDS.next_seq()
         self._label = label
         self._critical = critical
         self._forever = forever
@@ -237,11 +219,7 @@ class BaseStep:
     @property
     def id(self) -> str:
         """Unique, URL-safe identifier (used in job tags and drawings)."""
-        seq = self._seq
-        if seq >= _first_seq:
-            return f"{_ID_PREFIX}-{seq:x}"
-        prefix = next(p for first, p in reversed(_inherited) if seq >= first)
-        return f"{prefix}-{seq:x}"
+        return _IDS.format(self._seq)
 
     @property
     def label(self) -> str:
@@ -397,7 +375,7 @@ class Step(BaseStep, Generic[_T]):
         ):  # one test on the common path; the details only when something is off
             priority = _check_step(given, critical, forever, priority, body)
         # BaseStep.__init__, inlined: a workflow of 10,000 steps builds 10,000.
-        self._seq = _next_seq()
+        self._seq = _IDS.next_seq()
         self._label = label
         self._critical = critical
         self._forever = forever
