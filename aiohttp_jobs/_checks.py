@@ -40,6 +40,7 @@ __all__ = [
     "check_flag",
     "check_name",
     "check_number",
+    "check_strings",
     "check_tags",
     "check_text",
     "check_timeout",
@@ -170,31 +171,46 @@ def check_text(name: str, value: object, *, optional: bool = False) -> str | Non
     return value
 
 
-def check_tags(name: str, value: object) -> tuple[str, ...]:
-    """A collection of tag strings, returned as a tuple (duplicates kept in order)."""
-    if type(value) is tuple:  # the common case, on every spawn: no copy
-        for tag in value:
-            if type(tag) is not str or not tag:
+def check_strings(
+    name: str, value: object, *, what: str = "strings", unique: bool = False
+) -> tuple[str, ...]:
+    """A collection of non-empty strings, returned as a tuple; with *unique*,
+    no string may come twice. *what* names the strings in the error message
+    ("tags", "loop names")."""
+    if type(value) is tuple and not unique:  # the common case: no copy
+        for item in value:
+            if type(item) is not str or not item.strip():
                 break
         else:
             return value
     if isinstance(value, str | bytes):
         raise ConfigTypeError(
-            f"{name} must be a collection of strings such as [{value!r}], "
+            f"{name} must be a collection of {what} such as [{value!r}], "
             f"got the single string {value!r}"
         )
     if not isinstance(value, Iterable):
         raise ConfigTypeError(
-            f"{name} must be a collection of strings, got {value!r} "
+            f"{name} must be a collection of {what}, got {value!r} "
             f"({type(value).__name__})"
         )
-    tags = tuple(value)
-    for tag in tags:
-        if not isinstance(tag, str) or not tag:
+    items = tuple(value)
+    seen: set[str] = set()
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            kind = "a non-empty string" if isinstance(item, str) else "a string"
             raise ConfigTypeError(
-                f"{name} must hold non-empty strings only, got {tag!r} in {value!r}"
+                f"each of {name} must be {kind}, got {item!r} in {value!r}"
             )
-    return tags
+        if unique:
+            if item in seen:
+                raise ConfigError(f"{name} names {item!r} twice: {value!r}")
+            seen.add(item)
+    return items
+
+
+def check_tags(name: str, value: object) -> tuple[str, ...]:
+    """A collection of tag strings, returned as a tuple (duplicates kept in order)."""
+    return check_strings(name, value)
 
 
 def check_callable(

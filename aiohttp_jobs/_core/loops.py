@@ -30,8 +30,8 @@ import threading
 from collections.abc import Collection, Coroutine, Generator, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from .._checks import check_name
-from .._errors import ConfigError, ConfigTypeError, SchedulerClosedError
+from .._checks import check_name, check_strings
+from .._errors import SchedulerClosedError
 from .job import _lent
 
 __all__ = ["IsolatedLoop", "IsolatedLoops", "check_loop_names"]
@@ -43,24 +43,7 @@ _T = TypeVar("_T")
 
 def check_loop_names(name: str, value: object) -> tuple[str, ...]:
     """The ``loops=`` argument of ``Scheduler``: distinct, non-empty names."""
-    if isinstance(value, str | bytes):
-        raise ConfigTypeError(
-            f"{name} must be a collection of loop names such as [{value!r}], "
-            f"got the single string {value!r}"
-        )
-    if not isinstance(value, Collection):
-        raise ConfigTypeError(
-            f"{name} must be a collection of loop names, got {value!r} "
-            f"({type(value).__name__})"
-        )
-    names: list[str] = []
-    for item in value:
-        checked = check_name(name, item)
-        assert checked is not None
-        if checked in names:
-            raise ConfigError(f"{name} names the loop {checked!r} twice: {value!r}")
-        names.append(checked)
-    return tuple(names)
+    return check_strings(name, value, what="loop names", unique=True)
 
 
 class IsolatedLoop:
