@@ -26,8 +26,11 @@ import math
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from ._errors import ConfigError, ConfigTypeError
+
+_V = TypeVar("_V")
 
 __all__ = [
     "MAX_COUNT",
@@ -38,6 +41,7 @@ __all__ = [
     "check_datetime",
     "check_duration",
     "check_flag",
+    "check_instance",
     "check_name",
     "check_number",
     "check_strings",
@@ -211,6 +215,19 @@ def check_strings(
 def check_tags(name: str, value: object) -> tuple[str, ...]:
     """A collection of tag strings, returned as a tuple (duplicates kept in order)."""
     return check_strings(name, value)
+
+
+def check_instance(
+    name: str, value: object, cls: type[_V], what: str, *, optional: bool = False
+) -> _V | None:
+    """An instance of *cls* (described as *what* in the message, e.g.
+    "an aiohttp_jobs.Clock"); ``None`` when ``optional``."""
+    if isinstance(value, cls) or (value is None and optional):
+        return value
+    raise ConfigTypeError(
+        f"{name} must be {what}{' or None' if optional else ''}, got {value!r} "
+        f"({type(value).__name__})"
+    )
 
 
 def check_callable(

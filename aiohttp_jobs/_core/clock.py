@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 from .._checks import MAX_TIMESTAMP, check_timestamp
+from .._errors import ConfigTypeError
 
-__all__ = ["Clock", "SystemClock", "TimerHandle", "sleep_until"]
+__all__ = ["Clock", "SystemClock", "TimerHandle", "check_clock", "sleep_until"]
 
 # Wall-clock jumps (NTP steps, suspend and resume) are noticed at least this often.
 _MAX_TIMER_STEP = 60.0
@@ -118,6 +119,16 @@ class SystemClock:
 
     def __repr__(self) -> str:
         return "<SystemClock>"
+
+
+def check_clock(name: str, value: object) -> Clock | None:
+    """A ``clock=`` argument: a :class:`Clock` or ``None`` (the default clock)."""
+    if value is None or isinstance(value, Clock):
+        return value
+    raise ConfigTypeError(
+        f"{name} must be an aiohttp_jobs.Clock (time(), now(), call_at()) or None, "
+        f"got {value!r} ({type(value).__name__})"
+    )
 
 
 async def sleep_until(clock: Clock, when: float) -> None:

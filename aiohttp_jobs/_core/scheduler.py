@@ -48,7 +48,7 @@ from .._errors import (
     SchedulerClosedError,
     SchedulerFullError,
 )
-from .clock import Clock, SystemClock, TimerHandle
+from .clock import Clock, SystemClock, TimerHandle, check_clock
 from .events import EventBus, EventKind, JobEvent, SchedulerEvent
 from .history import History
 from .job import Job, coroutine_in_use, running_job, seq_from_id
@@ -169,13 +169,9 @@ class Scheduler(Collection[Job[Any]]):
         loops: Collection[str] = (),
         clock: Clock | None = None,
     ) -> None:
+        clock = check_clock("clock", clock)
         if clock is None:
             clock = SystemClock()
-        elif not isinstance(clock, Clock):
-            raise ConfigTypeError(
-                f"clock must be an aiohttp_jobs.Clock (time(), now(), call_at()), "
-                f"got {clock!r}"
-            )
         check_callable("exception_handler", exception_handler, optional=True)
         check_callable("on_start_timeout", on_start_timeout, optional=True)
         if limit is not None:

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta, tzinfo
 from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
-from .._checks import check_flag, check_name
-from .._core.clock import Clock
+from .._checks import check_flag, check_instance, check_name
+from .._core.clock import Clock, check_clock
 from .._core.priority import Priority, parse_priority
 from .._core.scheduler import Scheduler
 from .._errors import ConfigError, ConfigTypeError, TaskDefinitionError
@@ -402,16 +402,8 @@ class Tasks:
         On exit: stop firing, wait for the runs in flight, tear fixtures down,
         close the store. While it runs, this registry refuses new declarations.
         """
-        if not isinstance(scheduler, Scheduler):
-            raise ConfigTypeError(
-                f"scheduler must be an aiohttp_jobs.Scheduler, got {scheduler!r} "
-                f"({type(scheduler).__name__})"
-            )
-        if clock is not None and not isinstance(clock, Clock):
-            raise ConfigTypeError(
-                f"clock must be an aiohttp_jobs.Clock (time(), now(), call_at()), "
-                f"got {clock!r} ({type(clock).__name__})"
-            )
+        check_instance("scheduler", scheduler, Scheduler, "an aiohttp_jobs.Scheduler")
+        check_clock("clock", clock)
         return self._run(app=app, scheduler=scheduler, clock=clock)
 
     @contextlib.asynccontextmanager

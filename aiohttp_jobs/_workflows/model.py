@@ -12,7 +12,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 
-from .._checks import check_count, check_duration, check_name
+from .._checks import check_count, check_duration, check_instance, check_name
 from .._core.job import Job
 from .._core.priority import Priority
 from .._core.scheduler import Scheduler
@@ -39,12 +39,8 @@ _registries: weakref.WeakKeyDictionary[
 
 
 def _check_scheduler(scheduler: object, *, optional: bool = True) -> Scheduler | None:
-    if isinstance(scheduler, Scheduler) or (scheduler is None and optional):
-        return scheduler
-    raise ConfigTypeError(
-        f"scheduler must be an aiohttp_jobs.Scheduler{' or None' if optional else ''}"
-        f", got {scheduler!r} ({type(scheduler).__name__})"
-    )
+    what = "an aiohttp_jobs.Scheduler"
+    return check_instance("scheduler", scheduler, Scheduler, what, optional=optional)
 
 
 class Workflow(BaseStep):
@@ -173,10 +169,7 @@ class Workflow(BaseStep):
     def of_job(cls, job: Job[object]) -> Workflow | None:
         """The outermost workflow that *job* is a step of (from its first
         ``workflow:<id>`` tag), if that workflow is still referenced."""
-        if not isinstance(job, Job):
-            raise ConfigTypeError(
-                f"job must be an aiohttp_jobs.Job, got {job!r} ({type(job).__name__})"
-            )
+        check_instance("job", job, Job, "an aiohttp_jobs.Job")
         for tag in job.tags:
             if tag.startswith("workflow:"):
                 return cls.find(tag[len("workflow:") :])

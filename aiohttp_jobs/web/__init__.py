@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeVar, Unpack
 
 from aiohttp import web
 
+from .._checks import check_instance
 from .._core.job import Job
 from .._core.priority import Priority
 from .._core.scheduler import Scheduler
@@ -84,11 +85,7 @@ def setup(
     with ``Retry-After: <retry_after>`` when the pending list is full, instead
     of making the handler wait (per call: ``spawn(..., reject_when_full=...)``).
     """
-    if not isinstance(app, web.Application):
-        raise ConfigTypeError(
-            f"app must be an aiohttp web.Application, got {app!r} "
-            f"({type(app).__name__})"
-        )
+    check_instance("app", app, web.Application, "an aiohttp web.Application")
     if STATE_KEY in app:
         raise SetupError(
             "aiohttp_jobs.setup(app) was called twice for the same application: "

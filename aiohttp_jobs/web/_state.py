@@ -24,8 +24,13 @@ from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from aiohttp import web
 
-from .._checks import check_callable, check_count, check_number, check_timeout
-from .._core.clock import Clock
+from .._checks import (
+    check_callable,
+    check_count,
+    check_number,
+    check_timeout,
+)
+from .._core.clock import Clock, check_clock
 from .._core.job import Job
 from .._core.loops import check_loop_names
 from .._core.scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
@@ -137,11 +142,7 @@ def check_setup_options(
             f"tasks must be an aiohttp_jobs.Tasks registry or None, got {tasks!r} "
             f"({type(tasks).__name__})"
         )
-    if clock is not None and not isinstance(clock, Clock):
-        raise ConfigTypeError(
-            f"clock must be an aiohttp_jobs.Clock (time(), now(), call_at()) or "
-            f"None, got {clock!r} ({type(clock).__name__})"
-        )
+    check_clock("clock", clock)
     if not isinstance(reject_when_full, bool):
         raise ConfigTypeError(
             f"reject_when_full must be True or False, got {reject_when_full!r} "
