@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import aiohttp_jobs
 from aiohttp_jobs.testing import FakeClock
 from example_app.app import create_app
 from example_app.tasks import SESSIONS
-
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
+from tests.tasks.support import T0
 
 
 async def test_signup_fires_welcome_and_sessions_expire(aiohttp_client: Any) -> None:

@@ -22,19 +22,7 @@ from aiohttp_jobs import (
     Tasks,
 )
 from aiohttp_jobs.testing import FakeClock
-
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-async def scheduler() -> AsyncIterator[Scheduler]:
-    async with Scheduler(limit=None) as sched:
-        yield sched
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
+from tests.tasks.support import T0
 
 
 def _at(clock: FakeClock) -> str:

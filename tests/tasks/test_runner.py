@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,31 +20,9 @@ from aiohttp_jobs import (
     Scheduler,
     Tasks,
 )
-from aiohttp_jobs._core.clock import sleep_until
 from aiohttp_jobs.stores import MemoryStore
 from aiohttp_jobs.testing import FakeClock
-
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-async def scheduler() -> AsyncIterator[Scheduler]:
-    async with Scheduler(limit=None) as sched:
-        yield sched
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-def _secs(clock: FakeClock) -> float:
-    return clock.time() - T0.timestamp()
-
-
-async def _sleep(ctx: Context, seconds: float) -> None:
-    clock = ctx.runtime.clock
-    await sleep_until(clock, clock.time() + seconds)
+from tests.tasks.support import T0, elapsed, task_sleep
 
 
 async def test_retries_back_off_exponentially_then_succeed(
@@ -56,7 +33,7 @@ async def test_retries_back_off_exponentially_then_succeed(
 
     @tasks.task(schedule="0 * * * *", retries=3, retry_backoff=2)
     async def flaky(ctx: Context) -> None:
-        attempts.append((_secs(clock), ctx.attempt, ctx.fire_at - T0.timestamp()))
+        attempts.append((elapsed(clock), ctx.attempt, ctx.fire_at - T0.timestamp()))
         if ctx.attempt < 2:
             raise RuntimeError("not yet")
 
@@ -75,7 +52,7 @@ async def test_failure_mode_none_reruns_after_the_lease_expires(
 
     @tasks.task(interval=100, lease_duration=30)
     async def fragile(ctx: Context) -> None:
-        starts.append((_secs(clock), ctx.attempt))
+        starts.append((elapsed(clock), ctx.attempt))
         if len(starts) == 1:
             raise RuntimeError("first run fails")
 
@@ -93,7 +70,7 @@ async def test_failure_mode_unlock_retries_after_the_backoff(
 
     @tasks.task(interval=100, failure_mode=FailureMode.UNLOCK, retry_backoff=5)
     async def fragile(ctx: Context) -> None:
-        starts.append(_secs(clock))
+        starts.append(elapsed(clock))
         if len(starts) < 3:
             raise RuntimeError("fails twice")
 
@@ -110,7 +87,7 @@ async def test_failure_mode_commit_moves_on(
 
     @tasks.task(interval=100, failure_mode=FailureMode.COMMIT)
     async def fragile(ctx: Context) -> None:
-        starts.append(_secs(clock))
+        starts.append(elapsed(clock))
         raise RuntimeError("always")
 
     async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
@@ -126,7 +103,7 @@ async def test_at_most_once_never_repeats_an_occurrence(
 
     @tasks.task(interval=100, execution_mode=ExecutionMode.AT_MOST_ONCE)
     async def once(ctx: Context) -> None:
-        starts.append(_secs(clock))
+        starts.append(elapsed(clock))
         assert not ctx.leased
         await ctx.heartbeat()  # a no-op without a lease
         raise RuntimeError("lost for good")
@@ -144,9 +121,9 @@ async def test_a_run_longer_than_its_lease_runs_again_at_least_once(
 
     @tasks.task(interval=1000, lease_duration=10)
     async def long(ctx: Context) -> None:
-        starts.append((_secs(clock), ctx.run_id, ctx.attempt))
+        starts.append((elapsed(clock), ctx.run_id, ctx.attempt))
         if ctx.attempt == 0:
-            await _sleep(ctx, 25)
+            await task_sleep(ctx, 25)
 
     async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
         await clock.advance(1040)
@@ -168,9 +145,9 @@ async def test_cooperative_heartbeat_keeps_the_lease(
 
     @tasks.task(interval=1000, lease_duration=10)
     async def long(ctx: Context) -> None:
-        starts.append(_secs(clock))
+        starts.append(elapsed(clock))
         for _ in range(5):
-            await _sleep(ctx, 5)
+            await task_sleep(ctx, 5)
             await ctx.heartbeat()
 
     async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
@@ -186,8 +163,8 @@ async def test_automatic_heartbeat_keeps_the_lease(
 
     @tasks.task(interval=1000, lease_duration=10, heartbeat=4)
     async def long(ctx: Context) -> None:
-        starts.append(_secs(clock))
-        await _sleep(ctx, 60)
+        starts.append(elapsed(clock))
+        await task_sleep(ctx, 60)
 
     async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
         await clock.advance(1100)
@@ -205,7 +182,7 @@ async def test_heartbeat_after_the_lease_was_taken_raises_lease_lost(
         if ctx.attempt:
             outcomes.append("second run")
             return
-        await _sleep(ctx, 15)
+        await task_sleep(ctx, 15)
         try:
             await ctx.heartbeat()
         except LeaseLostError:
@@ -225,9 +202,9 @@ async def _overlapping(
 
     @tasks.task(interval=10, **options)  # type: ignore[arg-type]
     async def slow(ctx: Context) -> None:
-        runs.append((_secs(clock), ctx.fire_at - T0.timestamp()))
-        if _secs(clock) < 60:  # later runs are quick, so that shutdown finishes
-            await _sleep(ctx, 25)
+        runs.append((elapsed(clock), ctx.fire_at - T0.timestamp()))
+        if elapsed(clock) < 60:  # later runs are quick, so that shutdown finishes
+            await task_sleep(ctx, 25)
 
     async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
         await clock.advance(60)
@@ -270,7 +247,7 @@ async def _downtime(
 
     @tasks.task(schedule="* * * * *", **options)  # type: ignore[arg-type]
     async def minutely(ctx: Context) -> None:
-        runs.append((_secs(clock), ctx.fire_at - T0.timestamp(), ctx.missed))
+        runs.append((elapsed(clock), ctx.fire_at - T0.timestamp(), ctx.missed))
 
     async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
         await clock.advance(60)
@@ -361,7 +338,7 @@ async def test_window_start_and_end(scheduler: Scheduler, clock: FakeClock) -> N
         end_at=T0 + timedelta(seconds=125),
     )
     async def windowed(ctx: Context) -> None:
-        runs.append(_secs(clock))
+        runs.append(elapsed(clock))
 
     async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
         await clock.advance(300)
@@ -374,12 +351,12 @@ async def test_a_run_pending_past_its_lease_runs_once(clock: FakeClock) -> None:
 
     @tasks.task(keyword="hog", lease_duration=1000)
     async def hog(ctx: Context) -> None:
-        runs.append(("hog", _secs(clock), ctx.attempt))
-        await _sleep(ctx, 100)
+        runs.append(("hog", elapsed(clock), ctx.attempt))
+        await task_sleep(ctx, 100)
 
     @tasks.task(interval=1000, lease_duration=10)
     async def small(ctx: Context) -> None:
-        runs.append(("small", _secs(clock), ctx.attempt))
+        runs.append(("small", elapsed(clock), ctx.attempt))
 
     async with Scheduler(limit=1) as scheduler:
         async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
@@ -422,7 +399,7 @@ async def test_after_a_blocked_event_loop_the_log_says_the_run_was_late(
 
     @tasks.task(interval=10)
     async def tick(ctx: Context) -> None:
-        runs.append((_secs(clock), ctx.fire_at - T0.timestamp()))
+        runs.append((elapsed(clock), ctx.fire_at - T0.timestamp()))
 
     with caplog.at_level(logging.WARNING, "aiohttp_jobs.tasks"):
         async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as rt:
@@ -445,11 +422,11 @@ async def test_a_run_that_waited_for_a_slot_does_not_blame_the_overlap_policy(
 
     @tasks.task(keyword="hog")
     async def hog(ctx: Context) -> None:
-        await _sleep(ctx, 30)
+        await task_sleep(ctx, 30)
 
     @tasks.task(interval=10)
     async def tick(ctx: Context) -> None:
-        runs.append(("tick", _secs(clock)))
+        runs.append(("tick", elapsed(clock)))
 
     with caplog.at_level(logging.WARNING, "aiohttp_jobs.tasks"):
         async with Scheduler(limit=1) as scheduler:

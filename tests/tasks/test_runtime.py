@@ -9,7 +9,7 @@ import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
@@ -23,33 +23,10 @@ from aiohttp_jobs import (
     TaskNotFoundError,
     Tasks,
 )
-from aiohttp_jobs._core.clock import sleep_until
 from aiohttp_jobs.stores import MemoryStore, TaskRecord
 from aiohttp_jobs.stores.base import Unsubscribe
 from aiohttp_jobs.testing import FakeClock, settle
-
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-async def scheduler() -> AsyncIterator[Scheduler]:
-    async with Scheduler(limit=None) as sched:
-        yield sched
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-def _secs(clock: FakeClock) -> float:
-    return clock.time() - T0.timestamp()
-
-
-async def _sleep(ctx: Context, seconds: float) -> None:
-    clock = ctx.runtime.clock
-    await sleep_until(clock, clock.time() + seconds)
-
+from tests.tasks.support import T0, elapsed, task_sleep
 
 # -- replacing and removing instances ------------------------------------------------
 
@@ -62,9 +39,9 @@ async def test_rescheduling_a_once_off_instance_during_its_run_keeps_the_new_one
 
     @tasks.dynamic_task()
     async def remind(ctx: Context) -> None:
-        runs.append((_secs(clock), str(ctx.params["text"])))
+        runs.append((elapsed(clock), str(ctx.params["text"])))
         if ctx.params["text"] == "old":
-            await _sleep(ctx, 10)
+            await task_sleep(ctx, 10)
 
     async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
         await runtime.schedule_task(
@@ -92,7 +69,7 @@ async def test_rescheduling_during_a_retry_backoff_drops_the_pending_retry(
 
     @tasks.dynamic_task(retries=3, retry_backoff=100)
     async def remind(ctx: Context) -> None:
-        runs.append((_secs(clock), str(ctx.params["text"]), ctx.attempt))
+        runs.append((elapsed(clock), str(ctx.params["text"]), ctx.attempt))
         if ctx.params["text"] == "old":
             raise RuntimeError("mail server down")
 
@@ -118,8 +95,8 @@ async def test_rescheduling_a_recurring_instance_mid_run_follows_the_new_schedul
 
     @tasks.dynamic_task()
     async def poll(ctx: Context) -> None:
-        runs.append((_secs(clock), str(ctx.params["v"])))
-        await _sleep(ctx, 10)
+        runs.append((elapsed(clock), str(ctx.params["v"])))
+        await task_sleep(ctx, 10)
 
     async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
         await runtime.schedule_task(poll, "feed", interval=100, v="a")
@@ -138,8 +115,8 @@ async def test_unscheduling_during_a_run_says_so_instead_of_a_lost_lease(
 
     @tasks.dynamic_task()
     async def poll(ctx: Context) -> None:
-        runs.append(_secs(clock))
-        await _sleep(ctx, 10)
+        runs.append(elapsed(clock))
+        await task_sleep(ctx, 10)
 
     with caplog.at_level(logging.INFO, "aiohttp_jobs.tasks"):
         async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as rt:
@@ -165,8 +142,8 @@ async def test_unscheduling_then_scheduling_again_during_a_run_keeps_the_new_one
 
     @tasks.dynamic_task()
     async def remind(ctx: Context) -> None:
-        runs.append((_secs(clock), str(ctx.params["text"])))
-        await _sleep(ctx, 10)
+        runs.append((elapsed(clock), str(ctx.params["text"])))
+        await task_sleep(ctx, 10)
 
     with caplog.at_level(logging.INFO, "aiohttp_jobs.tasks"):
         async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as rt:
@@ -445,7 +422,7 @@ async def test_a_run_added_elsewhere_wakes_the_runner_without_a_timer(
 
     @tasks.task(keyword="k")
     async def work(ctx: Context) -> None:
-        runs.append(_secs(clock))
+        runs.append(elapsed(clock))
 
     async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
         await clock.advance(5)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,8 +13,8 @@ import aiohttp_jobs
 from aiohttp_jobs import Context, JobState, TaskDefinitionError, Tasks
 from aiohttp_jobs.stores import MemoryStore
 from aiohttp_jobs.testing import FakeClock
+from tests.tasks.support import T0
 
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
 POOL = web.AppKey("pool", list)
 
 
