@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from tests.docs.examples import load_example
+from tests.helpers import python_process
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
@@ -84,21 +85,10 @@ async def test_sigterm_during_payments_delivers_every_receipt(tmp_path: Path) ->
     spawned during the drain; the server then exits by itself."""
     script = tmp_path / "pay_server.py"
     script.write_text(_PAY_SERVER)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        str(EXAMPLES / "aiohttp_quickstart.py"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-
-    async def line() -> str:
-        assert proc.stdout is not None
-        return (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
-
-    try:
+    example = str(EXAMPLES / "aiohttp_quickstart.py")
+    async with python_process(str(script), example) as child:
+        proc, line = child.proc, child.line
+        assert proc.stderr is not None
         port = int((await line()).split()[1])
         url = f"http://127.0.0.1:{port}/pay"
         async with aiohttp.ClientSession(
@@ -124,10 +114,6 @@ async def test_sigterm_during_payments_delivers_every_receipt(tmp_path: Path) ->
         assert await asyncio.wait_for(proc.wait(), 20) == 0  # exited by itself
         errors = (await proc.stderr.read()).decode()
         assert "Traceback" not in errors and "shutdown:" not in errors, errors
-    finally:
-        if proc.returncode is None:  # pragma: no cover - only when a step failed
-            proc.kill()  # the process this test started, by its handle
-            await proc.wait()
 
 
 async def test_shutdown_example() -> None:

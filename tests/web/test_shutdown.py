@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 import textwrap
@@ -27,8 +26,7 @@ from aiohttp_jobs import (
     Tasks,
 )
 from aiohttp_jobs.web._state import STATE_KEY
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import python_process
 
 
 async def _until(predicate: Any, what: str) -> None:
@@ -237,21 +235,9 @@ _SIGTERM_APP = textwrap.dedent(
 async def test_sigterm_lets_atomic_work_finish_and_answer(tmp_path: Path) -> None:
     script = tmp_path / "app.py"
     script.write_text(_SIGTERM_APP)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-
-    async def line() -> str:
-        assert proc.stdout is not None
-        return (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
-
-    try:
+    async with python_process(str(script), stdin=True) as child:
+        proc, line = child.proc, child.line
+        assert proc.stdin is not None
         port = int((await line()).split()[1])
         reader, writer = await _post(port, "/write")
         assert await line() == "started"
@@ -265,10 +251,6 @@ async def test_sigterm_lets_atomic_work_finish_and_answer(tmp_path: Path) -> Non
         assert await line() == "side effect done: go"
         assert await line() == "exited cleanly"
         assert await asyncio.wait_for(proc.wait(), 20) == 0
-    finally:
-        if proc.returncode is None:  # pragma: no cover - only when a step failed
-            proc.kill()
-            await proc.wait()
 
 
 async def test_interrupted_shutdown_reports_what_it_cuts_off_and_can_rerun(
@@ -677,21 +659,10 @@ async def test_sigterm_drain_finishes_accepted_work_and_refuses_task_runs(
     itself."""
     script = tmp_path / "app.py"
     script.write_text(_DRAIN_APP)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-
-    async def line() -> str:
-        assert proc.stdout is not None
-        return (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
-
     each = range(5)
-    try:
+    async with python_process(str(script)) as child:
+        proc, line = child.proc, child.line
+        assert proc.stderr is not None
         port = int((await line()).split()[1])
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession(
@@ -739,7 +710,3 @@ async def test_sigterm_drain_finishes_accepted_work_and_refuses_task_runs(
         log = (await proc.stderr.read()).decode()
         assert log.count("atomic handler for POST /signup answered 503") == 5, log
         assert "Traceback" not in log and "shutdown: job" not in log, log
-    finally:
-        if proc.returncode is None:  # pragma: no cover - only when a step failed
-            proc.kill()  # the process this test started, by its handle
-            await proc.wait()
