@@ -16,23 +16,20 @@ is cancelled and logged and the scheduler closes with ``close_timeout``. The
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from aiohttp import web
 
 from .._checks import (
-    check_callable,
-    check_count,
     check_number,
-    check_timeout,
 )
 from .._core.clock import Clock, check_clock
 from .._core.job import Job
-from .._core.loops import check_loop_names
 from .._core.scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
 from .._errors import ConfigTypeError, SetupError
 from .._tasks.runtime import TaskRuntime
@@ -81,42 +78,12 @@ class SchedulerOptions(TypedDict, total=False):
     loops: Collection[str]
 
 
-def _optional_count(minimum: int) -> Callable[[str, object], object]:
-    def check(name: str, value: object) -> object:
-        return None if value is None else check_count(name, value, minimum=minimum)
-
-    return check
-
-
-def _count(minimum: int) -> Callable[[str, object], object]:
-    def check(name: str, value: object) -> object:
-        return check_count(name, value, minimum=minimum)
-
-    return check
-
-
-def _optional_callable(name: str, value: object) -> object:
-    return check_callable(name, value, optional=True)
-
-
-#: How ``setup()`` checks each scheduler option (a test keeps it in step with
-#: :class:`SchedulerOptions` and the :class:`Scheduler` constructor).
-SCHEDULER_OPTION_CHECKS: Final[Mapping[str, Callable[[str, object], object]]] = {
-    "close_timeout": check_timeout,
-    "wait_timeout": check_timeout,
-    "limit": _optional_count(1),
-    "pending_limit": _count(0),
-    "exception_handler": _optional_callable,
-    "reserve_normal": _count(0),
-    "reserve_high": _count(0),
-    "history_limit": _count(0),
-    "start_timeout_warning": check_timeout,
-    "start_timeout_critical": check_timeout,
-    "on_start_timeout": _optional_callable,
-    "thread_pool_size": _optional_count(1),
-    "process_pool_size": _optional_count(1),
-    "loops": check_loop_names,
-}
+#: The scheduler options ``setup()`` accepts: those of the :class:`Scheduler`
+#: constructor but ``clock`` (``setup()``'s own, shared with the task runtime).
+#: The constructor checks their values.
+SCHEDULER_OPTIONS: Final[frozenset[str]] = frozenset(
+    inspect.signature(Scheduler).parameters
+) - {"clock"}
 
 
 def check_retry_after(value: object) -> float:
@@ -150,16 +117,14 @@ def check_setup_options(
         )
     seconds = check_retry_after(retry_after)
     for name, value in scheduler_options.items():
-        check = SCHEDULER_OPTION_CHECKS.get(name)
-        if check is None:
-            known = ", ".join(sorted(SCHEDULER_OPTION_CHECKS))
+        if name not in SCHEDULER_OPTIONS:
+            known = ", ".join(sorted(SCHEDULER_OPTIONS))
             raise ConfigTypeError(
                 f"setup() got an unknown option {name}={value!r}; the scheduler "
                 f"options are: {known}"
             )
-        check(name, value)
-    # Rules that tie options together (start_timeout_critical after
-    # start_timeout_warning) are the scheduler's own: ask it.
+    # The scheduler checks every value (and the rules that tie them together)
+    # when it is built: build one now, so a bad option fails here, not at start.
     Scheduler(**scheduler_options)
     return seconds
 

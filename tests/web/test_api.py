@@ -32,7 +32,7 @@ from aiohttp_jobs import (
     Tasks,
 )
 from aiohttp_jobs.testing import FakeClock
-from aiohttp_jobs.web._state import SCHEDULER_OPTION_CHECKS, STATE_KEY
+from aiohttp_jobs.web._state import SCHEDULER_OPTIONS, STATE_KEY
 
 ClientFactory = Any  # pytest-aiohttp's aiohttp_client fixture
 
@@ -122,9 +122,7 @@ def test_setup_refuses_what_is_not_an_application() -> None:
 
 
 def test_every_scheduler_option_is_checked_by_setup() -> None:
-    assert set(SCHEDULER_OPTION_CHECKS) == set(
-        aiohttp_jobs.SchedulerOptions.__annotations__
-    )
+    assert set(SCHEDULER_OPTIONS) == set(aiohttp_jobs.SchedulerOptions.__annotations__)
 
 
 def test_setup_accepts_the_documented_values() -> None:
