@@ -8,6 +8,8 @@ Sessions:
 - ``floors``: the test suite against the oldest release of each dependency that
   pyproject.toml allows (uv's ``--resolution lowest-direct``), so the floors stay
   true.
+- ``docs``: the documentation site (Sphinx), built with warnings as errors and
+  every cross-reference checked (``-W -n``), into ``docs/_build/html``.
 - ``example``: the example application on http://127.0.0.1:8080 (not run by
   default).
 
@@ -34,7 +36,7 @@ PYTHONS = ["3.11", "3.12", "3.13"]
 LOWEST = PYTHONS[0]
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["check", "floors"]
+nox.options.sessions = ["check", "floors", "docs"]
 nox.options.reuse_venv = "yes"
 nox.options.download_python = "never"
 if os.environ.get("CI"):
@@ -96,6 +98,19 @@ def floors(session: nox.Session) -> None:
     session.install("--resolution", "lowest-direct", "-e", ".[test]")
     session.run("uv", "pip", "list", external=True)
     session.run("python", "-m", "pytest", "-n", "2", *session.posargs)
+
+
+@nox.session(python=LOWEST, tags=["ci"])
+def docs(session: nox.Session) -> None:
+    """Build the documentation site; a warning or a broken reference fails."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build",
+        *("-W", "--keep-going", "-n", "-E", "-q", "-b", "html"),
+        "docs",
+        "docs/_build/html",
+        *session.posargs,
+    )
 
 
 @nox.session(python=LOWEST)

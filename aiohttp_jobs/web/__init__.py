@@ -1,6 +1,6 @@
 """aiohttp integration: one scheduler per application, ``spawn``, ``shield`` and
 ``@atomic`` for handlers, HTTP back-pressure, and an ordered graceful shutdown
-(the order and its reasons are in :mod:`aiohttp_jobs.web._state`).
+(the order and its reasons are in ``aiohttp_jobs.web._state``).
 
 State lives under typed ``web.AppKey``s and is looked up through
 ``request.config_dict``, so handlers of sub-applications find the root's.
