@@ -15,6 +15,7 @@ __all__ = [
     "JobNotFoundError",
     "JobsError",
     "LeaseLostError",
+    "MissingDependencyError",
     "NoCurrentJobError",
     "NotAwaitableError",
     "NotPicklableError",
@@ -141,3 +142,8 @@ class LeaseLostError(JobsError, RuntimeError):
 
     Raised by ``context.heartbeat()``; stop the work and let the exception propagate.
     """
+
+
+class MissingDependencyError(JobsError, ImportError):
+    """An optional library is not installed; the message names the extra to
+    install (``pip install "aiohttp-jobs[redis]"``)."""

@@ -45,6 +45,7 @@ PUBLIC: dict[str, frozenset[str]] = {
             "JobsError",
             "LeaseLostError",
             "Misfire",
+            "MissingDependencyError",
             "NoCurrentJobError",
             "NotAwaitableError",
             "NotPicklableError",
@@ -118,7 +119,21 @@ PUBLIC: dict[str, frozenset[str]] = {
         }
     ),
     "aiohttp_jobs.stores": frozenset(
-        {"JSON", "Claim", "Cursor", "MemoryStore", "TaskRecord", "TaskStore"}
+        {
+            "JSON",
+            "RUN_LOG_SIZE",
+            "SCHEMES",
+            "Claim",
+            "Cursor",
+            "InstanceInfo",
+            "Lease",
+            "MemoryStore",
+            "Outcome",
+            "RunLogEntry",
+            "TaskRecord",
+            "TaskStore",
+            "from_url",
+        }
     ),
     "aiohttp_jobs.testing": frozenset({"FakeClock", "settle"}),
 }
@@ -134,6 +149,9 @@ VALUES = frozenset(
         "ExceptionHandler",
         "StartTimeoutHandler",
         "JSON",
+        "Outcome",
+        "RUN_LOG_SIZE",
+        "SCHEMES",
         "__version__",
     }
 )

@@ -21,6 +21,7 @@ from .._core.clock import Clock, check_clock
 from .._core.priority import Priority, parse_priority
 from .._core.scheduler import Scheduler
 from .._errors import ConfigError, ConfigTypeError, TaskDefinitionError
+from ..stores._url import from_url
 from ..stores.base import JSON, TaskStore
 from .options import (
     RESERVED,
@@ -60,12 +61,20 @@ class Tasks:
 
     Declare it at module level, decorate functions, and hand it to
     ``aiohttp_jobs.setup(app, tasks=tasks)``.
+
+    *store* is where schedules and runs live: a
+    :class:`~aiohttp_jobs.stores.TaskStore` or a URL for
+    :func:`aiohttp_jobs.stores.from_url` (``"memory://"``,
+    ``"sqlite:///jobs.db"``, ``"redis://host:6379/0"``). Without one, each
+    runtime starts with a fresh in-memory store. Instances of an application
+    that share a store (SQLite file, Redis) share its schedule: each occurrence
+    runs once among them.
     """
 
     def __init__(
         self,
         *,
-        store: TaskStore | None = None,
+        store: TaskStore | str | None = None,
         concurrency_limit: int | None = None,
         batch_size: int = 100,
         owner: str | None = None,
@@ -74,7 +83,14 @@ class Tasks:
             check_count(concurrency_limit, "concurrency_limit", 1)
         # None: each runtime starts with a fresh in-memory store, so a registry
         # declared at module level serves several apps (tests) independently.
-        self.store = store
+        if isinstance(store, str):
+            store = from_url(store)
+        elif store is not None and not isinstance(store, TaskStore):
+            raise ConfigTypeError(
+                "store must be a TaskStore or a store URL (memory://, "
+                f"sqlite:///..., redis://...), got {store!r} ({type(store).__name__})"
+            )
+        self.store: TaskStore | None = store
         self.concurrency_limit = concurrency_limit
         self.batch_size = check_count(batch_size, "batch_size", 1)
         self.owner = check_name("owner", owner, optional=True)

@@ -154,7 +154,7 @@ class TaskRunner:
         extended = await self._store.extend(claim, until=self._clock.time() + seconds)
         if extended:
             self._changed.set()  # the lease expiry the timer waits for moved
-        return extended
+        return bool(extended)
 
     # -- the loop -----------------------------------------------------------------
 
@@ -434,7 +434,7 @@ class TaskRunner:
 
     def _record_success(
         self, task: Task, claim: Claim, folded: bool, started: float
-    ) -> Awaitable[bool]:
+    ) -> Awaitable[object]:
         """The store call that records a successful run (awaited by the caller:
         one coroutine fewer per run on the hot path)."""
         store = self._store

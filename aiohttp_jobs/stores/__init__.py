@@ -1,8 +1,39 @@
-"""Task stores: where schedules, runs and leases live (see :mod:`.base`)."""
+"""Task stores: where schedules, runs and leases live (see :mod:`.base`).
+
+``SQLiteStore`` and ``RedisStore`` live in :mod:`aiohttp_jobs.stores.sqlite` and
+:mod:`aiohttp_jobs.stores.redis`, imported only when used (or through
+:func:`from_url`), so their libraries stay optional.
+"""
 
 from __future__ import annotations
 
-from .base import JSON, Claim, Cursor, TaskRecord, TaskStore
+from ._url import SCHEMES, from_url
+from .base import (
+    JSON,
+    RUN_LOG_SIZE,
+    Claim,
+    Cursor,
+    InstanceInfo,
+    Lease,
+    Outcome,
+    RunLogEntry,
+    TaskRecord,
+    TaskStore,
+)
 from .memory import MemoryStore
 
-__all__ = ["JSON", "Claim", "Cursor", "MemoryStore", "TaskRecord", "TaskStore"]
+__all__ = [
+    "JSON",
+    "RUN_LOG_SIZE",
+    "SCHEMES",
+    "Claim",
+    "Cursor",
+    "InstanceInfo",
+    "Lease",
+    "MemoryStore",
+    "Outcome",
+    "RunLogEntry",
+    "TaskRecord",
+    "TaskStore",
+    "from_url",
+]

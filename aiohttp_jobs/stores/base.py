@@ -39,28 +39,57 @@ Rules every implementation follows (the contract suite in
    held by a claimed run, and fewer than ``max_running`` of its cursor runs exist.
 3. Claiming the cursor *holds* it until a commit passes a new cursor.
 4. A claim whose lease expired (or whose run was deleted) is lost:
-   :meth:`~TaskStore.extend` and :meth:`~TaskStore.commit` return ``False`` and
-   change nothing.
+   :meth:`~TaskStore.extend` and :meth:`~TaskStore.commit` return
+   :attr:`Lease.LOST` (falsy) and change nothing.
 5. Saving a record whose ``revision`` differs from the stored one *replaces*
    it: as if it was deleted and inserted, its runs are dropped and claims on it
    are lost (a run of the old definition that finishes cannot move, or delete,
    the new one). Saving with the same ``revision`` updates it in place.
 6. Subscribers are called after every change that can make something due
-   sooner (a save, an added run, a commit, an extended lease), whoever made it.
+   sooner (a save, an added run, a commit, an extended lease, a cancel
+   request), whoever made it.
+7. **Cancelling** (:meth:`~TaskStore.cancel`) marks a run; it never deletes or
+   settles it. A marked run that is leased stays leased: its holder learns of
+   the request when :meth:`~TaskStore.extend` or :meth:`~TaskStore.commit`
+   returns :attr:`Lease.CANCELLED` (both still took effect), cancels its job
+   and settles the occurrence with a ``commit`` that moves the cursor on. A
+   marked run that is not leased (queued, waiting for a retry, or whose lease
+   expired) becomes due at once and is handed out with ``Claim.cancelled`` set:
+   whoever acquires it settles it without running it. A commit with
+   ``retry_at`` or ``keep_lease`` on a marked run finishes the run instead
+   (``commit`` still takes its ``cursor``), so a cancelled run never runs again.
+8. **Fencing**: every claim carries ``fence``, a number greater than the
+   ``fence`` of every earlier claim of the same record key, across lease
+   takeovers, retries, replacements and deletions (one counter for the whole
+   store, or per partition, satisfies this). A task passes it to systems that
+   can reject writes of an older fence.
+9. **Instances** (:meth:`~TaskStore.register_instance`) are listed while
+   ``last_seen + ttl > now``; a store forgets the others (when it likes: the
+   listing is what counts).
+10. **Run log** (:meth:`~TaskStore.log_run`): per record key, the newest
+    :data:`RUN_LOG_SIZE` entries, newest logged first. Entries for a key without
+    a record are ignored; deleting a record deletes its log; saving another
+    revision keeps it.
 """
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
-from typing import NamedTuple, TypeAlias, TypeVar
+from typing import Literal, NamedTuple, TypeAlias, TypeVar
 
 __all__ = [
     "JSON",
     "NO_PARAMS",
+    "RUN_LOG_SIZE",
     "Claim",
     "Cursor",
+    "InstanceInfo",
+    "Lease",
+    "Outcome",
+    "RunLogEntry",
     "TaskRecord",
     "TaskStore",
     "Unsubscribe",
@@ -74,6 +103,65 @@ Unsubscribe = Callable[[], None]
 JSON: TypeAlias = "str | int | float | bool | list[JSON] | dict[str, JSON] | None"
 
 NO_PARAMS: Mapping[str, JSON] = MappingProxyType({})
+
+RUN_LOG_SIZE = 100
+"""How many run log entries a store keeps per record key (rule 10)."""
+
+Outcome: TypeAlias = Literal["succeeded", "failed", "cancelled", "lost"]
+"""How a run ended, as the run log records it: ``"failed"`` includes attempts
+that will be retried; ``"lost"``: its lease was taken over before it finished."""
+
+
+class Lease(enum.IntEnum):
+    """What :meth:`TaskStore.extend` and :meth:`TaskStore.commit` report.
+
+    Falsy only for :attr:`LOST`, so ``if await store.extend(...)`` reads "still
+    held".
+    """
+
+    LOST = 0
+    """The claim no longer holds its lease: nothing was changed."""
+    HELD = 1
+    """Done; the claim holds (or held, up to this commit) its lease."""
+    CANCELLED = 2
+    """Done, and a cancel was requested for this run (rule 7): stop the job
+    and settle the occurrence."""
+
+
+class InstanceInfo(NamedTuple):
+    """One running application instance, as the instance registry lists it."""
+
+    instance_id: str
+    """Unique per process (the runner's owner name)."""
+    host: str
+    pid: int
+    version: str
+    """The aiohttp-jobs version it runs."""
+    started: float
+    """When it started (POSIX seconds)."""
+    last_seen: float
+    """Its latest heartbeat (POSIX seconds)."""
+
+
+class RunLogEntry(NamedTuple):
+    """One finished run (or attempt), as the run log keeps it."""
+
+    run_id: str
+    key: str
+    """The record key."""
+    instance: str
+    """The ``instance_id`` of the instance that ran it."""
+    attempt: int
+    outcome: Outcome
+    started: float
+    finished: float
+    error: str | None = None
+    """``repr()`` of the exception, for ``"failed"`` runs."""
+
+    @property
+    def duration(self) -> float:
+        """Seconds from start to finish."""
+        return self.finished - self.started
 
 
 class TaskRecord(NamedTuple):
@@ -122,6 +210,12 @@ class Claim(NamedTuple):
     """``True`` for a scheduled occurrence, ``False`` for an added run."""
     payload: dict[str, JSON] | None = None
     """Keyword arguments of an added run (``fire()``); ``None`` otherwise."""
+    fence: int = 0
+    """Fencing token: greater than that of every earlier claim of this record
+    key (rule 8)."""
+    cancelled: bool = False
+    """A cancel was requested before this claim was handed out: settle the
+    occurrence without running it (rule 7)."""
 
 
 class TaskStore(ABC):
@@ -219,8 +313,12 @@ class TaskStore(ABC):
         """Lease up to *limit* runs due at *now* to *owner*, earliest first."""
 
     @abstractmethod
-    async def extend(self, claim: Claim, *, until: float) -> bool:
-        """Move the lease of *claim* to *until* (heartbeat); ``False`` if lost."""
+    async def extend(self, claim: Claim, *, until: float) -> Lease:
+        """Move the lease of *claim* to *until* (heartbeat).
+
+        :attr:`Lease.LOST` (nothing changed) if the claim lost its lease;
+        :attr:`Lease.CANCELLED` (lease moved) if a cancel was requested.
+        """
 
     @abstractmethod
     async def commit(
@@ -230,11 +328,63 @@ class TaskStore(ABC):
         cursor: Cursor | None = None,
         retry_at: float | None = None,
         keep_lease: bool = False,
-    ) -> bool:
-        """Report on a claimed run; ``False`` (and no change) if the claim is lost.
+        log: RunLogEntry | None = None,
+    ) -> Lease:
+        """Report on a claimed run; :attr:`Lease.LOST` (and no change) if the
+        claim lost its lease.
 
         * ``cursor``: move the record's cursor there and release its hold.
         * ``retry_at``: keep the run, unleased, due again then (attempt + 1).
         * ``keep_lease``: keep the run leased (it is still executing).
         * otherwise the run is finished and removed.
+        * ``log``: also append this entry to the run log (rule 10), in the same
+          step, only if the commit took effect.
+
+        :attr:`Lease.CANCELLED` when a cancel was requested for the run: it
+        is then finished whatever ``retry_at`` and ``keep_lease`` said (rule 7).
         """
+
+    @abstractmethod
+    async def cancel(self, run_id: str, *, now: float) -> bool:
+        """Ask for run *run_id* to be cancelled, wherever it runs (rule 7).
+
+        ``False`` when no such run exists (it finished, or never was). A run
+        not leased becomes due at *now* (or stays due earlier).
+        """
+
+    # -- instances and run log (what a dashboard shows of the whole cluster) -------
+
+    @abstractmethod
+    async def register_instance(self, info: InstanceInfo, *, ttl: float) -> None:
+        """Add or refresh (heartbeat) an instance: listed until
+        ``info.last_seen + ttl`` (rule 9)."""
+
+    @abstractmethod
+    async def deregister_instance(self, instance_id: str) -> None:
+        """Remove an instance from the registry (it stopped); unknown: no-op."""
+
+    @abstractmethod
+    async def instances(self, *, now: float) -> list[InstanceInfo]:
+        """The instances alive at *now*, by ``instance_id``."""
+
+    @abstractmethod
+    async def log_run(self, entry: RunLogEntry) -> None:
+        """Append *entry* to the run log of ``entry.key`` (rule 10)."""
+
+    @abstractmethod
+    async def recent_runs(
+        self, key: str, *, limit: int = RUN_LOG_SIZE
+    ) -> list[RunLogEntry]:
+        """Up to *limit* run log entries of record *key*, newest first."""
+
+    # -- optional ---------------------------------------------------------------------
+
+    async def server_time(self) -> float | None:
+        """The current time of the store's server (POSIX seconds), for stores
+        that have one (Redis ``TIME``); ``None`` (the default) otherwise.
+
+        The only clock reading in the contract, and never used by the store
+        itself: a runtime may take its time from it (sampled, round trip
+        corrected) so hosts with skewed clocks agree on what is due.
+        """
+        return None

@@ -10,11 +10,23 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+from collections import deque
 from collections.abc import Callable
 
-from .._checks import MAX_TIMESTAMP, check_count, check_timestamp
+from .._checks import MAX_TIMESTAMP, check_count, check_duration, check_timestamp
 from .._errors import ConfigTypeError
-from .base import JSON, Claim, Cursor, TaskRecord, TaskStore, Unsubscribe
+from .base import (
+    JSON,
+    RUN_LOG_SIZE,
+    Claim,
+    Cursor,
+    InstanceInfo,
+    Lease,
+    RunLogEntry,
+    TaskRecord,
+    TaskStore,
+    Unsubscribe,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -34,8 +46,10 @@ def _add(index: dict[str, set[str]], key: str, run_id: str) -> None:
 class _Run:
     __slots__ = (
         "attempt",
+        "cancelled",
         "due",
         "expires",
+        "fence",
         "fire_at",
         "from_cursor",
         "key",
@@ -63,6 +77,8 @@ class _Run:
         self.token: str | None = None
         self.expires = 0.0
         self.version = 0
+        self.fence = 0
+        self.cancelled = False
 
 
 class MemoryStore(TaskStore):
@@ -83,6 +99,10 @@ class MemoryStore(TaskStore):
         self._heap: list[tuple[float, int, int, str, int]] = []
         self._seq = itertools.count()
         self._tokens = itertools.count(1)
+        self._fences = itertools.count(1)
+        self._logs: dict[str, deque[RunLogEntry]] = {}
+        self._instances: dict[str, InstanceInfo] = {}
+        self._instance_ttl: dict[str, float] = {}
         self._opened = 0
         self._subscribers: tuple[Callable[[], object], ...] = ()
 
@@ -189,6 +209,7 @@ class MemoryStore(TaskStore):
         if key not in self._records:
             return False
         self._drop(key)
+        self._logs.pop(key, None)
         return True
 
     def _drop(self, key: str) -> None:
@@ -263,6 +284,7 @@ class MemoryStore(TaskStore):
                 if kind == _LEASE:
                     run.attempt += 1  # the previous holder lost its lease
             run.token = f"{owner}:{next(self._tokens)}"
+            run.fence = next(self._fences)
             run.expires = expires
             self._push_run(run)
             claims.append(self._claim(run))
@@ -279,6 +301,8 @@ class MemoryStore(TaskStore):
             run.expires,
             run.from_cursor,
             run.payload,
+            run.fence,
+            run.cancelled,
         )
 
     def _owned(self, claim: Claim) -> _Run | None:
@@ -291,15 +315,15 @@ class MemoryStore(TaskStore):
             return None
         return run
 
-    async def extend(self, claim: Claim, *, until: float) -> bool:
+    async def extend(self, claim: Claim, *, until: float) -> Lease:
         run = self._owned(claim)
         if run is None:
-            return False
+            return Lease.LOST
         run.expires = until
         self._push_run(run)
         if self._subscribers:
             self._notify()
-        return True
+        return Lease.CANCELLED if run.cancelled else Lease.HELD
 
     async def commit(
         self,
@@ -308,11 +332,16 @@ class MemoryStore(TaskStore):
         cursor: Cursor | None = None,
         retry_at: float | None = None,
         keep_lease: bool = False,
-    ) -> bool:
+        log: RunLogEntry | None = None,
+    ) -> Lease:
         run = self._owned(claim)
         if run is None:
-            return False
+            return Lease.LOST
         key = run.key
+        cancelled = run.cancelled
+        if cancelled:  # rule 7: a cancelled run finishes
+            retry_at = None
+            keep_lease = False
         if cursor is not None:
             if self._held.get(key) == run.run_id:
                 del self._held[key]
@@ -344,6 +373,67 @@ class MemoryStore(TaskStore):
                     self._versions[key] += 1
         if cursor is not None or not keep_lease:
             self._push_cursor(key, self._records[key])
+        if log is not None:
+            self._append_log(log)
+        if self._subscribers:
+            self._notify()
+        return Lease.CANCELLED if cancelled else Lease.HELD
+
+    async def cancel(self, run_id: str, *, now: float) -> bool:
+        run = self._runs.get(run_id)
+        if run is None:
+            return False
+        if not run.cancelled:
+            run.cancelled = True
+            if run.token is None and now < run.due:
+                run.due = now
+                self._push_run(run)
         if self._subscribers:
             self._notify()
         return True
+
+    # -- instances and run log ----------------------------------------------------
+
+    async def register_instance(self, info: InstanceInfo, *, ttl: float) -> None:
+        if type(info) is not InstanceInfo and not isinstance(info, InstanceInfo):
+            raise ConfigTypeError(
+                f"info must be an InstanceInfo, got {info!r} ({type(info).__name__})"
+            )
+        ttl = check_duration("ttl", ttl, positive=True)
+        self._instances[info.instance_id] = info
+        self._instance_ttl[info.instance_id] = info.last_seen + ttl
+
+    async def deregister_instance(self, instance_id: str) -> None:
+        self._instances.pop(instance_id, None)
+        self._instance_ttl.pop(instance_id, None)
+
+    async def instances(self, *, now: float) -> list[InstanceInfo]:
+        for ident, until in list(self._instance_ttl.items()):
+            if until <= now:
+                await self.deregister_instance(ident)
+        return [self._instances[ident] for ident in sorted(self._instances)]
+
+    async def log_run(self, entry: RunLogEntry) -> None:
+        if type(entry) is not RunLogEntry and not isinstance(entry, RunLogEntry):
+            raise ConfigTypeError(
+                f"entry must be a RunLogEntry, got {entry!r} ({type(entry).__name__})"
+            )
+        self._append_log(entry)
+
+    def _append_log(self, entry: RunLogEntry) -> None:
+        if entry.key not in self._records:
+            return
+        log_ = self._logs.get(entry.key)
+        if log_ is None:
+            log_ = self._logs[entry.key] = deque(maxlen=RUN_LOG_SIZE)
+        log_.appendleft(entry)
+
+    async def recent_runs(
+        self, key: str, *, limit: int = RUN_LOG_SIZE
+    ) -> list[RunLogEntry]:
+        if type(limit) is not int or limit < 1:
+            check_count("limit", limit, minimum=1)
+        entries = self._logs.get(key)
+        if not entries:
+            return []
+        return list(itertools.islice(entries, limit))
