@@ -1,0 +1,333 @@
+"""Start worker processes on one store, read their run logs, check them.
+
+The checker is the point of these tests: from the JSON lines every process
+appended (see ``worker.py``), it finds each occurrence that should have run in
+the window and says which never completed (lost) and which completed more than
+once (duplicates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import ROOT
+
+WORKER = Path(__file__).resolve().parent / "worker.py"
+NAMESPACE = "processes"  # the namespace worker.py uses
+
+
+class Worker:
+    """One worker process a test started (ended only by its own pid)."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process, log: Path) -> None:
+        self.name = name
+        self.proc = proc
+        self.log = log
+        self.stderr = b""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def expect(self, word: str, timeout: float = 20) -> None:
+        assert self.proc.stdout is not None
+        raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        line = raw.decode().strip()
+        if line != word:
+            rest = await self._drain_stderr()
+            raise AssertionError(
+                f"worker {self.name} printed {line!r} instead of {word!r}\n{rest}"
+            )
+
+    async def _drain_stderr(self) -> str:
+        if self.proc.stderr is None:
+            return ""
+        with contextlib.suppress(TimeoutError):
+            self.stderr += await asyncio.wait_for(self.proc.stderr.read(), 5)
+        return self.stderr.decode(errors="replace")
+
+    def signal(self, sig: int) -> float:
+        """Send *sig* to this process; the moment it was sent."""
+        os.kill(self.pid, sig)
+        return time.time()
+
+    async def finish(self, timeout: float = 20) -> int:
+        """Wait for it to exit by itself; its exit code (stderr kept)."""
+        assert self.proc.stderr is not None
+        self.stderr += await asyncio.wait_for(self.proc.stderr.read(), timeout)
+        return await asyncio.wait_for(self.proc.wait(), timeout)
+
+
+@dataclass
+class Fleet:
+    """The worker processes of one test, all on one store."""
+
+    workers: list[Worker]
+    logdir: Path
+    cfg: dict[str, Any] = field(default_factory=dict)
+
+    async def go(self, **cfg: Any) -> dict[str, Any]:
+        """Send every process the same plan; wait until all started firing."""
+        self.cfg = cfg
+        line = (json.dumps(cfg) + "\n").encode()
+        for w in self.workers:
+            assert w.proc.stdin is not None
+            w.proc.stdin.write(line)
+            await w.proc.stdin.drain()
+        await asyncio.gather(*(w.expect("ready") for w in self.workers))
+        return cfg
+
+    def events(self) -> list[dict[str, Any]]:
+        return read_logs(self.logdir)
+
+    async def finish(self, timeout: float = 25) -> dict[str, int]:
+        """Wait for every process to exit by itself; exit code per process."""
+        codes = await asyncio.gather(*(w.finish(timeout) for w in self.workers))
+        return {w.name: code for w, code in zip(self.workers, codes, strict=True)}
+
+    def stderr(self) -> str:
+        return "\n".join(
+            f"--- {w.name} (pid {w.pid}) ---\n{w.stderr.decode(errors='replace')}"
+            for w in self.workers
+        )
+
+    def by_name(self, instance: str) -> Worker:
+        (w,) = (w for w in self.workers if w.name == instance)
+        return w
+
+
+@contextlib.asynccontextmanager
+async def fleet(store_url: str, logdir: Path, count: int) -> AsyncIterator[Fleet]:
+    """Start *count* workers on *store_url*; each has loaded when this yields.
+
+    On the way out, a process still running (the test failed before it ended)
+    is killed by its pid.
+    """
+    await asyncio.to_thread(logdir.mkdir, parents=True, exist_ok=True)
+    workers = []
+    try:
+        for i in range(count):
+            log = logdir / f"w{i}.jsonl"
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(WORKER),
+                "--store",
+                store_url,
+                "--log",
+                str(log),
+                "--instance",
+                f"w{i}",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
+            workers.append(Worker(f"w{i}", proc, log))
+        await asyncio.gather(*(w.expect("loaded", timeout=30) for w in workers))
+        yield Fleet(workers, logdir)
+    finally:
+        for w in workers:
+            if w.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.pid, signal.SIGCONT)
+                    w.proc.kill()
+                await w.proc.wait()
+
+
+def plan(
+    *,
+    lead: float = 1.0,
+    window: float = 4.0,
+    interval: float = 0.1,
+    lease: float = 1.5,
+    tail: float | None = None,
+    once: int = 0,
+    slow_at: float | None = None,
+    slow_seconds: float = 3.0,
+) -> dict[str, Any]:
+    """A plan starting *lead* seconds from now: ticks for *window* seconds,
+    *once* once-off tasks due at the start, processes exiting *tail* seconds
+    after the window (default: two leases, so a run taken over can finish)."""
+    start = time.time() + lead
+    steps = math.floor(window / interval)
+    end = start + steps * interval + interval / 2  # the last occurrence is owed
+    tail = 2 * lease + 1.0 if tail is None else tail
+    return {
+        "start": start,
+        "end": end,
+        "exit_at": end + tail,
+        "interval": interval,
+        "lease": lease,
+        "once": once,
+        "once_at": start,
+        "slow_at": None if slow_at is None else start + slow_at,
+        "slow_seconds": slow_seconds,
+    }
+
+
+def read_logs(logdir: Path) -> list[dict[str, Any]]:
+    events = []
+    for path in sorted(logdir.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            # a line cut short by kill -9 was never completely written
+            events.extend(json.loads(line) for line in f if line.endswith("\n"))
+    return events
+
+
+@dataclass
+class Report:
+    """What the checker found, for assertion messages and the summary."""
+
+    expected: int
+    completed: int
+    lost: list[str]
+    duplicates: dict[str, int]
+    per_instance: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duplicate_count(self) -> int:
+        return sum(n - 1 for n in self.duplicates.values())
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "expected": self.expected,
+            "completed": self.completed,
+            "lost": len(self.lost),
+            "duplicates": self.duplicate_count,
+            "per_instance": self.per_instance,
+        }
+
+    def __str__(self) -> str:
+        text = (
+            f"{self.expected} occurrences owed, {self.completed} completed, "
+            f"lost {len(self.lost)} {self.lost[:10]}, duplicates "
+            f"{self.duplicate_count} {dict(list(self.duplicates.items())[:10])}, "
+            f"completions per instance {self.per_instance}"
+        )
+        return "; ".join([text, *self.notes])
+
+
+def owed(cfg: dict[str, Any]) -> set[str]:
+    """The occurrences the plan owes: tick occurrences of the window (named by
+    their index from the start), once-off instances, the slow instance."""
+    steps = math.floor((cfg["end"] - cfg["start"]) / cfg["interval"] + 1e-9)
+    names = {f"tick#{k}" for k in range(steps + 1)}
+    names |= {f"once:o{i}" for i in range(cfg.get("once", 0))}
+    if cfg.get("slow_at") is not None:
+        names.add("slow:s0")
+    return names
+
+
+def occurrence(cfg: dict[str, Any], event: dict[str, Any]) -> str:
+    if event["task"] == "tick":
+        k = round((event["fire_at"] - cfg["start"]) / cfg["interval"])
+        return f"tick#{k}"
+    return str(event["key"])
+
+
+def check(cfg: dict[str, Any], events: Iterable[dict[str, Any]]) -> Report:
+    """Every owed occurrence completed, and how often."""
+    done: Counter[str] = Counter()
+    per_instance: Counter[str] = Counter()
+    for ev in events:
+        if ev["ev"] == "done":
+            done[occurrence(cfg, ev)] += 1
+            per_instance[ev["instance"]] += 1
+    names = owed(cfg)
+    extra = sorted(set(done) - names)
+    report = Report(
+        expected=len(names),
+        completed=sum(1 for name in names if done[name]),
+        lost=sorted(name for name in names if not done[name]),
+        duplicates={name: n for name, n in sorted(done.items()) if n > 1},
+        per_instance=dict(sorted(per_instance.items())),
+    )
+    if extra:
+        report.notes.append(f"runs outside the plan: {extra[:10]}")
+    return report
+
+
+def starts_of(events: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """The ``start`` events of *key*, in time order."""
+    return sorted(
+        (ev for ev in events if ev["ev"] == "start" and ev.get("key") == key),
+        key=lambda ev: ev["t"],
+    )
+
+
+async def wait_for_event(
+    logdir: Path, pred: Any, timeout: float, poll: float = 0.02
+) -> dict[str, Any]:
+    """The first logged event matching *pred*, polling the logs (which are files
+    written by other processes: there is nothing to await)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for ev in read_logs(logdir):
+            if pred(ev):
+                return ev
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no logged event matched within {timeout}s")
+        await asyncio.sleep(poll)
+
+
+def by_occurrence(
+    cfg: dict[str, Any], events: Iterable[dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for ev in events:
+        if ev["ev"] in ("start", "done"):
+            grouped[occurrence(cfg, ev)].append(ev)
+    return grouped
+
+
+def stale_completions(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``done`` events written by a run whose fence was already superseded: a
+    run of the same occurrence with a greater fence had started before. A
+    downstream system that checks fences rejects exactly these writes."""
+    starts: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    dones = []
+    for ev in events:
+        if ev.get("fence") is None:
+            continue
+        if ev["ev"] == "start":
+            starts[ev["run_id"]].append((ev["t"], ev["fence"]))
+        elif ev["ev"] == "done":
+            dones.append(ev)
+    return [
+        ev
+        for ev in dones
+        if any(t < ev["t"] and f > ev["fence"] for t, f in starts[ev["run_id"]])
+    ]
+
+
+def first_done_after(events: Iterable[dict[str, Any]], moment: float) -> float | None:
+    """When the first run completed after *moment* (the fleet works again)."""
+    times = [ev["t"] for ev in events if ev["ev"] == "done" and ev["t"] > moment]
+    return min(times) if times else None
+
+
+def log_count(text: str, phrase: str) -> int:
+    return text.count(phrase)
+
+
+async def leftovers(url: str) -> list[str]:
+    """Once-off records still in the store after the fleet stopped: each one
+    is an occurrence that never completed (a finished once-off leaves)."""
+    from aiohttp_jobs.stores import from_url
+
+    async with from_url(url, namespace=NAMESPACE) as store:
+        records = await store.records()
+    return [r.key for r in records if r.task in ("once", "slow")]
