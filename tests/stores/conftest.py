@@ -14,6 +14,8 @@ import pytest
 
 from aiohttp_jobs.stores import MemoryStore, TaskStore
 
+from .sqlite_support import sqlite_store
+
 Factory = Callable[[Path], Awaitable[TaskStore]]
 
 
@@ -21,7 +23,7 @@ async def _memory(tmp_path: Path) -> TaskStore:
     return MemoryStore()
 
 
-BACKENDS: dict[str, Factory] = {"memory": _memory}
+BACKENDS: dict[str, Factory] = {"memory": _memory, "sqlite": sqlite_store}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

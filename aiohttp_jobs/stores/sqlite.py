@@ -1,0 +1,1099 @@
+"""The SQLite task store: one file shared by the processes of one host.
+
+Built on :mod:`aiosqlite` (``pip install "aiohttp-jobs[sqlite]"``), imported
+when the store opens, so importing this module costs nothing.
+
+How it stays correct with several processes on one file:
+
+* The file is in WAL mode: readers never block the writer, and a process
+  killed inside a write leaves a transaction that is simply not in the log.
+* Every transaction that reads and then writes starts with ``BEGIN IMMEDIATE``:
+  it takes the write lock before reading, so two processes never both read the
+  same due run and then race to claim it. (A deferred ``BEGIN`` upgrades its
+  lock at the first write and fails with "database is locked" when another
+  process got there first, whatever the busy timeout; an immediate one waits.)
+* ``busy_timeout``: how long a process waits for another's write lock before a
+  call fails (the runner logs the error and tries again).
+* A claim is one ``UPDATE ... RETURNING`` over the due runs; commits and lease
+  extensions made in one event-loop turn share one transaction.
+* Times are integer milliseconds, indexed, so finding what is due costs the
+  same with a million records as with a thousand.
+* SQLite tells no other process of a change: while someone is subscribed, the
+  store reads ``PRAGMA data_version`` (a counter of commits made by other
+  connections, read from shared memory without touching the file) every
+  ``poll_interval`` seconds and notifies the subscribers when it moved.
+
+Not on a network file system (NFS, SMB, most cloud volumes): SQLite's locks are
+POSIX advisory locks, which many network file systems implement wrongly or not
+at all (two processes then both believe they hold the write lock, and the file
+is corrupted), and WAL mode needs a shared-memory index (the ``-shm`` file,
+memory-mapped by every process) that processes on different machines cannot
+share. Use one host's local disk, or Redis for several hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from .._checks import (
+    MAX_TIMESTAMP,
+    check_count,
+    check_duration,
+    check_name,
+    check_timestamp,
+)
+from .._errors import ConfigError, ConfigTypeError, MissingDependencyError
+from .base import (
+    JSON,
+    NO_PARAMS,
+    RUN_LOG_SIZE,
+    Claim,
+    Cursor,
+    InstanceInfo,
+    Lease,
+    RunLogEntry,
+    TaskRecord,
+    TaskStore,
+    Unsubscribe,
+)
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+log = logging.getLogger("aiohttp_jobs.stores")
+
+SCHEMA_VERSION = 1
+"""The layout of the tables, kept in ``PRAGMA user_version`` of the file."""
+
+_SYNCHRONOUS = ("FULL", "NORMAL")
+_IN_CHUNK = 500  # values per "IN (...)" list, well under SQLite's variable limit
+
+_SCHEMA = """
+CREATE TABLE aiohttp_jobs_records (
+    namespace   TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    schedule    TEXT,
+    params      TEXT,
+    enabled     INTEGER NOT NULL,
+    fire_at     INTEGER,
+    backlog     INTEGER NOT NULL,
+    max_running INTEGER NOT NULL,
+    revision    INTEGER NOT NULL,
+    held        TEXT,
+    running     INTEGER NOT NULL DEFAULT 0,
+    due INTEGER GENERATED ALWAYS AS (
+        CASE WHEN enabled AND held IS NULL AND running < max_running
+        THEN fire_at END
+    ) VIRTUAL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+CREATE INDEX aiohttp_jobs_records_due
+    ON aiohttp_jobs_records (namespace, due) WHERE due IS NOT NULL;
+CREATE INDEX aiohttp_jobs_records_task ON aiohttp_jobs_records (namespace, task, key);
+
+CREATE TABLE aiohttp_jobs_runs (
+    id          INTEGER PRIMARY KEY,
+    namespace   TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fire_at     INTEGER NOT NULL,
+    from_cursor INTEGER NOT NULL,
+    payload     TEXT,
+    attempt     INTEGER NOT NULL DEFAULT 0,
+    token       TEXT,
+    due         INTEGER NOT NULL,
+    fence       INTEGER NOT NULL DEFAULT 0,
+    cancelled   INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (namespace, run_id)
+);
+CREATE INDEX aiohttp_jobs_runs_due ON aiohttp_jobs_runs (namespace, due);
+CREATE INDEX aiohttp_jobs_runs_key ON aiohttp_jobs_runs (namespace, key);
+
+CREATE TABLE aiohttp_jobs_counters (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    value     INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+) WITHOUT ROWID;
+
+CREATE TABLE aiohttp_jobs_instances (
+    namespace   TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    version     TEXT NOT NULL,
+    started     INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    expires     INTEGER NOT NULL,
+    PRIMARY KEY (namespace, instance_id)
+) WITHOUT ROWID;
+
+CREATE TABLE aiohttp_jobs_run_log (
+    id        INTEGER PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    run_id    TEXT NOT NULL,
+    instance  TEXT NOT NULL,
+    attempt   INTEGER NOT NULL,
+    outcome   TEXT NOT NULL,
+    started   INTEGER NOT NULL,
+    finished  INTEGER NOT NULL,
+    error     TEXT
+);
+CREATE INDEX aiohttp_jobs_run_log_key ON aiohttp_jobs_run_log (namespace, key, id);
+"""
+
+_RECORD_COLUMNS = (
+    "key, task, schedule, params, enabled, fire_at, backlog, max_running, revision"
+)
+_RUN_COLUMNS = (
+    "id, run_id, key, fire_at, from_cursor, payload, attempt, token, due, cancelled"
+)
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _record(row: Sequence[Any]) -> TaskRecord:
+    key, task, schedule, params, enabled, fire_at, backlog, max_running, rev = row
+    return TaskRecord(
+        key,
+        task,
+        None if schedule is None else json.loads(schedule),
+        NO_PARAMS if params is None else json.loads(params),
+        bool(enabled),
+        _seconds(fire_at),
+        backlog,
+        max_running,
+        rev,
+    )
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _import_aiosqlite() -> Any:
+    try:
+        import aiosqlite
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "SQLiteStore needs the 'aiosqlite' library, which is not installed: "
+            'pip install "aiohttp-jobs[sqlite]"'
+        ) from exc
+    return aiosqlite
+
+
+class _Op:
+    """A commit or extend waiting for the next batch transaction."""
+
+    __slots__ = ("claim", "cursor", "future", "keep_lease", "log", "retry_at", "until")
+
+    def __init__(
+        self,
+        claim: Claim,
+        future: asyncio.Future[Lease],
+        *,
+        until: float | None = None,
+        cursor: Cursor | None = None,
+        retry_at: float | None = None,
+        keep_lease: bool = False,
+        log: RunLogEntry | None = None,
+    ) -> None:
+        self.claim = claim
+        self.future = future
+        self.until = until
+        self.cursor = cursor
+        self.retry_at = retry_at
+        self.keep_lease = keep_lease
+        self.log = log
+
+
+class _RunRow:
+    """A run as a batch of commits reads it, changed in place by the replay."""
+
+    __slots__ = (
+        "attempt",
+        "cancelled",
+        "deleted",
+        "dirty",
+        "due",
+        "from_cursor",
+        "id",
+        "key",
+        "run_id",
+        "token",
+    )
+
+    def __init__(
+        self,
+        id: int,
+        run_id: str,
+        key: str,
+        from_cursor: int,
+        attempt: int,
+        token: str | None,
+        due: int,
+        cancelled: int,
+    ) -> None:
+        self.id = id
+        self.run_id = run_id
+        self.key = key
+        self.from_cursor = bool(from_cursor)
+        self.attempt = attempt
+        self.token = token
+        self.due = due
+        self.cancelled = bool(cancelled)
+        self.deleted = False
+        self.dirty = False
+
+
+class _RecordRow:
+    """The cursor columns of a record, as a batch of commits reads them."""
+
+    __slots__ = ("backlog", "dirty", "fire_at", "held", "key", "running")
+
+    def __init__(
+        self,
+        key: str,
+        held: str | None,
+        running: int,
+        fire_at: int | None,
+        backlog: int,
+    ) -> None:
+        self.key = key
+        self.held = held
+        self.running = running
+        self.fire_at = fire_at
+        self.backlog = backlog
+        self.dirty = False
+
+
+def _replay(op: _Op, runs: dict[str, _RunRow], records: dict[str, _RecordRow]) -> Lease:
+    """What one commit or extend does to the rows (what MemoryStore does)."""
+    claim = op.claim
+    run = runs.get(claim.run_id)
+    if (
+        run is None
+        or run.deleted
+        or run.token is None
+        or run.token != claim.token
+        or run.key != claim.record.key
+        or run.key not in records
+    ):
+        return Lease.LOST
+    answer = Lease.CANCELLED if run.cancelled else Lease.HELD
+    run.dirty = True
+    if op.until is not None:
+        run.due = _ms(op.until)
+        return answer
+    record = records[run.key]
+    record.dirty = True
+    retry_at, keep_lease = op.retry_at, op.keep_lease
+    if run.cancelled:  # a cancelled run finishes (rule 7)
+        retry_at, keep_lease = None, False
+    if op.cursor is not None:
+        if record.held == run.run_id:
+            record.held = None
+        record.fire_at = None if op.cursor.fire_at is None else _ms(op.cursor.fire_at)
+        record.backlog = op.cursor.backlog
+    if retry_at is not None:
+        run.token = None
+        run.attempt += 1
+        run.due = _ms(retry_at)
+    elif not keep_lease:
+        run.deleted = True
+        if run.from_cursor:
+            record.running -= 1
+            if record.held == run.run_id:
+                record.held = None
+    return answer
+
+
+class SQLiteStore(TaskStore):
+    """Keeps tasks, runs and leases in one SQLite file, shared by the processes
+    of one host (see the module documentation for how, and why not over a
+    network file system).
+
+    :param path: the database file (created with its tables if missing), or
+        ``":memory:"`` for a private in-memory database (one process).
+    :param namespace: records of other namespaces in the same file are
+        invisible: several applications can share one file.
+    :param busy_timeout: seconds a write waits for another process's write lock
+        before the call fails with ``sqlite3.OperationalError``.
+    :param poll_interval: seconds between two checks for changes made by other
+        processes, while something is subscribed (:meth:`subscribe`).
+    :param synchronous: ``"FULL"`` (the default) syncs the write-ahead log on
+        every commit; ``"NORMAL"`` is faster and still survives a killed
+        process, but a power cut may lose the last commits (their runs then
+        run again).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        namespace: str = "aiohttp_jobs",
+        busy_timeout: float = 5.0,
+        poll_interval: float = 0.5,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    ) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise ConfigTypeError(
+                f"path must be a file path (str or os.PathLike), got {path!r} "
+                f"({type(path).__name__})"
+            )
+        self._path = os.fspath(path)
+        if not self._path:
+            raise ConfigError(f"path must name a file, got {path!r}")
+        self._namespace: str = check_name("namespace", namespace)  # type: ignore[assignment]
+        self._busy_timeout = check_duration("busy_timeout", busy_timeout)
+        self._poll_interval = check_duration(
+            "poll_interval", poll_interval, positive=True
+        )
+        if synchronous not in _SYNCHRONOUS:
+            raise ConfigError(
+                f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}"
+            )
+        self._synchronous = synchronous
+        self._conn: aiosqlite.Connection | None = None
+        self._opened = 0
+        self._lock = asyncio.Lock()
+        self._subscribers: tuple[Callable[[], object], ...] = ()
+        self._poller: asyncio.Task[None] | None = None
+        self._data_version = 0
+        self._pending: list[_Op] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self._opened else "closed"
+        return f"<SQLiteStore {state} {self._path!r} namespace={self._namespace!r}>"
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._path
+
+    @property
+    def namespace(self) -> str:
+        """The namespace this store reads and writes in its file."""
+        return self._namespace
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect (the first open), set up WAL, create or check the tables."""
+        self._opened += 1
+        if self._opened > 1:
+            return
+        try:
+            self._conn = await self._connect()
+        except BaseException:
+            self._opened -= 1
+            raise
+        if self._subscribers:
+            self._start_poller()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        library = _import_aiosqlite()
+        conn: aiosqlite.Connection = await library.connect(
+            self._path, isolation_level=None
+        )
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {_ms(self._busy_timeout)}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                [(version,)] = await conn.execute_fetchall("PRAGMA user_version")
+                if version == 0:
+                    # One by one: executescript() would commit first.
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            await conn.execute(statement)
+                    await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                elif version != SCHEMA_VERSION:
+                    raise ConfigError(
+                        f"{self._path!r} holds aiohttp-jobs tables of schema "
+                        f"version {version}; this release reads version "
+                        f"{SCHEMA_VERSION} (use a matching aiohttp-jobs release, "
+                        "or another file)"
+                    )
+                await conn.execute(
+                    "INSERT OR IGNORE INTO aiohttp_jobs_counters VALUES (?, ?, 0)",
+                    (self._namespace, "fence"),
+                )
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+            [(self._data_version,)] = await conn.execute_fetchall("PRAGMA data_version")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def close(self) -> None:
+        """Undo one :meth:`open`; the last one finishes the pending commits and
+        closes the connection."""
+        if not self._opened:
+            return
+        self._opened -= 1
+        if self._opened:
+            return
+        if self._poller is not None:
+            self._poller.cancel()
+            poller, self._poller = self._poller, None
+            await asyncio.gather(poller, return_exceptions=True)
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            async with self._lock:
+                await conn.close()
+
+    # -- notifications ------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[], object]) -> Unsubscribe:
+        """Changes made through this store are notified when their transaction
+        commits; changes made by other processes (or other connections) within
+        ``poll_interval`` seconds, while the store is open."""
+        self._subscribers = (*self._subscribers, callback)
+        if self._opened:
+            self._start_poller()
+
+        def unsubscribe() -> None:
+            subscribers = list(self._subscribers)
+            if callback in subscribers:
+                subscribers.remove(callback)
+                self._subscribers = tuple(subscribers)
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        for callback in self._subscribers:
+            try:
+                callback()
+            except Exception:
+                log.exception("task store subscriber %r failed", callback)
+
+    def _start_poller(self) -> None:
+        if self._poller is None or self._poller.done():
+            loop = asyncio.get_running_loop()
+            self._poller = loop.create_task(self._poll(), name="sqlite-store-poll")
+
+    async def _poll(self) -> None:
+        """Notify when another connection committed (``PRAGMA data_version``)."""
+        while self._subscribers:
+            await asyncio.sleep(self._poll_interval)
+            try:
+                async with self._lock:
+                    if self._conn is None:
+                        return
+                    rows = await self._conn.execute_fetchall("PRAGMA data_version")
+            except Exception:
+                log.exception("SQLite store: reading data_version failed")
+                continue
+            [(version,)] = rows
+            if version != self._data_version:
+                self._data_version = version
+                self._notify()
+        self._poller = None
+
+    # -- transactions ---------------------------------------------------------------
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RuntimeError(f"{self!r} is not open: call open() first")
+        return self._conn
+
+    async def _write(self, body: Callable[[aiosqlite.Connection], Any]) -> Any:
+        """Run ``await body(conn)`` in one ``BEGIN IMMEDIATE`` transaction.
+
+        The transaction runs in its own task: a caller cancelled while it runs
+        does not leave it half done (it commits, or rolls back on error).
+        """
+        return await asyncio.shield(asyncio.ensure_future(self._transaction(body)))
+
+    async def _transaction(self, body: Callable[[aiosqlite.Connection], Any]) -> Any:
+        async with self._lock:
+            conn = self._connection()
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = await body(conn)
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+            return result
+
+    async def _read(self, sql: str, params: Sequence[Any]) -> Iterable[Any]:
+        async with self._lock:
+            return await self._connection().execute_fetchall(sql, params)
+
+    # -- records ------------------------------------------------------------------
+
+    async def save(self, record: TaskRecord) -> None:
+        if not isinstance(record, TaskRecord):
+            raise ConfigTypeError(
+                f"record must be a TaskRecord, got {record!r} ({type(record).__name__})"
+            )
+        ns = self._namespace
+        row = (
+            ns,
+            record.key,
+            record.task,
+            None if record.schedule is None else _dumps(record.schedule),
+            _dumps(dict(record.params)) if record.params else None,
+            int(record.enabled),
+            None if record.fire_at is None else _ms(record.fire_at),
+            record.backlog,
+            record.max_running,
+            record.revision,
+        )
+
+        async def body(conn: aiosqlite.Connection) -> None:
+            # Another revision replaces the record: its runs go first (rule 5).
+            await conn.execute(
+                "DELETE FROM aiohttp_jobs_runs WHERE namespace = ? AND key = ? "
+                "AND EXISTS (SELECT 1 FROM aiohttp_jobs_records WHERE namespace = ? "
+                "AND key = ? AND revision <> ?)",
+                (ns, record.key, ns, record.key, record.revision),
+            )
+            await conn.execute(
+                "INSERT INTO aiohttp_jobs_records (namespace, key, task, schedule, "
+                "params, enabled, fire_at, backlog, max_running, revision) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (namespace, key) DO UPDATE SET task = excluded.task, "
+                "schedule = excluded.schedule, params = excluded.params, "
+                "enabled = excluded.enabled, fire_at = excluded.fire_at, "
+                "backlog = excluded.backlog, max_running = excluded.max_running, "
+                "held = CASE WHEN revision = excluded.revision THEN held END, "
+                "running = CASE WHEN revision = excluded.revision THEN running "
+                "ELSE 0 END, revision = excluded.revision",
+                row,
+            )
+
+        await self._write(body)
+        self._notify()
+
+    async def get(self, key: str) -> TaskRecord | None:
+        rows = list(
+            await self._read(
+                f"SELECT {_RECORD_COLUMNS} FROM aiohttp_jobs_records "
+                "WHERE namespace = ? AND key = ?",
+                (self._namespace, key),
+            )
+        )
+        return _record(rows[0]) if rows else None
+
+    async def delete(self, key: str, *, claim: Claim | None = None) -> bool:
+        ns = self._namespace
+        if claim is not None and claim.record.key != key:
+            return False
+
+        async def body(conn: aiosqlite.Connection) -> bool:
+            if claim is not None:
+                owned = await conn.execute_fetchall(
+                    "SELECT 1 FROM aiohttp_jobs_runs WHERE namespace = ? "
+                    "AND run_id = ? AND token = ?",
+                    (ns, claim.run_id, claim.token),
+                )
+                if not owned:
+                    return False
+            cursor = await conn.execute(
+                "DELETE FROM aiohttp_jobs_records WHERE namespace = ? AND key = ?",
+                (ns, key),
+            )
+            if cursor.rowcount < 1:
+                return False
+            for table in ("aiohttp_jobs_runs", "aiohttp_jobs_run_log"):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE namespace = ? AND key = ?", (ns, key)
+                )
+            return True
+
+        deleted: bool = await self._write(body)
+        return deleted
+
+    async def records(self, task: str | None = None) -> list[TaskRecord]:
+        sql = f"SELECT {_RECORD_COLUMNS} FROM aiohttp_jobs_records WHERE namespace = ?"
+        params: tuple[str, ...] = (self._namespace,)
+        if task is not None:
+            sql += " AND task = ?"
+            params += (task,)
+        return [_record(row) for row in await self._read(sql + " ORDER BY key", params)]
+
+    async def add_run(
+        self, key: str, *, fire_at: float, payload: dict[str, JSON] | None = None
+    ) -> str:
+        if type(fire_at) is not float or not 0.0 <= fire_at <= MAX_TIMESTAMP:
+            fire_at = check_timestamp("fire_at", fire_at)
+        ns = self._namespace
+        fire_ms = _ms(fire_at)
+        base = f"{key}@{fire_ms}"
+        data = None if payload is None else _dumps(payload)
+
+        async def body(conn: aiosqlite.Connection) -> str:
+            exists = await conn.execute_fetchall(
+                "SELECT 1 FROM aiohttp_jobs_records WHERE namespace = ? AND key = ?",
+                (ns, key),
+            )
+            if not exists:
+                raise LookupError(f"no task record {key!r}")
+            taken = {
+                run_id
+                for (run_id,) in await conn.execute_fetchall(
+                    "SELECT run_id FROM aiohttp_jobs_runs WHERE namespace = ? "
+                    "AND (run_id = ? OR (run_id > ? AND run_id < ?))",
+                    (ns, base, base + ".", base + "/"),
+                )
+            }
+            run_id, n = base, 1
+            while run_id in taken:
+                n += 1
+                run_id = f"{base}.{n}"
+            await conn.execute(
+                "INSERT INTO aiohttp_jobs_runs (namespace, run_id, key, fire_at, "
+                "from_cursor, payload, due) VALUES (?, ?, ?, ?, 0, ?, ?)",
+                (ns, run_id, key, fire_ms, data, fire_ms),
+            )
+            return run_id
+
+        run_id: str = await self._write(body)
+        self._notify()
+        return run_id
+
+    # -- claiming -----------------------------------------------------------------
+
+    async def next_due(self) -> float | None:
+        ns = self._namespace
+        [(due,)] = await self._read(
+            "SELECT min(due) FROM (SELECT min(due) AS due FROM aiohttp_jobs_records "
+            "WHERE namespace = ? AND due IS NOT NULL UNION ALL "
+            "SELECT min(due) FROM aiohttp_jobs_runs WHERE namespace = ?)",
+            (ns, ns),
+        )
+        return _seconds(due)
+
+    async def acquire(
+        self, *, now: float, owner: str, lease_duration: float, limit: int
+    ) -> list[Claim]:
+        if type(limit) is not int or limit < 1:
+            check_count("limit", limit, minimum=1)
+        ns = self._namespace
+        now_ms = _ms(now)
+        expires_ms = _ms(now + lease_duration)
+
+        async def body(conn: aiosqlite.Connection) -> list[Claim]:
+            cursors = list(
+                await conn.execute_fetchall(
+                    f"SELECT {_RECORD_COLUMNS} FROM aiohttp_jobs_records "
+                    "WHERE namespace = ? AND due IS NOT NULL AND due <= ? "
+                    "ORDER BY due LIMIT ?",
+                    (ns, now_ms, limit),
+                )
+            )
+            runs = list(
+                await conn.execute_fetchall(
+                    "SELECT id, due FROM aiohttp_jobs_runs "
+                    "WHERE namespace = ? AND due <= ? ORDER BY due, id LIMIT ?",
+                    (ns, now_ms, limit),
+                )
+            )
+            if not cursors and not runs:
+                return []
+            # The earliest `limit` of both, runs first on a tie.
+            merged = sorted(
+                [(due, 0, i) for i, (_, due) in enumerate(runs)]
+                + [(row[5], 1, i) for i, row in enumerate(cursors)]
+            )[:limit]
+            chosen_runs = [runs[i][0] for _, kind, i in merged if not kind]
+            chosen_cursors = [cursors[i] for _, kind, i in merged if kind]
+            records = {row[0]: _record(row) for row in chosen_cursors}
+            new_ids: Iterator[int] = iter(())
+            if chosen_cursors:
+                # Each claimed cursor becomes a run (unleased until the claim
+                # below) that holds its record.
+                new = [
+                    (ns, f"{row[0]}@{row[5]}", row[0], row[5]) for row in chosen_cursors
+                ]
+                await conn.executemany(
+                    "INSERT OR REPLACE INTO aiohttp_jobs_runs (namespace, run_id, "
+                    "key, fire_at, from_cursor, due) VALUES (?, ?, ?, ?, 1, ?4)",
+                    new,
+                )
+                await conn.executemany(
+                    "UPDATE aiohttp_jobs_records SET held = ?, "
+                    "running = running + 1 WHERE namespace = ? AND key = ?",
+                    [(run_id, ns, key) for _, run_id, key, _ in new],
+                )
+                new_ids = iter(await self._ids(conn, [r[1] for r in new]))
+            # The ids to claim in due order: their fences grow in that order.
+            run_ids = iter(chosen_runs)
+            ids = [next(new_ids if kind else run_ids) for _, kind, _ in merged]
+            position = {ident: n for n, ident in enumerate(ids)}
+            [(last,)] = await conn.execute_fetchall(
+                "UPDATE aiohttp_jobs_counters SET value = value + ? "
+                "WHERE namespace = ? AND name = 'fence' RETURNING value",
+                (len(ids), ns),
+            )
+            first = last - len(ids) + 1
+            claimed = await conn.execute_fetchall(
+                "UPDATE aiohttp_jobs_runs SET due = ?, "
+                "attempt = attempt + (token IS NOT NULL), "
+                "fence = ? + chosen.n, token = ? || (? + chosen.n) "
+                "FROM (SELECT value AS id, key AS n FROM json_each(?)) AS chosen "
+                "WHERE aiohttp_jobs_runs.id = chosen.id "
+                f"RETURNING {_RUN_COLUMNS}, fence",
+                (expires_ms, first, f"{owner}:", first, _dumps(ids)),
+            )
+            claimed = sorted(claimed, key=lambda row: position[row[0]])
+            missing = sorted({row[2] for row in claimed} - records.keys())
+            for chunk in _chunks(missing):
+                for row in await conn.execute_fetchall(
+                    f"SELECT {_RECORD_COLUMNS} FROM aiohttp_jobs_records "
+                    f"WHERE namespace = ? AND key IN ({_marks(len(chunk))})",
+                    (ns, *chunk),
+                ):
+                    records[row[0]] = _record(row)
+            expires_at = expires_ms / 1000
+            return [
+                Claim(
+                    run_id,
+                    records[key],
+                    fire_ms / 1000,
+                    attempt,
+                    token,
+                    expires_at,
+                    bool(from_cursor),
+                    None if payload is None else json.loads(payload),
+                    fence,
+                    bool(cancelled),
+                )
+                for (
+                    _,
+                    run_id,
+                    key,
+                    fire_ms,
+                    from_cursor,
+                    payload,
+                    attempt,
+                    token,
+                    _,
+                    cancelled,
+                    fence,
+                ) in claimed
+            ]
+
+        claims: list[Claim] = await self._write(body)
+        return claims
+
+    async def _ids(self, conn: aiosqlite.Connection, run_ids: list[str]) -> list[int]:
+        """The row ids of *run_ids*, in the same order."""
+        ids: list[int] = []
+        for chunk in _chunks(run_ids):
+            rows = await conn.execute_fetchall(
+                "SELECT run_id, id FROM aiohttp_jobs_runs WHERE namespace = ? "
+                f"AND run_id IN ({_marks(len(chunk))})",
+                (self._namespace, *chunk),
+            )
+            found: dict[str, int] = dict(rows)  # type: ignore[arg-type]
+            ids.extend(found[run_id] for run_id in chunk)
+        return ids
+
+    # -- commits and heartbeats, batched per loop turn ------------------------------
+
+    async def extend(self, claim: Claim, *, until: float) -> Lease:
+        return await self._submit(claim, until=until)
+
+    async def commit(
+        self,
+        claim: Claim,
+        *,
+        cursor: Cursor | None = None,
+        retry_at: float | None = None,
+        keep_lease: bool = False,
+        log: RunLogEntry | None = None,
+    ) -> Lease:
+        return await self._submit(
+            claim, cursor=cursor, retry_at=retry_at, keep_lease=keep_lease, log=log
+        )
+
+    async def _submit(self, claim: Claim, **kwargs: Any) -> Lease:
+        """Queue a commit or extend for the batch of this loop turn; its result.
+
+        Every call made in the same loop turn (and those made while the previous
+        batch was being written) goes into one transaction; each caller gets its
+        own answer.
+        """
+        self._connection()
+        future: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Op(claim, future, **kwargs))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            async with self._lock:
+                batch, self._pending = self._pending, []
+                try:
+                    results = await self._apply_batch(batch)
+                except BaseException as exc:
+                    for op in batch:
+                        if not op.future.done():
+                            op.future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+            if any(result for _, result in results):
+                self._notify()
+            for op, result in results:
+                if not op.future.done():
+                    op.future.set_result(result)
+
+    async def _apply_batch(self, batch: list[_Op]) -> list[tuple[_Op, Lease]]:
+        """Apply *batch* in order, in one transaction: read the runs and
+        records it touches, replay the operations in Python, write back."""
+        conn = self._connection()
+        ns = self._namespace
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            run_ids = sorted({op.claim.run_id for op in batch})
+            runs: dict[str, _RunRow] = {}
+            for chunk in _chunks(run_ids):
+                for row in await conn.execute_fetchall(
+                    "SELECT id, run_id, key, from_cursor, attempt, token, due, "
+                    "cancelled FROM aiohttp_jobs_runs "
+                    f"WHERE namespace = ? AND run_id IN ({_marks(len(chunk))})",
+                    (ns, *chunk),
+                ):
+                    runs[row[1]] = _RunRow(*row)
+            keys = sorted({run.key for run in runs.values()})
+            records: dict[str, _RecordRow] = {}
+            for chunk in _chunks(keys):
+                for row in await conn.execute_fetchall(
+                    "SELECT key, held, running, fire_at, backlog "
+                    "FROM aiohttp_jobs_records "
+                    f"WHERE namespace = ? AND key IN ({_marks(len(chunk))})",
+                    (ns, *chunk),
+                ):
+                    records[row[0]] = _RecordRow(*row)
+            results = [(op, _replay(op, runs, records)) for op in batch]
+            await self._write_back(conn, runs, records, results)
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+        return results
+
+    async def _write_back(
+        self,
+        conn: aiosqlite.Connection,
+        runs: dict[str, _RunRow],
+        records: dict[str, _RecordRow],
+        results: list[tuple[_Op, Lease]],
+    ) -> None:
+        ns = self._namespace
+        deleted = [(run.id,) for run in runs.values() if run.deleted]
+        updated = [
+            (run.attempt, run.token, run.due, run.id)
+            for run in runs.values()
+            if run.dirty and not run.deleted
+        ]
+        if deleted:
+            await conn.executemany(
+                "DELETE FROM aiohttp_jobs_runs WHERE id = ?", deleted
+            )
+        if updated:
+            await conn.executemany(
+                "UPDATE aiohttp_jobs_runs SET attempt = ?, token = ?, due = ? "
+                "WHERE id = ?",
+                updated,
+            )
+        dirty = [
+            (rec.held, rec.running, rec.fire_at, rec.backlog, ns, rec.key)
+            for rec in records.values()
+            if rec.dirty
+        ]
+        if dirty:
+            await conn.executemany(
+                "UPDATE aiohttp_jobs_records SET held = ?, running = ?, fire_at = ?, "
+                "backlog = ? WHERE namespace = ? AND key = ?",
+                dirty,
+            )
+        entries = [op.log for op, result in results if result and op.log is not None]
+        if entries:
+            await self._append_log(conn, entries)
+
+    # -- cancelling -----------------------------------------------------------------
+
+    async def cancel(self, run_id: str, *, now: float) -> bool:
+        ns = self._namespace
+        now_ms = _ms(now)
+
+        async def body(conn: aiosqlite.Connection) -> bool:
+            cursor = await conn.execute(
+                "UPDATE aiohttp_jobs_runs SET due = CASE WHEN cancelled = 0 "
+                "AND token IS NULL AND due > ? THEN ? ELSE due END, cancelled = 1 "
+                "WHERE namespace = ? AND run_id = ?",
+                (now_ms, now_ms, ns, run_id),
+            )
+            return cursor.rowcount > 0
+
+        found: bool = await self._write(body)
+        if found:
+            self._notify()
+        return found
+
+    # -- instances and run log ----------------------------------------------------
+
+    async def register_instance(self, info: InstanceInfo, *, ttl: float) -> None:
+        if not isinstance(info, InstanceInfo):
+            raise ConfigTypeError(
+                f"info must be an InstanceInfo, got {info!r} ({type(info).__name__})"
+            )
+        ttl = check_duration("ttl", ttl, positive=True)
+        ns = self._namespace
+        seen = _ms(info.last_seen)
+
+        async def body(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "DELETE FROM aiohttp_jobs_instances WHERE namespace = ? "
+                "AND expires <= ?",
+                (ns, seen),
+            )
+            await conn.execute(
+                "INSERT OR REPLACE INTO aiohttp_jobs_instances "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ns,
+                    info.instance_id,
+                    info.host,
+                    info.pid,
+                    info.version,
+                    _ms(info.started),
+                    seen,
+                    _ms(info.last_seen + ttl),
+                ),
+            )
+
+        await self._write(body)
+
+    async def deregister_instance(self, instance_id: str) -> None:
+        ns = self._namespace
+
+        async def body(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "DELETE FROM aiohttp_jobs_instances "
+                "WHERE namespace = ? AND instance_id = ?",
+                (ns, instance_id),
+            )
+
+        await self._write(body)
+
+    async def instances(self, *, now: float) -> list[InstanceInfo]:
+        rows = await self._read(
+            "SELECT instance_id, host, pid, version, started, last_seen "
+            "FROM aiohttp_jobs_instances WHERE namespace = ? AND expires > ? "
+            "ORDER BY instance_id",
+            (self._namespace, _ms(now)),
+        )
+        return [
+            InstanceInfo(ident, host, pid, version, started / 1000, seen / 1000)
+            for ident, host, pid, version, started, seen in rows
+        ]
+
+    async def log_run(self, entry: RunLogEntry) -> None:
+        if not isinstance(entry, RunLogEntry):
+            raise ConfigTypeError(
+                f"entry must be a RunLogEntry, got {entry!r} ({type(entry).__name__})"
+            )
+
+        async def body(conn: aiosqlite.Connection) -> None:
+            await self._append_log(conn, [entry])
+
+        await self._write(body)
+
+    async def _append_log(
+        self, conn: aiosqlite.Connection, entries: list[RunLogEntry]
+    ) -> None:
+        """Append to the run log of records that exist, keeping the newest
+        :data:`RUN_LOG_SIZE` per key."""
+        ns = self._namespace
+        await conn.executemany(
+            "INSERT INTO aiohttp_jobs_run_log (namespace, key, run_id, instance, "
+            "attempt, outcome, started, finished, error) "
+            "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "
+            "aiohttp_jobs_records WHERE namespace = ? AND key = ?)",
+            [
+                (
+                    ns,
+                    e.key,
+                    e.run_id,
+                    e.instance,
+                    e.attempt,
+                    e.outcome,
+                    _ms(e.started),
+                    _ms(e.finished),
+                    e.error,
+                    ns,
+                    e.key,
+                )
+                for e in entries
+            ],
+        )
+        await conn.executemany(
+            "DELETE FROM aiohttp_jobs_run_log WHERE namespace = ? AND key = ? "
+            "AND id <= (SELECT id FROM aiohttp_jobs_run_log WHERE namespace = ? "
+            "AND key = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            [(ns, key, ns, key, RUN_LOG_SIZE) for key in {e.key for e in entries}],
+        )
+
+    async def recent_runs(
+        self, key: str, *, limit: int = RUN_LOG_SIZE
+    ) -> list[RunLogEntry]:
+        if type(limit) is not int or limit < 1:
+            check_count("limit", limit, minimum=1)
+        rows = await self._read(
+            "SELECT run_id, key, instance, attempt, outcome, started, finished, error "
+            "FROM aiohttp_jobs_run_log WHERE namespace = ? AND key = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (self._namespace, key, limit),
+        )
+        return [
+            RunLogEntry(
+                run_id,
+                key_,
+                instance,
+                attempt,
+                outcome,
+                started / 1000,
+                end / 1000,
+                err,
+            )
+            for run_id, key_, instance, attempt, outcome, started, end, err in rows
+        ]
