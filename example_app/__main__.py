@@ -1,7 +1,9 @@
-"""``python -m example_app [--host HOST] [--port PORT]``
+"""``python -m example_app [--host HOST] [--port PORT] [--store URL] [--no-demo]``
 
 Defaults: 127.0.0.1:8080, or the ``EXAMPLE_APP_HOST`` / ``EXAMPLE_APP_PORT``
-environment variables. ``--port 0`` picks a free port. SIGINT or SIGTERM stop
+environment variables. ``--port 0`` picks a free port. ``--store`` names the
+task store (``EXAMPLE_APP_STORE``; default ``memory://``). ``--no-demo``
+leaves out the demo traffic (:mod:`example_app.demo`). SIGINT or SIGTERM stop
 it gracefully: running jobs and atomic requests get up to ``wait_timeout``
 (10 s here) to finish.
 """
@@ -14,6 +16,8 @@ import os
 import socket
 
 from aiohttp import web
+
+import aiohttp_jobs
 
 from .app import create_app
 
@@ -28,7 +32,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--port", type=int, default=int(os.environ.get("EXAMPLE_APP_PORT", "8080"))
     )
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("EXAMPLE_APP_STORE", "memory://"),
+        help="the task store: memory:// (default), sqlite:///FILE, redis://HOST:PORT/DB",
+    )
+    parser.add_argument(
+        "--no-demo",
+        dest="demo",
+        action="store_false",
+        help="no demo traffic: only the jobs the endpoints start",
+    )
     args = parser.parse_args(argv)
+    try:
+        app = create_app(store=args.store, demo=args.demo)
+    except (aiohttp_jobs.ConfigError, ImportError) as exc:
+        parser.error(str(exc))  # exits with status 2
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -47,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     # up (aiohttp's default lets it run on), so /api/orders/unprotected shows
     # what @atomic protects /api/orders from.
     web.run_app(
-        create_app(),
+        app,
         sock=sock,
         print=None,
         access_log=None,

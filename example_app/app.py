@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 import aiohttp_jobs
+from aiohttp_jobs import Tasks
 
 FEATURES = [
     "example_app.jobs",
@@ -62,8 +63,14 @@ async def bad_json_is_a_bad_request(
     )
 
 
-def create_app(**setup_options: Any) -> web.Application:
-    """The application; *setup_options* override the ``setup()`` arguments."""
+def create_app(
+    *, store: str = "memory://", demo: bool = False, **setup_options: Any
+) -> web.Application:
+    """The application; *store* is the task store's URL (``memory://``,
+    ``sqlite:///tasks.db``, ``redis://host:6379/0``: instances sharing a file
+    or a Redis share the schedule), *demo* adds the demo
+    traffic (:mod:`example_app.demo`), *setup_options* override the
+    ``setup()`` arguments."""
     app = web.Application(middlewares=[bad_json_is_a_bad_request])
     options: dict[str, Any] = {
         "limit": 10,
@@ -74,7 +81,8 @@ def create_app(**setup_options: Any) -> web.Application:
         "reject_when_full": True,  # overload answers 503 + Retry-After
     }
     options.update(setup_options)
-    for name in FEATURES:
+    options.setdefault("tasks", Tasks(store=store))
+    for name in [*FEATURES, *(["example_app.demo"] if demo else [])]:
         importlib.import_module(name).register(app, options)
     aiohttp_jobs.setup(app, **options)
     app.router.add_get("/", index)

@@ -95,7 +95,7 @@ def release(*, delay: float, fail: str | None) -> Workflow:
     )
 
 
-def _remember(app: web.Application, workflow: Workflow) -> None:
+def remember(app: web.Application, workflow: Workflow) -> None:
     app[RECENT].append(workflow)
 
 
@@ -121,7 +121,7 @@ async def start_release(request: web.Request) -> web.Response:
     if not 0 <= delay <= 5:
         raise web.HTTPBadRequest(text="delay must be between 0 and 5")
     workflow = release(delay=delay, fail=request.query.get("fail"))
-    _remember(request.app, workflow)
+    remember(request.app, workflow)
     ok = await workflow.run(scheduler=aiohttp_jobs.get_scheduler(request))
     body = {**_summary(workflow), "ok": ok, "listing": workflow.listing()}
     return web.json_response(body, status=200 if ok else 500)
@@ -130,7 +130,7 @@ async def start_release(request: web.Request) -> web.Response:
 async def scheduled_release(ctx: Context) -> bool:
     scheduler = aiohttp_jobs.get_scheduler_from_app(ctx.app)
     workflow = release(delay=0.05, fail=None)
-    _remember(ctx.app, workflow)
+    remember(ctx.app, workflow)
     return await workflow.run(scheduler=scheduler)
 
 
