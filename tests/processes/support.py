@@ -79,12 +79,14 @@ class Fleet:
     cfg: dict[str, Any] = field(default_factory=dict)
 
     async def go(self, **cfg: Any) -> dict[str, Any]:
-        """Send every process the same plan; wait until all started firing."""
+        """Send every process the plan (``seed``: the first one schedules the
+        once-off instances); wait until all started firing."""
         self.cfg = cfg
-        line = (json.dumps(cfg) + "\n").encode()
-        for w in self.workers:
+        for i, w in enumerate(self.workers):
+            # the once-off instances are scheduled by the first process alone
+            mine = {**cfg, "seed": bool(cfg.get("seed")) and i == 0}
             assert w.proc.stdin is not None
-            w.proc.stdin.write(line)
+            w.proc.stdin.write((json.dumps(mine) + "\n").encode())
             await w.proc.stdin.drain()
         await asyncio.gather(*(w.expect("ready") for w in self.workers))
         return cfg
