@@ -128,6 +128,14 @@ def test_sdist_and_wheel_ship_the_package_typed_and_licensed(tmp_path: Path) -> 
         metadata = Parser().parsestr(archive.read(metadata_name).decode())
     assert "aiohttp_jobs/py.typed" in names
     assert "aiohttp_jobs/stores/memory.py" in names
+    # The dashboard's templates and static files (no build step, no CDN).
+    for shipped in (
+        "aiohttp_jobs/dashboard/templates/base.html",
+        "aiohttp_jobs/dashboard/templates/jobs.html",
+        "aiohttp_jobs/dashboard/static/dashboard.js",
+        "aiohttp_jobs/dashboard/static/dashboard.css",
+    ):
+        assert shipped in names, shipped
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not any(n.startswith(("tests/", "notes/", "example_app/")) for n in names)
     assert metadata["Requires-Python"] == PROJECT["requires-python"]

@@ -136,6 +136,18 @@ PUBLIC: dict[str, frozenset[str]] = {
         }
     ),
     "aiohttp_jobs.testing": frozenset({"FakeClock", "settle"}),
+    "aiohttp_jobs.dashboard": frozenset(
+        {
+            "ACTIONS",
+            "AuditEntry",
+            "Authorize",
+            "FormatError",
+            "FormatResult",
+            "Identify",
+            "audit_log",
+            "setup",
+        }
+    ),
 }
 
 # Public names that are values rather than classes or functions: keys, type
@@ -153,6 +165,11 @@ VALUES = frozenset(
         "RUN_LOG_SIZE",
         "SCHEMES",
         "__version__",
+        "ACTIONS",
+        "Authorize",
+        "FormatError",
+        "FormatResult",
+        "Identify",
     }
 )
 

@@ -1,0 +1,605 @@
+"""What each page shows, as plain JSON-ready data: the HTML pages render it and
+the JSON API returns it, so both always agree."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import __version__
+from .._core.history import matcher, scan
+from .._core.job import Job, JobState
+from .._core.priority import Priority, parse_priority
+from .._core.scheduler import Scheduler
+from .._errors import ConfigError, UnknownPriorityError
+from .._tasks.runtime import TaskRuntime
+from .._workflows.model import Workflow
+from .._workflows.step import BaseStep, Step
+from ._config import Config
+from ._schedule import next_fires, schedule_words, timezone_of
+
+__all__ = [
+    "JobQuery",
+    "QueryError",
+    "job_detail",
+    "job_row",
+    "jobs_page",
+    "live_matches",
+    "overview",
+    "tasks_page",
+    "workflow_detail",
+    "workflows_page",
+]
+
+LIVE_STATES = ("running", "pending", "scheduled")
+FINAL_STATES = ("succeeded", "failed", "cancelled")
+STATE_FILTERS = ("", "active", *LIVE_STATES, "finished", *FINAL_STATES)
+_STARTED = time.time()
+_HOST = socket.gethostname()
+
+
+class QueryError(ValueError):
+    """A query parameter the dashboard cannot use (answered with 400)."""
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def _clip(text: str, limit: int) -> tuple[str, bool]:
+    if len(text) <= limit:
+        return text, False
+    return text[:limit], True
+
+
+def job_row(job: Job[Any]) -> dict[str, object]:
+    """The fields of a job every listing shows."""
+    progress = job.progress
+    return {
+        "id": job.id,
+        "name": job.name,
+        "state": job.state.value,
+        "priority": str(job.priority),
+        "tags": list(job.tags),
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "duration": job.duration,
+        "progress": None
+        if progress is None
+        else {
+            "done": progress.done,
+            "total": progress.total,
+            "fraction": progress.fraction,
+            "message": progress.message,
+        },
+    }
+
+
+# -- jobs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    """The filters of the jobs page, as read from its (bookmarkable) URL."""
+
+    state: str = ""
+    name: str = ""
+    tag: str = ""
+    priority: str = ""
+    q: str = ""
+    before: str = ""
+    limit: int = 50
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str], config: Config) -> JobQuery:
+        state = query.get("state", "").strip().lower()
+        if state not in STATE_FILTERS:
+            raise QueryError(
+                f"state must be one of {', '.join(s for s in STATE_FILTERS if s)}, "
+                f"got {state!r}"
+            )
+        priority = query.get("priority", "").strip().lower()
+        if priority:
+            try:
+                priority = str(parse_priority(priority))
+            except UnknownPriorityError as exc:
+                raise QueryError(str(exc)) from None
+        raw_limit = query.get("limit", "")
+        limit = config.page_size
+        if raw_limit:
+            if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
+                raise QueryError(
+                    f"limit must be a number from 1 to 500, got {raw_limit!r}"
+                )
+            limit = int(raw_limit)
+        return cls(
+            state=state,
+            name=query.get("name", "").strip()[:200],
+            tag=query.get("tag", "").strip()[:200],
+            priority=priority,
+            q=query.get("q", "").strip()[:200],
+            before=query.get("before", "").strip()[:200],
+            limit=limit,
+        )
+
+    def params(self, **changes: str) -> dict[str, str]:
+        """The non-empty query parameters, with *changes* applied."""
+        values = {
+            "state": self.state,
+            "name": self.name,
+            "tag": self.tag,
+            "priority": self.priority,
+            "q": self.q,
+            "before": self.before,
+        }
+        values.update(changes)
+        return {k: v for k, v in values.items() if v}
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.state or self.name or self.tag or self.priority or self.q)
+
+    def _match(self, state: str | None) -> Any:
+        return matcher(
+            state=state,
+            name=self.name or None,
+            tag=self.tag or None,
+            priority=int(parse_priority(self.priority)) if self.priority else None,
+            search=self.q or None,
+        )
+
+
+def live_matches(scheduler: Scheduler, query: JobQuery) -> list[Job[Any]]:
+    """Running, pending and scheduled jobs matching *query*, newest first."""
+    states: Iterable[str]
+    if query.state in LIVE_STATES:
+        states = (query.state,)
+    elif query.state in ("", "active"):
+        states = LIVE_STATES
+    else:
+        return []
+    match = query._match(None)
+    wanted = set(states)
+    return [
+        job
+        for job in reversed(list(scheduler))
+        if job.state.value in wanted and (match is None or match(job))
+    ]
+
+
+def jobs_page(
+    scheduler: Scheduler, query: JobQuery, config: Config
+) -> dict[str, object]:
+    """The jobs page: live jobs (first page only) and a keyset page of history."""
+    live: list[Job[Any]] = []
+    live_total = 0
+    live_more = False
+    next_live = None
+    if query.state in ("", "active", *LIVE_STATES):
+        everything = live_matches(scheduler, query)
+        live_total = len(everything)
+        start = 0
+        if query.before and query.state in ("active", *LIVE_STATES):
+            for index, job in enumerate(everything):
+                if job.id == query.before:
+                    start = index + 1
+                    break
+        if query.before and query.state == "":
+            everything = []  # later pages of "all" page through history only
+        live = everything[start : start + query.limit]
+        live_more = start + query.limit < len(everything)
+        if live_more and query.state in ("active", *LIVE_STATES):
+            next_live = live[-1].id
+    finished: list[Job[Any]] = []
+    scanned = 0
+    history_next = None
+    exhausted = True
+    history = scheduler.history
+    if query.state in ("", "finished", *FINAL_STATES):
+        state = query.state if query.state in FINAL_STATES else None
+        match = query._match(state)
+        try:
+            page = scan(
+                history,
+                before=query.before or None,
+                match=match,
+                limit=query.limit,
+                scan_limit=config.scan_limit if match is not None else None,
+            )
+        except ConfigError as exc:
+            raise QueryError(str(exc)) from None
+        finished = page.jobs
+        scanned = page.scanned
+        history_next = page.next
+        exhausted = page.exhausted
+    next_cursor = next_live or history_next
+    return {
+        "query": query.params(before=""),
+        "live": [job_row(j) for j in live],
+        "live_total": live_total,
+        "live_more": live_more,
+        "finished": [job_row(j) for j in finished],
+        "scanned": scanned,
+        "history_size": len(history),
+        "history_limit": history.maxlen,
+        "scan_limit": config.scan_limit,
+        "exhausted": exhausted,
+        "next": next_cursor,
+    }
+
+
+def _task_of(job: Job[Any]) -> str | None:
+    tags = job.tags
+    if len(tags) >= 2 and tags[0] == "task":
+        return tags[1]
+    return None
+
+
+def job_detail(job: Job[Any], config: Config) -> dict[str, object]:
+    """Everything the job page shows."""
+    data = job_row(job)
+    created, started, finished = job.created_at, job.started_at, job.finished_at
+    data["waited"] = None if started is None else max(0.0, started - created)
+    if started is None and finished is not None:
+        data["waited"] = max(0.0, finished - created)
+    data["ran"] = job.duration
+    data["final"] = job.state.final
+    data["cancellable"] = not job.state.final
+    result_text = error_text = None
+    clipped = False
+    if job.state is JobState.SUCCEEDED:
+        try:
+            text = config.format_result(job, job.result())
+        except Exception as exc:  # a failing hook must not break the page
+            text = f"(format_result failed: {type(exc).__name__})"
+        result_text, clipped = _clip(str(text), config.max_text)
+    elif job.state is JobState.FAILED:
+        raised = job.exception()
+        assert raised is not None
+        try:
+            text = config.format_error(job, raised)
+        except Exception as hook_exc:
+            text = (
+                f"{type(raised).__name__} "
+                f"(format_error failed: {type(hook_exc).__name__})"
+            )
+        error_text, clipped = _clip(str(text), config.max_text)
+    data["result"] = result_text
+    data["error"] = error_text
+    data["clipped"] = clipped
+    workflow = Workflow.of_job(job)
+    data["workflow"] = (
+        None if workflow is None else {"id": workflow.id, "label": workflow.label}
+    )
+    task = _task_of(job)
+    data["task"] = None if task is None else {"name": task, "key": job.name}
+    data["retryable"] = task is not None and job.state is JobState.FAILED
+    return data
+
+
+# -- overview --------------------------------------------------------------------
+
+
+def _minutes(scheduler: Scheduler, now: float, config: Config) -> dict[str, object]:
+    """Finished and failed jobs per minute over the last hour (newest last)."""
+    finished = [0] * 60
+    failed = [0] * 60
+    since = now - 3600
+    counts = {"succeeded": 0, "failed": 0, "cancelled": 0}
+    scanned = 0
+    limit = config.scan_limit * 10
+    for job in scheduler.history.newest():
+        at = job.finished_at
+        if at is None or at < since:
+            break
+        scanned += 1
+        minute = min(59, int((at - since) // 60))
+        finished[minute] += 1
+        state = job.state.value
+        counts[state] = counts.get(state, 0) + 1
+        if state == "failed":
+            failed[minute] += 1
+        if scanned >= limit:
+            break
+    return {
+        "start": since,
+        "finished": finished,
+        "failed": failed,
+        "counts": counts,
+        "scanned": scanned,
+        "complete": scanned < limit,
+    }
+
+
+def overview(
+    scheduler: Scheduler,
+    runtime: TaskRuntime | None,
+    instances: list[dict[str, object]],
+    config: Config,
+) -> dict[str, object]:
+    now = time.time()
+    by_priority = {p: {"running": 0, "pending": 0, "scheduled": 0} for p in Priority}
+    for job in list(scheduler):
+        state = job.state.value
+        if state in by_priority[job.priority]:
+            by_priority[job.priority][state] += 1
+    priorities = []
+    for priority in Priority:
+        counts = by_priority[priority]
+        priorities.append(
+            {
+                "priority": str(priority),
+                "running": counts["running"],
+                "pending": counts["pending"],
+                "scheduled": counts["scheduled"],
+                "capacity": scheduler.capacity(priority),
+            }
+        )
+    recent = scan(
+        scheduler.history,
+        match=matcher(state="failed"),
+        limit=10,
+        scan_limit=config.scan_limit,
+    )
+    return {
+        "now": now,
+        "counts": {
+            "running": scheduler.active_count,
+            "pending": scheduler.pending_count,
+            "scheduled": scheduler.scheduled_count,
+        },
+        "limit": scheduler.limit,
+        "pending_limit": scheduler.pending_limit,
+        "history": {"size": len(scheduler.history), "limit": scheduler.history.maxlen},
+        "priorities": priorities,
+        "last_hour": _minutes(scheduler, now, config),
+        "recent_failures": [job_row(j) for j in recent.jobs],
+        "instances": instances,
+        "tasks": None if runtime is None else len(runtime.tasks),
+        "workflows": len(Workflow.of_scheduler(scheduler)),
+    }
+
+
+def this_instance() -> dict[str, object]:
+    return {
+        "instance_id": f"{_HOST}:{os.getpid()}",
+        "host": _HOST,
+        "pid": os.getpid(),
+        "version": __version__,
+        "started": _STARTED,
+        "last_seen": time.time(),
+        "this": True,
+    }
+
+
+async def instances(runtime: TaskRuntime | None) -> list[dict[str, object]]:
+    """The instances sharing the task store (this one when none are known)."""
+    me = this_instance()
+    if runtime is None:
+        return [me]
+    listing = getattr(runtime.store, "instances", None)
+    if listing is None:
+        return [me]
+    try:
+        found = await listing(now=runtime.clock.time())
+    except Exception:  # an older store, or one not reachable now
+        return [me]
+    out = [
+        {
+            "instance_id": info.instance_id,
+            "host": info.host,
+            "pid": info.pid,
+            "version": info.version,
+            "started": info.started,
+            "last_seen": info.last_seen,
+            "this": info.host == _HOST and info.pid == os.getpid(),
+        }
+        for info in found
+    ]
+    return out or [me]
+
+
+# -- tasks -----------------------------------------------------------------------
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def _recent_runs(
+    runtime: TaskRuntime, scheduler: Scheduler, key: str, config: Config
+) -> list[dict[str, object]]:
+    store = runtime.store
+    recent = getattr(store, "recent_runs", None)
+    if recent is not None:
+        try:
+            entries = await recent(key, limit=20)
+        except Exception:
+            entries = None
+        if entries:
+            return [
+                {
+                    "run_id": e.run_id,
+                    "job_id": None,
+                    "instance": e.instance,
+                    "attempt": e.attempt,
+                    "outcome": e.outcome,
+                    "started": e.started,
+                    "finished": e.finished,
+                    "duration": e.finished - e.started,
+                    "error": e.error,
+                }
+                for e in entries
+            ]
+    runs = [
+        _job_run(job)
+        for job in reversed(list(scheduler))
+        if job.name == key and _task_of(job) is not None
+    ]
+    page = scan(
+        scheduler.history,
+        match=matcher(name=key),
+        limit=20,
+        scan_limit=config.scan_limit,
+    )
+    runs.extend(_job_run(job) for job in page.jobs if _task_of(job) is not None)
+    return runs[:20]
+
+
+def _job_run(job: Job[Any]) -> dict[str, object]:
+    error = None
+    if job.state is JobState.FAILED:
+        exc = job.exception()
+        error = None if exc is None else f"{type(exc).__name__}: {exc}"[:500]
+    return {
+        "run_id": None,
+        "job_id": job.id,
+        "instance": None,
+        "attempt": None,
+        "outcome": job.state.value,
+        "started": job.started_at,
+        "finished": job.finished_at,
+        "duration": job.duration if job.state.final else None,
+        "error": error,
+    }
+
+
+async def tasks_page(
+    runtime: TaskRuntime | None, scheduler: Scheduler, config: Config
+) -> dict[str, object]:
+    if runtime is None:
+        return {"tasks": [], "keywords": [], "configured": False}
+    now = runtime.clock.time()
+    infos = {info.key: info for info in await runtime.list_tasks()}
+    records = {record.key: record for record in await runtime.store.records()}
+    declared = runtime.tasks
+    rows = []
+    for key in sorted(infos):
+        info = infos[key]
+        record = records.get(key)
+        task = declared.get(info.task)
+        keyword = None if task is None else task.keyword
+        spec = None if record is None else record.schedule
+        runs = await _recent_runs(runtime, scheduler, key, config)
+        durations = [
+            float(r["duration"]) for r in runs if isinstance(r["duration"], int | float)
+        ]
+        tz = timezone_of(spec)
+        rows.append(
+            {
+                "key": key,
+                "task": info.task,
+                "dynamic": task is not None and task.dynamic,
+                "instance": key.partition(":")[2] if ":" in key else None,
+                "kind": info.kind,
+                "schedule": info.schedule,
+                "expression": None if spec is None else _expression(spec),
+                "words": schedule_words(spec, keyword),
+                "timezone": str(getattr(tz, "key", tz)),
+                "keyword": keyword,
+                "enabled": info.enabled,
+                "next_fires": next_fires(
+                    spec,
+                    record.fire_at if record is not None else None,
+                    now,
+                )
+                if info.enabled
+                else [],
+                "running": info.running,
+                "lease": "this instance" if info.running else None,
+                "runs": info.runs,
+                "failures": info.failures,
+                "skipped": info.skipped,
+                "p50": _percentile(durations, 0.5),
+                "p95": _percentile(durations, 0.95),
+                "recent_runs": runs,
+            }
+        )
+    keywords = sorted({t.keyword for t in declared.values() if t.keyword})
+    return {"tasks": rows, "keywords": keywords, "configured": True}
+
+
+def _expression(spec: Mapping[str, object]) -> str:
+    if "cron" in spec:
+        return str(spec["cron"])
+    if "interval" in spec:
+        return f"interval={spec['interval']}s"
+    if "at" in spec:
+        at = spec["at"]
+        return f"at {iso(float(at))}" if isinstance(at, int | float) else repr(at)
+    return repr(dict(spec))
+
+
+# -- workflows -------------------------------------------------------------------
+
+
+def _step_tree(step: BaseStep) -> dict[str, object]:
+    group = step._as_group()
+    job = step.job if isinstance(step, Step) else None
+    node: dict[str, object] = {
+        "id": step.id,
+        "label": step.label,
+        "state": step.state.value,
+        "critical": step.critical,
+        "job_id": None if job is None else job.id,
+    }
+    if group is not None:
+        node["steps"] = [_step_tree(s) for s in group.steps]
+    return node
+
+
+def workflow_summary(workflow: Workflow) -> dict[str, object]:
+    steps = list(workflow)
+    return {
+        "id": workflow.id,
+        "label": workflow.label,
+        "state": workflow.state.value,
+        "steps": len(steps),
+        "failed_step": None
+        if workflow.failed_step is None
+        else workflow.failed_step.label,
+    }
+
+
+def workflows_page(scheduler: Scheduler, limit: int = 100) -> dict[str, object]:
+    runs = Workflow.of_scheduler(scheduler)
+    total = len(runs)
+    recent = list(reversed(runs))[:limit]
+    return {"workflows": [workflow_summary(w) for w in recent], "total": total}
+
+
+def workflow_detail(workflow: Workflow) -> dict[str, object]:
+    data = workflow_summary(workflow)
+    data["describe"] = workflow.describe()
+    data["listing"] = workflow.listing()
+    data["tree"] = [_step_tree(s) for s in workflow]
+    failed = workflow.state.value == "failed" or workflow.failed_step is not None
+    data["debrief"] = workflow.debrief() if failed or workflow.timed_out else None
+    return data
+
+
+def step_states(workflow: Workflow) -> dict[str, str]:
+    """Every step's state by id, nested workflows included."""
+    out: dict[str, str] = {}
+
+    def walk(steps: Iterable[BaseStep]) -> None:
+        for step in steps:
+            out[step.id] = step.state.value
+            group = step._as_group()
+            if group is not None:
+                walk(group.steps)
+
+    walk(workflow)
+    return out

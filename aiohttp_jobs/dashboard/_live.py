@@ -1,0 +1,221 @@
+"""Live updates: one listener on the scheduler's events feeds every open
+dashboard through Server-Sent Events.
+
+Changes are coalesced: the listener only notes which jobs changed; every
+``interval`` (0.25 s) one message with their latest state is built, numbered
+and kept in a short ring, and every stream sends it. So a stream gets at most
+four messages a second however many jobs change, and the scheduler pays one
+function call per event whatever the number of streams. A client that
+reconnects with ``Last-Event-ID`` gets what it missed if the ring still holds
+it, else a ``refresh`` event (reload the page). The listener is attached only
+while a stream is open. On shutdown every stream ends at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from typing import Any, Final
+
+from aiohttp import web
+from aiohttp_sse import sse_response
+
+from .._core.events import Event, JobEvent
+from .._core.job import Job
+from .._core.scheduler import Scheduler
+from ._data import job_row
+
+__all__ = ["BROADCASTER_KEY", "Broadcaster", "stream"]
+
+logger = logging.getLogger("aiohttp_jobs.dashboard")
+
+#: Most jobs one message lists; beyond it the message says ``"more": true``.
+MAX_JOBS = 200
+PING_INTERVAL = 15.0
+
+
+class Broadcaster:
+    """The coalescing fan-out from one scheduler to every open stream."""
+
+    def __init__(self, *, interval: float = 0.25, keep: int = 64) -> None:
+        self.interval = interval
+        self.scheduler: Scheduler | None = None
+        self.clients = 0
+        self.closing = False
+        # Ids unique across restarts: a client resuming against a new process
+        # has an id the ring does not hold, and refreshes.
+        self.seq = int(time.time() * 1000)
+        self.messages: deque[tuple[int, str]] = deque(maxlen=keep)
+        self._changed: dict[str, Job[Any]] = {}
+        self._more = False
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self.on_clients_changed: list[Any] = []
+
+    # -- the scheduler side ------------------------------------------------------
+
+    def _listen(self, event: Event) -> None:
+        if type(event) is JobEvent:
+            job = event.job
+            changed = self._changed
+            if len(changed) < MAX_JOBS or job.id in changed:
+                changed[job.id] = job
+            else:
+                self._more = True
+
+    def _attach(self, scheduler: Scheduler) -> None:
+        if self.scheduler is not None:
+            return
+        self.scheduler = scheduler
+        scheduler.events.add_listener(self._listen)
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    def _detach(self) -> None:
+        scheduler = self.scheduler
+        if scheduler is not None:
+            scheduler.events.remove_listener(self._listen)
+        self.scheduler = None
+        self._changed.clear()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if self._changed or self._more:
+                self.publish()
+
+    def publish(self) -> None:
+        """Build one message from what changed since the last one."""
+        scheduler = self.scheduler
+        changed, self._changed = self._changed, {}
+        more, self._more = self._more, False
+        jobs = [job_row(job) for job in changed.values()]
+        workflows = sorted(
+            {
+                tag[len("workflow:") :]
+                for job in changed.values()
+                for tag in job.tags
+                if tag.startswith("workflow:")
+            }
+        )
+        tasks = any(job.tags[:1] == ("task",) for job in changed.values())
+        counts = (
+            None
+            if scheduler is None
+            else {
+                "running": scheduler.active_count,
+                "pending": scheduler.pending_count,
+                "scheduled": scheduler.scheduled_count,
+            }
+        )
+        self.seq += 1
+        payload = {
+            "seq": self.seq,
+            "jobs": jobs,
+            "workflows": workflows,
+            "tasks": tasks,
+            "counts": counts,
+            "more": more,
+        }
+        self.messages.append((self.seq, json.dumps(payload, separators=(",", ":"))))
+        self._wake.set()
+        self._wake = asyncio.Event()
+
+    # -- the client side ---------------------------------------------------------
+
+    def after(self, last: int) -> list[tuple[int, str]] | None:
+        """The messages after *last*; ``None`` when some were dropped (or *last*
+        is not one of ours): the client must refresh."""
+        if last == self.seq:
+            return []
+        messages = self.messages
+        if not messages or last > self.seq or last < messages[0][0] - 1:
+            return None
+        return [m for m in messages if m[0] > last]
+
+    def close(self) -> None:
+        """End every stream now (graceful shutdown)."""
+        self.closing = True
+        self._wake.set()
+        self._detach()
+
+
+BROADCASTER_KEY: Final = web.AppKey("aiohttp_jobs.dashboard.broadcaster", Broadcaster)
+
+
+def _last_event_id(request: web.Request) -> int | None:
+    raw = request.headers.get("Last-Event-ID") or request.query.get("last")
+    if raw is None or not raw.isdigit() or len(raw) > 20:
+        return None
+    return int(raw)
+
+
+async def stream(request: web.Request, scheduler: Scheduler) -> web.StreamResponse:
+    """The SSE endpoint: ``update`` events (JSON), ``refresh`` when the client
+    must reload, comments as pings."""
+    broadcaster = request.app[BROADCASTER_KEY]
+    if broadcaster.closing:
+        raise web.HTTPServiceUnavailable(text="shutting down\n")
+    broadcaster._attach(scheduler)
+    broadcaster.clients += 1
+    _clients_changed(request, broadcaster)
+    try:
+        async with sse_response(request, ping_interval=PING_INTERVAL) as resp:
+            gone = asyncio.ensure_future(resp.wait())
+            try:
+                last = _last_event_id(request)
+                if last is None:
+                    last = broadcaster.seq
+                    await resp.send("{}", id=str(last), event="hello", retry=3000)
+                while not broadcaster.closing:
+                    pending = broadcaster.after(last)
+                    if pending is None:
+                        last = broadcaster.seq
+                        await resp.send("{}", id=str(last), event="refresh")
+                    else:
+                        for seq, data in pending:
+                            await resp.send(data, id=str(seq), event="update")
+                            last = seq
+                    woken = asyncio.ensure_future(broadcaster._wake.wait())
+                    try:
+                        await asyncio.wait(
+                            (gone, woken), return_when=asyncio.FIRST_COMPLETED
+                        )
+                    finally:
+                        woken.cancel()
+                    if gone.done():
+                        break
+            except (ConnectionResetError, asyncio.CancelledError):
+                raise
+            finally:
+                gone.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await gone
+        return resp
+    finally:
+        broadcaster.clients -= 1
+        if broadcaster.clients == 0:
+            broadcaster._detach()
+        _clients_changed(request, broadcaster)
+
+
+def _clients_changed(request: web.Request, broadcaster: Broadcaster) -> None:
+    try:
+        from .. import metrics  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return
+    changed = getattr(metrics, "dashboard_streams_changed", None)
+    if changed is None:
+        return
+    root = request.config_dict
+    app = getattr(root, "maps", [request.app])[-1]
+    try:
+        changed(app, broadcaster.clients)
+    except Exception:
+        logger.exception("metrics: dashboard_streams_changed failed")

@@ -1,0 +1,252 @@
+/* aiohttp-jobs dashboard: live updates (Server-Sent Events), local times,
+   confirmations and keyboard navigation. No dependencies, no inline script. */
+(function () {
+  "use strict";
+  var body = document.body;
+  var status = document.querySelector("[data-testid=live-status]");
+  var source = null;
+  var lastId = null;
+  var refreshTimer = null;
+  var lastRefresh = 0;
+
+  function setStatus(state, text) {
+    if (!status) return;
+    status.setAttribute("data-state", state);
+    status.textContent = text;
+  }
+
+  /* Times: UTC from the server, shown in the browser's zone; UTC on hover. */
+  function localTimes(root) {
+    var items = (root || document).querySelectorAll("time[data-ts]");
+    for (var i = 0; i < items.length; i++) {
+      var t = items[i];
+      if (t.getAttribute("data-local")) continue;
+      var d = new Date(parseFloat(t.getAttribute("data-ts")) * 1000);
+      if (isNaN(d.getTime())) continue;
+      t.textContent = d.toLocaleString(undefined, {
+        year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit"
+      });
+      t.setAttribute("data-local", "1");
+    }
+  }
+
+  /* Confirmations: every action form asks first. */
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var field = form.getAttribute("data-json-field");
+    if (field) {
+      var area = form.elements[field];
+      try {
+        var parsed = JSON.parse(area.value || "{}");
+        if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+          throw new Error("not an object");
+        }
+      } catch (e) {
+        event.preventDefault();
+        window.alert("The payload must be a JSON object, like {\"id\": 1}.");
+        return;
+      }
+    }
+    var question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
+  /* Live: apply job changes in place; reload the page's content when rows
+     would appear or disappear (at most every two seconds). */
+  function updateJob(job) {
+    var rows = document.querySelectorAll('[data-job-id="' + CSS.escape(job.id) + '"]');
+    for (var i = 0; i < rows.length; i++) {
+      var row = rows[i];
+      if (row === body) continue;
+      row.setAttribute("data-state", job.state);
+      var states = row.querySelectorAll('[data-field="state"]');
+      for (var j = 0; j < states.length; j++) {
+        states[j].textContent = job.state;
+        states[j].className = "state state-" + job.state;
+      }
+      var bars = row.querySelectorAll('[data-field="progress"]');
+      for (var k = 0; k < bars.length; k++) renderProgress(bars[k], job.progress);
+    }
+    return rows.length > 0;
+  }
+
+  function renderProgress(holder, p) {
+    holder.textContent = "";
+    if (!p) return;
+    var bar = document.createElement("progress");
+    if (p.fraction !== null && p.fraction !== undefined) {
+      bar.max = 1;
+      bar.value = p.fraction;
+      bar.textContent = Math.round(p.fraction * 100) + "%";
+    }
+    holder.appendChild(bar);
+    var msg = document.createElement("span");
+    msg.className = "progress-message";
+    msg.setAttribute("data-field", "progress-message");
+    msg.textContent = p.message || "";
+    holder.appendChild(msg);
+  }
+
+  function updateCounts(counts) {
+    if (!counts) return;
+    Object.keys(counts).forEach(function (key) {
+      var el = document.querySelector('[data-count="' + key + '"]');
+      if (el) el.textContent = counts[key];
+    });
+  }
+
+  function busy() {
+    var active = document.activeElement;
+    return active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName) &&
+      active.closest("main");
+  }
+
+  function softRefresh() {
+    if (refreshTimer) return;
+    var wait = Math.max(0, 2000 - (Date.now() - lastRefresh));
+    refreshTimer = window.setTimeout(function () {
+      refreshTimer = null;
+      if (document.hidden) return;
+      if (busy()) { softRefresh(); return; }
+      lastRefresh = Date.now();
+      fetch(window.location.href, { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var fresh = doc.getElementById("main");
+          var main = document.getElementById("main");
+          if (fresh && main) {
+            main.replaceChildren.apply(main, Array.prototype.slice.call(fresh.childNodes));
+            localTimes(main);
+          }
+        })
+        .catch(function () {});
+    }, wait);
+  }
+
+  function updateWorkflow() {
+    var api = body.getAttribute("data-workflow-api");
+    if (!api) return;
+    fetch(api, { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) {
+        if (!data) return;
+        var states = data.step_states || {};
+        Object.keys(states).forEach(function (id) {
+          var nodes = document.querySelectorAll('[data-step-id="' + CSS.escape(id) + '"]');
+          for (var i = 0; i < nodes.length; i++) {
+            var node = nodes[i];
+            var state = states[id];
+            node.setAttribute("data-state", state);
+            if (node.tagName.toLowerCase() === "g") {
+              var kind = node.classList.contains("wf-workflow") ? "wf-workflow" : "wf-step";
+              node.setAttribute("class", kind + " wf-" + state);
+              var texts = node.querySelectorAll("text");
+              if (kind === "wf-step" && texts.length > 1) texts[1].textContent = state;
+            } else {
+              var label = node.querySelector('[data-field="state"]');
+              if (label) { label.textContent = state; label.className = "state state-" + state; }
+            }
+          }
+        });
+        var head = document.querySelector('[data-field="workflow-state"]');
+        if (head && data.state) { head.textContent = data.state; head.className = "state state-" + data.state; }
+        if (data.debrief && !document.querySelector("[data-testid=workflow-debrief]")) softRefresh();
+      })
+      .catch(function () {});
+  }
+
+  function onUpdate(event) {
+    lastId = event.lastEventId || lastId;
+    var msg;
+    try { msg = JSON.parse(event.data); } catch (e) { return; }
+    var page = body.getAttribute("data-page");
+    var missing = false;
+    (msg.jobs || []).forEach(function (job) {
+      if (!updateJob(job)) missing = true;
+    });
+    updateCounts(msg.counts);
+    var wf = body.getAttribute("data-workflow-id");
+    if (wf && (msg.workflows || []).indexOf(wf) >= 0) updateWorkflow();
+    if (msg.more ||
+        (page === "jobs" && missing && !body.getAttribute("data-job-id")) ||
+        (page === "tasks" && msg.tasks) ||
+        (page === "overview") ||
+        (page === "workflows" && (msg.workflows || []).length)) {
+      softRefresh();
+    }
+  }
+
+  function connect() {
+    var url = body.getAttribute("data-stream");
+    if (!url || !window.EventSource) { setStatus("off", "no live updates"); return; }
+    if (lastId) url += (url.indexOf("?") < 0 ? "?" : "&") + "last=" + encodeURIComponent(lastId);
+    source = new EventSource(url);
+    source.addEventListener("open", function () { setStatus("live", "live"); });
+    source.addEventListener("hello", function (e) { lastId = e.lastEventId; setStatus("live", "live"); });
+    source.addEventListener("update", onUpdate);
+    source.addEventListener("refresh", function (e) { lastId = e.lastEventId; softRefresh(); });
+    source.addEventListener("error", function () {
+      setStatus("reconnecting", "reconnecting…");
+    });
+  }
+
+  function disconnect() {
+    if (source) { source.close(); source = null; }
+  }
+
+  /* Paused while the tab is hidden; on return, resume and catch up. */
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) {
+      disconnect();
+      setStatus("paused", "paused");
+    } else if (!source) {
+      connect();
+    }
+  });
+
+  /* Keyboard: "/" search, j/k rows, Enter opens, g + letter goes to a page. */
+  var pendingG = false;
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (/^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName)) {
+      if (event.key === "Escape") target.blur();
+      return;
+    }
+    if (pendingG) {
+      pendingG = false;
+      var link = document.querySelector('nav a[data-key="' + event.key + '"]');
+      if (link) { event.preventDefault(); link.click(); }
+      return;
+    }
+    if (event.key === "g") { pendingG = true; return; }
+    if (event.key === "/") {
+      var search = document.getElementById("search");
+      if (search) { event.preventDefault(); search.focus(); }
+      return;
+    }
+    if (event.key === "j" || event.key === "k") {
+      var rows = Array.prototype.slice.call(document.querySelectorAll("tr[data-row]"));
+      if (!rows.length) return;
+      var current = rows.indexOf(document.activeElement);
+      var next = event.key === "j" ? current + 1 : current - 1;
+      next = Math.max(0, Math.min(rows.length - 1, next));
+      rows.forEach(function (r) { r.classList.remove("focused"); });
+      rows[next].setAttribute("tabindex", "-1");
+      rows[next].classList.add("focused");
+      rows[next].focus();
+      event.preventDefault();
+      return;
+    }
+    if (event.key === "Enter" && target.matches && target.matches("tr[data-row]")) {
+      var a = target.querySelector("a");
+      if (a) a.click();
+    }
+  });
+
+  localTimes(document);
+  if (!document.hidden) connect(); else setStatus("paused", "paused");
+})();
