@@ -57,6 +57,7 @@ _EXTERNAL = (
     "os",
     "pathlib",
     "prometheus_client",
+    "pytest",
     "redis",
     "time",
     "types",

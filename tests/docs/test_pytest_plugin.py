@@ -1,0 +1,130 @@
+"""The pytest plugin (aiohttp_jobs.pytest_plugin), run in pytest sessions of
+their own (pytester): the example of docs/testing.md passes in pytest-asyncio's
+strict and auto modes, fixtures clean up, and loading the plugin costs nothing
+until a fixture is used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+EXAMPLE = EXAMPLES / "testing_plugin.py"
+STRICT = (
+    *("-p", "no:cacheprovider", "--strict-markers", "-W", "error"),
+    *("-o", "asyncio_default_fixture_loop_scope=function"),
+)
+
+
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_docs_example_passes(pytester: pytest.Pytester, mode: str) -> None:
+    pytester.makepyfile(test_app=EXAMPLE.read_text())
+    result = pytester.runpytest(*STRICT, "-o", f"asyncio_mode={mode}")
+    result.assert_outcomes(passed=4)
+
+
+def test_fixtures_are_closed_after_each_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_close=textwrap.dedent(
+            """
+            import asyncio
+            from datetime import UTC, datetime
+
+            import pytest
+
+            from aiohttp_jobs import Scheduler, Tasks
+            from aiohttp_jobs.testing import FakeClock
+
+            seen = {}
+            tasks = Tasks()
+
+            @tasks.task(interval=60)
+            async def tick(ctx):
+                pass
+
+            @pytest.mark.asyncio
+            @pytest.mark.jobs_clock(datetime(2030, 5, 1, tzinfo=UTC))
+            @pytest.mark.jobs_scheduler(limit=3, pending_limit=5)
+            async def test_first(jobs_scheduler, jobs_clock, jobs_task_runtime):
+                assert isinstance(jobs_clock, FakeClock)
+                assert jobs_clock.now() == datetime(2030, 5, 1, tzinfo=UTC)
+                assert (jobs_scheduler.limit, jobs_scheduler.pending_limit) == (3, 5)
+                runtime = await jobs_task_runtime(tasks)
+                seen.update(scheduler=jobs_scheduler, runtime=runtime)
+                seen["job"] = await jobs_scheduler.spawn(asyncio.sleep(3600), "nap")
+                await jobs_clock.advance(120)
+                assert len(jobs_scheduler.history.query(name="tick")) == 2
+
+            def test_then(jobs_clock):
+                assert seen["scheduler"].closed
+                assert seen["runtime"].stopping
+                assert seen["job"].state.value == "cancelled"
+                assert jobs_clock.now() == datetime(2024, 1, 1, tzinfo=UTC)
+            """
+        )
+    )
+    pytester.runpytest(*STRICT).assert_outcomes(passed=2)
+
+
+def test_client_application_shuts_down_after_the_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_client=textwrap.dedent(
+            """
+            import pytest
+            from aiohttp import web
+
+            import aiohttp_jobs
+
+            apps = []
+
+            async def hello(request):
+                await aiohttp_jobs.spawn(request, request.app["jobs"].wait(), "w")
+                return web.Response(text="hi")
+
+            @pytest.mark.asyncio
+            async def test_serve(jobs_client):
+                app = web.Application()
+                app["jobs"] = __import__("asyncio").Event()
+                app.router.add_get("/", hello)
+                client = await jobs_client(app, wait_timeout=0.01)
+                assert await (await client.get("/")).text() == "hi"
+                apps.append(app)
+
+            def test_then():
+                scheduler = apps[0][aiohttp_jobs.SCHEDULER_KEY]
+                assert scheduler.closed
+            """
+        )
+    )
+    result = pytester.runpytest(*STRICT, "-W", "ignore::UserWarning")
+    result.assert_outcomes(passed=2)
+
+
+def test_the_plugin_can_be_turned_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_clock(jobs_clock):\n    pass\n")
+    result = pytester.runpytest(*STRICT, "-p", "no:aiohttp_jobs")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'jobs_clock' not found*"])
+
+
+def test_loading_the_plugin_imports_nothing_more() -> None:
+    """pytest loads the plugin in every session where the package is
+    installed: beyond the package itself, it imports nothing."""
+    code = (
+        "import sys, pytest, pytest_asyncio, aiohttp_jobs\n"
+        "before = set(sys.modules)\n"
+        "import aiohttp_jobs.pytest_plugin\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "['aiohttp_jobs.pytest_plugin']"
