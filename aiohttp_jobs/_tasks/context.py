@@ -18,7 +18,7 @@ from .._checks import MAX_TIMESTAMP
 from .._core.clock import Clock
 from .._core.job import Job
 from .._errors import LeaseLostError
-from ..stores.base import JSON, Claim, TaskStore
+from ..stores.base import JSON, Claim, InstanceInfo, Lease, RunLogEntry, TaskStore
 from .options import ExecutionMode, Task
 
 __all__ = [
@@ -73,10 +73,17 @@ class TaskControl(Protocol):
     async def disable(self, name: str, /) -> None: ...
     async def list_tasks(self) -> list[TaskInfo]: ...
     async def wait_idle(self) -> None: ...
+    @property
+    def instance_id(self) -> str: ...
+    async def cancel_run(self, run_id: str, /) -> bool: ...
+    async def instances(self) -> list[InstanceInfo]: ...
+    async def recent_runs(
+        self, name: str, /, *, limit: int = ...
+    ) -> list[RunLogEntry]: ...
 
 
-Extend = Callable[[Claim, float], Awaitable[bool]]
-"""Moves a claim's lease to *seconds* from now; ``False`` if it was lost."""
+Extend = Callable[[Claim, float], Awaitable[Lease]]
+"""Moves a claim's lease to *seconds* from now; what the store said of it."""
 
 
 class Context:
@@ -165,15 +172,28 @@ class Context:
         return self._claim.attempt
 
     @property
+    def fence(self) -> int:
+        """Fencing token of this execution: greater than that of every earlier
+        execution of this task (or instance), on any instance of the app.
+
+        Pass it to a system that can refuse writes carrying an older token, so a
+        run that lost its lease (a paused process) cannot overwrite the work of
+        the run that took over.
+        """
+        return self._claim.fence
+
+    @property
     def leased(self) -> bool:
         return self._leased
 
     async def heartbeat(self) -> None:
-        """Extend this run's lease by ``lease_duration``.
+        """Extend this run's lease by ``lease_duration`` now (the runner also
+        does it by itself, every ``heartbeat`` seconds).
 
         Raises :class:`LeaseLostError` when the lease was already lost (another
         run of the same occurrence may be executing, or the instance was
-        unscheduled or replaced): stop working then.
+        unscheduled or replaced): stop working then. When the run was cancelled
+        from an instance, it is cancelled at its next ``await``.
         """
         if not self._leased:
             return

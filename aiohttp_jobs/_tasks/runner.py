@@ -7,6 +7,13 @@ the scheduler's public ``spawn_nowait()`` (or ``spawn()`` when the pending list
 is full) and followed with ``Job.add_done_callback()``, so it has an id, a state,
 a result, timings, history and events like any other job.
 
+Every leased run in flight is *held*: a keeper extends its lease at a fraction
+of it (``heartbeat=``, by default a third of ``lease_duration``); a run whose
+lease could not be extended before it expired is lost (another instance may
+take it over) and its job is cancelled, so no zombie work goes on. A heartbeat
+also tells the holder of a cancel requested from any instance
+(:meth:`TaskStore.cancel`): the job is cancelled and the occurrence settled.
+
 The runner belongs to a :class:`~.runtime.TaskRuntime`, which holds the public
 handle and start-up; the runner sees the runtime only as the
 :class:`~.context.TaskControl` that each run's context hands to the task.
@@ -24,8 +31,16 @@ from typing import Any
 from .._core.clock import Clock, TimerHandle, sleep_until
 from .._core.job import Job, JobState
 from .._core.scheduler import START_BATCH, Scheduler
-from .._errors import LeaseLostError, SchedulerClosedError, SchedulerFullError
-from ..stores.base import Claim, Cursor, TaskRecord, TaskStore
+from .._errors import SchedulerClosedError, SchedulerFullError
+from ..stores.base import (
+    Claim,
+    Cursor,
+    Lease,
+    Outcome,
+    RunLogEntry,
+    TaskRecord,
+    TaskStore,
+)
 from .context import Context, TaskControl, TaskStats
 from .options import Declared, FailureMode, Overlap, Task
 from .policy import Catchup, after_run
@@ -38,6 +53,33 @@ log = logging.getLogger("aiohttp_jobs.tasks")
 _RETRY_LOOP = 1.0  # seconds between attempts when the store fails
 
 Chain = Callable[[Context], Awaitable[object]]
+
+
+class _Held:
+    """A leased run in flight, as the keeper renews it."""
+
+    __slots__ = (
+        "cancel_requested",
+        "claim",
+        "every",
+        "expires",
+        "lease",
+        "lost",
+        "renew_at",
+        "runner_task",
+    )
+
+    def __init__(
+        self, claim: Claim, lease: float, every: float, now: float, expires: float
+    ) -> None:
+        self.claim = claim
+        self.lease = lease
+        self.every = every
+        self.expires = expires
+        self.renew_at = now + every
+        self.lost = False
+        self.cancel_requested = False
+        self.runner_task: asyncio.Task[Any] | None = asyncio.current_task()
 
 
 class TaskRunner:
@@ -79,7 +121,12 @@ class TaskRunner:
         """Set once :meth:`stop` began (or the scheduler refused a run)."""
         self._loop_task: asyncio.Task[None] | None = None
         self._lease = 60.0
-        self._extend: Callable[[Claim, float], Awaitable[bool]] = self.extend
+        self._extend: Callable[[Claim, float], Awaitable[Lease]] = self.extend
+        self._held: dict[str, _Held] = {}  # by run id
+        self._keeper_wake = asyncio.Event()
+        self._keeper_at: float | None = None  # when the keeper plans to wake
+        self._keeper_task: asyncio.Task[None] | None = None
+        self._reports: set[asyncio.Task[None]] = set()  # run log appends
 
     def __repr__(self) -> str:
         state = "stopping" if self.stopping else "running"
@@ -92,8 +139,15 @@ class TaskRunner:
         """Runs spawned and not finished yet."""
         return len(self._inflight)
 
+    @property
+    def owner(self) -> str:
+        """This runner's name in the store: the instance id."""
+        return self._owner
+
     def start(self) -> None:
-        self._loop_task = asyncio.get_running_loop().create_task(self._run_loop())
+        loop = asyncio.get_running_loop()
+        self._loop_task = loop.create_task(self._run_loop())
+        self._keeper_task = loop.create_task(self._keep_leases())
 
     async def stop(self) -> None:
         """Stop claiming; runs already due start first; wait for every run."""
@@ -105,6 +159,13 @@ class TaskRunner:
         if self._loop_task is not None:
             await self._loop_task
         await self.wait_idle()
+        if self._keeper_task is not None:
+            self._keeper_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper_task
+            self._keeper_task = None
+        if self._reports:
+            await asyncio.gather(*self._reports, return_exceptions=True)
 
     async def wait_idle(self) -> None:
         """Wait until no run is in flight (runs due later are not waited for)."""
@@ -149,12 +210,118 @@ class TaskRunner:
         self._schedules[record.key] = (spec, sched)
         return sched
 
-    async def extend(self, claim: Claim, seconds: float) -> bool:
-        """Move the lease of *claim* to *seconds* from now (heartbeats)."""
-        extended = await self._store.extend(claim, until=self._clock.time() + seconds)
-        if extended:
+    async def extend(self, claim: Claim, seconds: float) -> Lease:
+        """Move the lease of *claim* to *seconds* from now (``ctx.heartbeat()``)."""
+        now = self._clock.time()
+        state = await self._store.extend(claim, until=now + seconds)
+        held = self._held.get(claim.run_id)
+        if held is not None and held.claim.token == claim.token:
+            if state:
+                held.expires = now + seconds
+                held.renew_at = now + held.every
+            self._heard(held, state)
+        if state:
             self._changed.set()  # the lease expiry the timer waits for moved
-        return bool(extended)
+        return state
+
+    def cancel_local(self, run_id: str) -> bool:
+        """Cancel the job of run *run_id* if this runner holds it (the store
+        was told already); ``False`` otherwise."""
+        held = self._held.get(run_id)
+        if held is None:
+            return False
+        self._heard(held, Lease.CANCELLED)
+        return True
+
+    def _heard(self, held: _Held, state: Lease) -> None:
+        """Act on what the store said of a held run: lost or cancelled -> stop."""
+        if state is Lease.HELD or held.lost or held.cancel_requested:
+            return
+        claim = held.claim
+        if state is Lease.LOST:
+            held.lost = True
+            log.warning(
+                "task %r run %r lost its lease (another instance may take it "
+                "over): cancelling it here",
+                claim.record.key,
+                claim.run_id,
+            )
+        else:
+            held.cancel_requested = True
+            log.info(
+                "task %r run %r: cancel requested; cancelling it",
+                claim.record.key,
+                claim.run_id,
+            )
+        task = held.runner_task
+        if task is None:
+            return
+        if task is asyncio.current_task():  # from inside the run (heartbeat):
+            asyncio.get_running_loop().call_soon(task.cancel)  # at its next await
+        else:
+            task.cancel()
+
+    # -- the lease keeper -----------------------------------------------------------
+
+    def _hold(self, held: _Held) -> None:
+        self._held[held.claim.run_id] = held
+        planned = self._keeper_at
+        if planned is None or held.renew_at < planned:
+            self._keeper_wake.set()
+
+    async def _keep_leases(self) -> None:
+        """Renew the lease of every held run when due; one loop per runner."""
+        clock = self._clock
+        wake = self._keeper_wake
+        while True:
+            wake.clear()
+            now = clock.time()
+            due = [h for h in self._held.values() if h.renew_at <= now]
+            if due:
+                await asyncio.gather(*(self._renew(h) for h in due))
+                continue
+            if not self._held:
+                self._keeper_at = None
+                await wake.wait()
+                continue
+            when = min(h.renew_at for h in self._held.values())
+            self._keeper_at = when
+            timer = clock.call_at(when, wake.set)
+            try:
+                await wake.wait()
+            finally:
+                timer.cancel()
+
+    async def _renew(self, held: _Held) -> None:
+        if held.lost or held.cancel_requested:
+            held.renew_at = float("inf")  # ending: nothing more to renew
+            return
+        now = self._clock.time()
+        if now >= held.expires:
+            held.renew_at = float("inf")
+            self._heard(held, Lease.LOST)  # too late: it may be taken over
+            return
+        try:
+            state = await self._store.extend(held.claim, until=now + held.lease)
+        except Exception as exc:
+            retry = min(held.every, max((held.expires - now) / 2, 0.05))
+            held.renew_at = now + retry
+            log.warning(
+                "task %r run %r: could not extend its lease (%r); trying again "
+                "in %.3gs, before it expires",
+                held.claim.record.key,
+                held.claim.run_id,
+                exc,
+                retry,
+            )
+            return
+        if state:
+            held.expires = now + held.lease
+            held.renew_at = now + held.every
+            self._changed.set()  # the lease expiry the due timer waits for moved
+        else:
+            held.renew_at = float("inf")
+        self._heard(held, state)
 
     # -- the loop -----------------------------------------------------------------
 
@@ -373,6 +540,10 @@ class TaskRunner:
         store = self._store
         clock = self._clock
         record = claim.record
+        started = clock.time()
+        if claim.cancelled:  # cancelled while it waited: settle, do not run
+            await self._settle_cancelled(task, claim, started)
+            return None
         if claim.payload:
             params = {**record.params, **claim.payload}
         else:
@@ -381,14 +552,19 @@ class TaskRunner:
             self._control, self._fixtures, self._extend, task, claim, params, missed
         )
         leased = ctx.leased
-        started = clock.time()
+        expires = claim.expires_at
         if leased and started >= claim.expires_at - self._lease / 2:
             # The job waited in the scheduler's pending list: renew the lease
             # first, and leave the run to whoever took it over if it expired.
-            if not await store.extend(claim, until=started + task.lease_duration):
+            expires = started + task.lease_duration
+            state = await store.extend(claim, until=expires)
+            if not state:
                 await self._lost(claim, "waited in the pending list", ran=False)
                 return None
             self._changed.set()
+            if state is Lease.CANCELLED:
+                await self._settle_cancelled(task, claim, started)
+                return None
         if not leased:  # at most once: commit before running
             if claim.from_cursor:
                 cursor = self._next_cursor(task, claim, started, started)
@@ -398,18 +574,32 @@ class TaskRunner:
                 await store.commit(claim)
         elif claim.from_cursor and record.max_running > 1:
             cursor = self._next_cursor(task, claim, started, started)
-            await store.commit(claim, cursor=cursor, keep_lease=True)
+            state = await store.commit(claim, cursor=cursor, keep_lease=True)
             self._changed.set()
+            if state is Lease.CANCELLED:  # finished by the store: nothing to do
+                self._log_run(claim, "cancelled", started)
+                return None
         if leased and task.lease_duration != self._lease:
-            await store.extend(claim, until=clock.time() + task.lease_duration)
+            expires = clock.time() + task.lease_duration
+            state = await store.extend(claim, until=expires)
             self._changed.set()  # the lease may now expire before the armed timer
-        beat: asyncio.Task[None] | None = None
-        if leased and task.heartbeat is not None:
-            beat = asyncio.get_running_loop().create_task(
-                self._beat(ctx, task.heartbeat)
-            )
+            if state is Lease.CANCELLED:
+                await self._settle_cancelled(task, claim, started)
+                return None
+        held: _Held | None = None
+        if leased:
+            lease = task.lease_duration
+            every = task.heartbeat if task.heartbeat is not None else lease / 3
+            held = _Held(claim, lease, every, clock.time(), expires)
+            self._hold(held)
         try:
             result = await self._chains[task.name](ctx)
+        except asyncio.CancelledError:
+            if held is not None and held.cancel_requested:
+                await self._settle_cancelled(task, claim, started)
+            elif held is not None and held.lost:
+                self._log_run(claim, "lost", started)
+            raise
         except Exception as exc:
             if leased:
                 await self._failed(task, claim, exc, started)
@@ -417,30 +607,90 @@ class TaskRunner:
                 log.error(
                     "task %r run %r failed", task.name, claim.run_id, exc_info=exc
                 )
+                self._log_run(claim, "failed", started, exc)
             raise
         finally:
-            if beat is not None:
-                beat.cancel()
-        if leased and not await self._record_success(task, claim, missed > 0, started):
-            await self._lost(claim, "finished")
+            if held is not None:
+                del self._held[claim.run_id]
+        if not leased:
+            self._log_run(claim, "succeeded", started)
+        elif not await self._record_success(task, claim, missed > 0, started):
+            await self._lost(claim, "finished", started=started)
         return result
 
-    async def _beat(self, ctx: Context, every: float) -> None:
-        clock = self._clock
-        with contextlib.suppress(LeaseLostError):
-            while True:
-                await sleep_until(clock, clock.time() + every)
-                await ctx.heartbeat()
+    def _entry(
+        self,
+        claim: Claim,
+        outcome: Outcome,
+        started: float,
+        exc: BaseException | None = None,
+    ) -> RunLogEntry:
+        return RunLogEntry(
+            claim.run_id,
+            claim.record.key,
+            self._owner,
+            claim.attempt,
+            outcome,
+            started,
+            self._clock.time(),
+            None if exc is None else repr(exc),
+        )
 
-    def _record_success(
-        self, task: Task, claim: Claim, folded: bool, started: float
-    ) -> Awaitable[object]:
-        """The store call that records a successful run (awaited by the caller:
-        one coroutine fewer per run on the hot path)."""
+    def _log_run(
+        self,
+        claim: Claim,
+        outcome: Outcome,
+        started: float,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Append to the run log in the background (a report, never in the way
+        of the run: a store error is logged and forgotten)."""
+        entry = self._entry(claim, outcome, started, exc)
+        task = asyncio.get_running_loop().create_task(self._store.log_run(entry))
+        self._reports.add(task)
+        task.add_done_callback(self._reported)
+
+    def _reported(self, task: asyncio.Task[None]) -> None:
+        self._reports.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not append to the run log: %r", task.exception())
+
+    async def _settle_cancelled(self, task: Task, claim: Claim, started: float) -> None:
+        """A cancel was requested: finish the run, move the cursor on."""
         store = self._store
         record = claim.record
+        entry = self._entry(claim, "cancelled", started)
+        state: Lease | bool
         if not claim.from_cursor or record.max_running > 1:
-            return store.commit(claim)
+            state = await store.commit(claim, log=entry)
+        elif task.dynamic and record.schedule is not None and "at" in record.schedule:
+            state = await store.delete(record.key, claim=claim)
+        else:
+            now = self._clock.time()
+            cursor = self._next_cursor(task, claim, now, started)
+            state = await store.commit(claim, cursor=cursor, log=entry)
+        self._changed.set()
+        if state:
+            log.info("task %r run %r cancelled", record.key, claim.run_id)
+        else:
+            await self._lost(claim, "was cancelled", ran=False)
+
+    def _record_success(
+        self,
+        task: Task,
+        claim: Claim,
+        folded: bool,
+        started: float,
+        exc: BaseException | None = None,
+    ) -> Awaitable[object]:
+        """The store call that records a finished run and logs it (awaited by
+        the caller: one coroutine fewer per run on the hot path)."""
+        store = self._store
+        record = claim.record
+        outcome: Outcome = "succeeded" if exc is None else "failed"
+        entry = self._entry(claim, outcome, started, exc)
+        if not claim.from_cursor or record.max_running > 1:
+            return store.commit(claim, log=entry)
         if task.dynamic and record.schedule is not None and "at" in record.schedule:
             # A finished once-off instance leaves, if the claim still holds it
             # (not once it was unscheduled, or replaced by a new definition).
@@ -448,9 +698,16 @@ class TaskRunner:
         cursor = self._next_cursor(
             task, claim, self._clock.time(), started, folded=folded
         )
-        return store.commit(claim, cursor=cursor)
+        return store.commit(claim, cursor=cursor, log=entry)
 
-    async def _lost(self, claim: Claim, what: str, *, ran: bool = True) -> None:
+    async def _lost(
+        self,
+        claim: Claim,
+        what: str,
+        *,
+        ran: bool = True,
+        started: float | None = None,
+    ) -> None:
         """Say why the store no longer took a report of *claim*, truthfully."""
         key = claim.record.key
         current = await self._store.get(key)
@@ -478,6 +735,8 @@ class TaskRunner:
                 claim.run_id,
                 what,
             )
+            if started is not None:
+                self._log_run(claim, "lost", started)
         else:
             log.warning(
                 "task %r run %r waited past its lease and was taken over; not "
@@ -494,7 +753,9 @@ class TaskRunner:
         key = claim.record.key
         if attempt < task.retries or task.failure_mode is FailureMode.UNLOCK:
             delay = task.backoff(attempt)
-            if await store.commit(claim, retry_at=self._clock.time() + delay):
+            entry = self._entry(claim, "failed", started, exc)
+            now = self._clock.time()
+            if await store.commit(claim, retry_at=now + delay, log=entry):
                 log.warning(
                     "task %r run %r failed (attempt %d), retrying in %gs: %r",
                     key,
@@ -507,8 +768,9 @@ class TaskRunner:
                 await self._lost(claim, "failed")
             return
         log.error("task %r run %r failed", key, claim.run_id, exc_info=exc)
-        if task.failure_mode is FailureMode.COMMIT and not await self._record_success(
-            task, claim, False, started
-        ):
-            await self._lost(claim, "failed")
+        if task.failure_mode is FailureMode.COMMIT:
+            if not await self._record_success(task, claim, False, started, exc):
+                await self._lost(claim, "failed")
+            return
         # FailureMode.NONE: keep the lease; the occurrence runs again on expiry.
+        self._log_run(claim, "failed", started, exc)

@@ -9,15 +9,19 @@ of returning a run id for work that would never run.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import importlib.metadata
 import itertools
 import logging
+import os
 import random
+import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from .._checks import check_flag, check_name
-from .._core.clock import Clock, SystemClock
+from .._checks import MAX_DURATION, check_count, check_flag, check_name
+from .._core.clock import Clock, SystemClock, sleep_until
 from .._core.job import JobState
 from .._core.scheduler import Scheduler
 from .._errors import (
@@ -27,7 +31,16 @@ from .._errors import (
     TaskDefinitionError,
     TaskNotFoundError,
 )
-from ..stores.base import JSON, NO_PARAMS, TaskRecord, TaskStore, Unsubscribe
+from ..stores.base import (
+    JSON,
+    NO_PARAMS,
+    RUN_LOG_SIZE,
+    InstanceInfo,
+    RunLogEntry,
+    TaskRecord,
+    TaskStore,
+    Unsubscribe,
+)
 from ..stores.memory import MemoryStore
 from .context import RunInfo, TaskInfo, TaskStats, describe, utc
 from .options import Declared, Misfire, Task, build_schedule, check_params
@@ -48,6 +61,18 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # process (random start): the store replaces a record saved with another
 # revision (stores/base.py, rule 5). No read of the old record is needed.
 _REVISIONS = itertools.count(random.getrandbits(40))
+
+INSTANCE_HEARTBEAT = 10.0
+"""Seconds between two heartbeats of a runtime in the store's instance registry."""
+INSTANCE_TTL = 3 * INSTANCE_HEARTBEAT
+"""An instance that missed its heartbeats this long is no longer listed."""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("aiohttp-jobs")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+        return "unknown"
 
 
 class TaskRuntime:
@@ -80,6 +105,8 @@ class TaskRuntime:
             store=store,
         )
         self._unsubscribe: Unsubscribe | None = None
+        self._registry_task: asyncio.Task[None] | None = None
+        self._info: InstanceInfo | None = None
         # Each function to its task (None where several tasks share it), for
         # schedule_task(fn).
         self._by_func: dict[object, Task | None] = {}
@@ -110,6 +137,12 @@ class TaskRuntime:
     @property
     def store(self) -> TaskStore:
         return self._store
+
+    @property
+    def instance_id(self) -> str:
+        """This runtime's id in the store: its runs' leases and run log entries
+        name it, and :meth:`instances` lists it."""
+        return self._runner.owner
 
     @property
     def tasks(self) -> Mapping[str, Task]:
@@ -328,6 +361,36 @@ class TaskRuntime:
         await self._store.save(record._replace(enabled=enabled, fire_at=fire_at))
         self._runner.wake()
 
+    async def cancel_run(self, run_id: str, /) -> bool:
+        """Cancel run *run_id* wherever it runs; ``False`` if no such run exists
+        (it finished, or never was).
+
+        On this instance the job is cancelled at once; on another, at its next
+        heartbeat (a third of the task's ``lease_duration`` by default). A run
+        waiting (queued, or for a retry) is not run. Either way the occurrence
+        is settled: the schedule moves on, and the run log says ``cancelled``.
+        """
+        check_name("run_id", run_id)
+        found = await self._store.cancel(run_id, now=self._clock.time())
+        if found:
+            self._runner.cancel_local(run_id)
+            self._runner.wake()
+        return found
+
+    async def instances(self) -> list[InstanceInfo]:
+        """The application instances sharing this store that are alive (this
+        one included), by ``instance_id``."""
+        return await self._store.instances(now=self._clock.time())
+
+    async def recent_runs(
+        self, name: str, /, *, limit: int = RUN_LOG_SIZE
+    ) -> list[RunLogEntry]:
+        """The latest finished runs of a task (or ``"task:instance"``), on every
+        instance, newest first (at most ``RUN_LOG_SIZE`` are kept)."""
+        check_name("name", name)
+        check_count("limit", limit, minimum=1)
+        return await self._store.recent_runs(name, limit=limit)
+
     async def list_tasks(self) -> list[TaskInfo]:
         """Every task and dynamic instance with its next fire time and last run."""
         infos = []
@@ -402,7 +465,43 @@ class TaskRuntime:
                 if fixed is not record:
                     await store.save(fixed)
         self._unsubscribe = store.subscribe(self._runner.wake)
+        if isinstance(store, MemoryStore):
+            # One process: no instance can die unnoticed, so no heartbeat (and no
+            # timer that would wake a FakeClock every few seconds in tests).
+            info = self._instance_info(now)
+            await store.register_instance(info, ttl=MAX_DURATION)
+        else:
+            await self._register(now)
+            self._registry_task = asyncio.get_running_loop().create_task(
+                self._keep_registered()
+            )
         self._runner.start()
+
+    def _instance_info(self, now: float) -> InstanceInfo:
+        info = self._info
+        if info is None:
+            info = InstanceInfo(
+                self.instance_id,
+                socket.gethostname(),
+                os.getpid(),
+                _version(),
+                now,
+                now,
+            )
+        self._info = info = info._replace(last_seen=now)
+        return info
+
+    async def _register(self, now: float) -> None:
+        await self._store.register_instance(self._instance_info(now), ttl=INSTANCE_TTL)
+
+    async def _keep_registered(self) -> None:
+        clock = self._clock
+        while True:
+            await sleep_until(clock, clock.time() + INSTANCE_HEARTBEAT)
+            try:
+                await self._register(clock.time())
+            except Exception as exc:
+                log.warning("could not refresh this instance in the store: %r", exc)
 
     def _misfired(self, task: Task, record: TaskRecord, now: float) -> TaskRecord:
         """Apply the misfire policy to occurrences missed while nobody ran them."""
@@ -443,6 +542,20 @@ class TaskRuntime:
             if self._unsubscribe is not None:
                 self._unsubscribe()
                 self._unsubscribe = None
+            task = self._registry_task
+            if task is not None:
+                self._registry_task = None
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self._info is not None:
+                self._info = None
+                try:
+                    await self._store.deregister_instance(self.instance_id)
+                except Exception as exc:
+                    log.warning(
+                        "could not remove this instance from the store: %r", exc
+                    )
 
 
 @contextlib.asynccontextmanager

@@ -113,28 +113,55 @@ async def test_at_most_once_never_repeats_an_occurrence(
     assert starts == [100, 200, 300]
 
 
-async def test_a_run_longer_than_its_lease_runs_again_at_least_once(
+async def test_a_run_longer_than_its_lease_keeps_it_by_heartbeats(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    tasks = Tasks()
+    starts: list[tuple[float, int]] = []
+
+    @tasks.task(interval=1000, lease_duration=10)
+    async def long(ctx: Context) -> None:
+        starts.append((elapsed(clock), ctx.attempt))
+        await task_sleep(ctx, 45)
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
+        await clock.advance(1100)
+        [entry] = await runtime.recent_runs("long")
+    assert starts == [(1000, 0)]  # never taken over: no duplicate
+    assert (entry.outcome, entry.duration) == ("succeeded", 45)
+
+
+async def test_a_run_stalled_past_its_lease_is_cancelled_and_taken_over(
     scheduler: Scheduler, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     tasks = Tasks()
     starts: list[tuple[float, str, int]] = []
+    ended: list[str] = []
 
     @tasks.task(interval=1000, lease_duration=10)
     async def long(ctx: Context) -> None:
         starts.append((elapsed(clock), ctx.run_id, ctx.attempt))
-        if ctx.attempt == 0:
-            await task_sleep(ctx, 25)
+        try:
+            await task_sleep(ctx, 25 if ctx.attempt == 0 else 1)
+        except asyncio.CancelledError:
+            ended.append(f"cancelled {ctx.attempt}")
+            raise
+        ended.append(f"finished {ctx.attempt}")
 
     async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
-        await clock.advance(1040)
+        await clock.advance(1000)
+        await clock.jump(15)  # the process stalls past the lease (SIGSTOP)
+        await clock.advance(30)
         [info] = await runtime.list_tasks()
-    # the same run id: the duplicate is detectable
-    assert starts == [(1000, "long@1704068200000", 0), (1010, "long@1704068200000", 1)]
+        log = await runtime.recent_runs("long")
+    # the same run id: the duplicate is detectable; the stale one did not go on
+    assert starts == [(1000, "long@1704068200000", 0), (1015, "long@1704068200000", 1)]
+    assert ended == ["cancelled 0", "finished 1"]
     assert info.next_fire_at == T0 + timedelta(seconds=2000)
-    # the first run, finishing after the takeover, says it may have run twice
-    late = [r for r in caplog.records if "after losing its lease" in r.getMessage()]
-    assert len(late) == 1 and late[0].levelno == logging.WARNING
-    assert "long@1704068200000" in late[0].getMessage()
+    assert [(e.attempt, e.outcome) for e in log] == [(1, "succeeded"), (0, "lost")]
+    lost = [r for r in caplog.records if "lost its lease" in r.getMessage()]
+    assert len(lost) == 1 and lost[0].levelno == logging.WARNING
+    assert "long@1704068200000" in lost[0].getMessage()
 
 
 async def test_cooperative_heartbeat_keeps_the_lease(
@@ -171,27 +198,29 @@ async def test_automatic_heartbeat_keeps_the_lease(
     assert starts == [1000]
 
 
-async def test_heartbeat_after_the_lease_was_taken_raises_lease_lost(
+async def test_heartbeat_after_the_instance_was_replaced_raises_lease_lost(
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
     tasks = Tasks()
     outcomes: list[str] = []
 
-    @tasks.task(interval=1000, lease_duration=10)
+    @tasks.dynamic_task(lease_duration=10)
     async def long(ctx: Context) -> None:
-        if ctx.attempt:
-            outcomes.append("second run")
+        if ctx.params["v"] == 2:
+            outcomes.append("new definition ran")
             return
-        await task_sleep(ctx, 15)
+        await task_sleep(ctx, 2)
+        await ctx.runtime.schedule_task(long, "a", interval=100, v=2)
         try:
             await ctx.heartbeat()
         except LeaseLostError:
             outcomes.append("lease lost")
             raise
 
-    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock):
-        await clock.advance(1020)
-    assert outcomes == ["second run", "lease lost"]
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
+        await runtime.schedule_task(long, "a", interval=100, v=1)
+        await clock.advance(250)
+    assert outcomes == ["lease lost", "new definition ran"]
 
 
 async def _overlapping(

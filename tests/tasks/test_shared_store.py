@@ -1,0 +1,373 @@
+"""Several instances of an application on one store (two runtimes on one
+MemoryStore stand for two processes): each occurrence runs once, a lease whose
+holder stalls or dies is taken over, cancelling works from any instance, and
+every instance sees the registry of instances and the log of recent runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from aiohttp_jobs import Context, FailureMode, Scheduler, TaskRuntime, Tasks
+from aiohttp_jobs.stores import (
+    Claim,
+    Cursor,
+    InstanceInfo,
+    Lease,
+    MemoryStore,
+    RunLogEntry,
+    TaskRecord,
+    TaskStore,
+)
+from aiohttp_jobs.testing import FakeClock
+from tests.tasks.support import elapsed, task_sleep
+
+
+class Cuttable(TaskStore):
+    """A view of a shared store that can lose its connection (``cut``): every
+    call then raises, as a store behind a broken network would."""
+
+    def __init__(self, inner: TaskStore) -> None:
+        self.inner = inner
+        self.cut = False
+
+    def _check(self) -> None:
+        if self.cut:
+            raise ConnectionError("store unreachable")
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def subscribe(self, callback: Callable[[], object]) -> Callable[[], None]:
+        return self.inner.subscribe(lambda: None if self.cut else callback())
+
+    async def save(self, record: TaskRecord) -> None:
+        self._check()
+        await self.inner.save(record)
+
+    async def get(self, key: str) -> TaskRecord | None:
+        self._check()
+        return await self.inner.get(key)
+
+    async def delete(self, key: str, *, claim: Claim | None = None) -> bool:
+        self._check()
+        return await self.inner.delete(key, claim=claim)
+
+    async def records(self, task: str | None = None) -> list[TaskRecord]:
+        self._check()
+        return await self.inner.records(task)
+
+    async def add_run(self, key: str, *, fire_at: float, payload: Any = None) -> str:
+        self._check()
+        return await self.inner.add_run(key, fire_at=fire_at, payload=payload)
+
+    async def next_due(self) -> float | None:
+        self._check()
+        return await self.inner.next_due()
+
+    async def acquire(
+        self, *, now: float, owner: str, lease_duration: float, limit: int
+    ) -> list[Claim]:
+        self._check()
+        return await self.inner.acquire(
+            now=now, owner=owner, lease_duration=lease_duration, limit=limit
+        )
+
+    async def extend(self, claim: Claim, *, until: float) -> Lease:
+        self._check()
+        return await self.inner.extend(claim, until=until)
+
+    async def commit(
+        self,
+        claim: Claim,
+        *,
+        cursor: Cursor | None = None,
+        retry_at: float | None = None,
+        keep_lease: bool = False,
+        log: RunLogEntry | None = None,
+    ) -> Lease:
+        self._check()
+        return await self.inner.commit(
+            claim, cursor=cursor, retry_at=retry_at, keep_lease=keep_lease, log=log
+        )
+
+    async def cancel(self, run_id: str, *, now: float) -> bool:
+        self._check()
+        return await self.inner.cancel(run_id, now=now)
+
+    async def register_instance(self, info: InstanceInfo, *, ttl: float) -> None:
+        self._check()
+        await self.inner.register_instance(info, ttl=ttl)
+
+    async def deregister_instance(self, instance_id: str) -> None:
+        self._check()
+        await self.inner.deregister_instance(instance_id)
+
+    async def instances(self, *, now: float) -> list[InstanceInfo]:
+        self._check()
+        return await self.inner.instances(now=now)
+
+    async def log_run(self, entry: RunLogEntry) -> None:
+        self._check()
+        await self.inner.log_run(entry)
+
+    async def recent_runs(self, key: str, *, limit: int = 100) -> list[RunLogEntry]:
+        self._check()
+        return await self.inner.recent_runs(key, limit=limit)
+
+
+Ran = list[tuple[str, float, str, int]]  # (instance, when, run id, attempt)
+
+
+@contextlib.asynccontextmanager
+async def instances(
+    clock: FakeClock, declare: Callable[[Tasks, Ran], None], count: int = 2
+) -> AsyncIterator[tuple[list[TaskRuntime], list[Cuttable], Ran]]:
+    """*count* runtimes (each with its own registry, scheduler and store
+    connection) on one shared store, as *count* processes would be."""
+    shared = MemoryStore()
+    ran: Ran = []
+    async with contextlib.AsyncExitStack() as stack:
+        runtimes, stores = [], []
+        for i in range(count):
+            store = Cuttable(shared)
+            tasks = Tasks(store=store, owner=f"i{i}")
+            declare(tasks, ran)
+            scheduler = await stack.enter_async_context(Scheduler(limit=None))
+            runtime = await stack.enter_async_context(
+                tasks.runtime(app=None, scheduler=scheduler, clock=clock)
+            )
+            runtimes.append(runtime)
+            stores.append(store)
+        yield runtimes, stores, ran
+
+
+def _record(ran: Ran) -> Callable[[Context], None]:
+    def note(ctx: Context) -> None:
+        ran.append((ctx.runtime.instance_id, elapsed_of(ctx), ctx.run_id, ctx.attempt))
+
+    return note
+
+
+def elapsed_of(ctx: Context) -> float:
+    clock = ctx.runtime.clock
+    assert isinstance(clock, FakeClock)
+    return elapsed(clock)
+
+
+async def test_each_occurrence_runs_once_among_the_instances(clock: FakeClock) -> None:
+    def declare(tasks: Tasks, ran: Ran) -> None:
+        note = _record(ran)
+
+        @tasks.task(interval=10)
+        async def tick(ctx: Context) -> None:
+            note(ctx)
+
+        @tasks.task(keyword="go")
+        async def go(ctx: Context) -> None:
+            note(ctx)
+
+    async with instances(clock, declare, count=3) as (runtimes, _, ran):
+        await clock.advance(100)
+        await runtimes[2].fire("go")
+        await runtimes[0].run_now("tick")
+        await clock.advance(0)
+    ticks = [r for r in ran if r[2].startswith("tick@")]
+    assert [r[1] for r in ticks] == [float(t) for t in range(10, 101, 10)] + [100.0]
+    assert len({r[2] for r in ticks[:-1]}) == 10  # no occurrence twice
+    assert {r[0] for r in ran} <= {"i0", "i1", "i2"}
+    assert len([r for r in ran if r[2].startswith("go@")]) == 1
+
+
+async def test_a_dead_instances_run_is_taken_over_with_the_next_attempt(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fences: list[int] = []
+    cancelled: list[str] = []
+
+    def declare(tasks: Tasks, ran: Ran) -> None:
+        note = _record(ran)
+
+        @tasks.task(interval=1000, lease_duration=30)
+        async def slow(ctx: Context) -> None:
+            note(ctx)
+            fences.append(ctx.fence)
+            try:
+                await task_sleep(ctx, 100)
+            except asyncio.CancelledError:
+                cancelled.append(ctx.runtime.instance_id)
+                raise
+
+    async with instances(clock, declare) as (runtimes, stores, ran):
+        await clock.advance(1000)
+        [(first, *_)] = ran
+        holder = int(first[1:])
+        stores[holder].cut = True  # its store is unreachable: heartbeats fail
+        await clock.advance(35)
+        other = f"i{1 - holder}"
+        # the holder could not extend before the lease expired: it cancelled
+        # its job (no zombie work); the other instance took the run over
+        assert cancelled == [first]
+        assert [(r[0], r[1], r[3]) for r in ran] == [(first, 1000, 0), (other, 1030, 1)]
+        assert ran[0][2] == ran[1][2] and fences[1] > fences[0]
+        stores[holder].cut = False
+        await clock.advance(100)
+        log = await runtimes[holder].recent_runs("slow")
+    assert [(e.instance, e.attempt, e.outcome) for e in log] == [
+        (other, 1, "succeeded")
+    ]
+    assert "could not extend its lease" in caplog.text
+    assert "lost its lease" in caplog.text
+
+
+async def test_a_run_is_cancelled_from_another_instance(clock: FakeClock) -> None:
+    ended: list[str] = []
+
+    def declare(tasks: Tasks, ran: Ran) -> None:
+        note = _record(ran)
+
+        @tasks.task(interval=1000, lease_duration=30)
+        async def slow(ctx: Context) -> None:
+            note(ctx)
+            try:
+                await task_sleep(ctx, 500 if elapsed_of(ctx) < 1500 else 1)
+            except asyncio.CancelledError:
+                ended.append("cancelled")
+                raise
+
+    async with instances(clock, declare) as (runtimes, _, ran):
+        await clock.advance(1000)
+        [(holder, _, run_id, _)] = ran
+        other = runtimes[1 - int(holder[1:])]
+        assert await other.cancel_run(run_id) is True
+        await clock.advance(10)  # the holder hears of it at its next heartbeat
+        assert ended == ["cancelled"]
+        assert await other.cancel_run(run_id) is False  # settled: gone
+        [info] = await other.list_tasks()
+        log = await other.recent_runs("slow")
+        await clock.advance(1000)  # the schedule moved on
+    assert info.next_fire_at is not None and info.running == 0
+    assert [(e.instance, e.outcome) for e in log] == [(holder, "cancelled")]
+    assert [r[1] for r in ran] == [1000, 2000]
+
+
+async def test_cancelling_on_the_holding_instance_is_immediate(
+    clock: FakeClock,
+) -> None:
+    def declare(tasks: Tasks, ran: Ran) -> None:
+        note = _record(ran)
+
+        @tasks.task(interval=1000, lease_duration=30)
+        async def slow(ctx: Context) -> None:
+            note(ctx)
+            await task_sleep(ctx, 500)
+
+    async with instances(clock, declare, count=1) as ([runtime], _, ran):
+        await clock.advance(1000)
+        [(_, _, run_id, _)] = ran
+        assert await runtime.cancel_run(run_id) is True
+        await clock.advance(0)
+        assert runtime.in_flight == 0
+        [entry] = await runtime.recent_runs("slow")
+    assert entry.outcome == "cancelled"
+
+
+async def test_a_waiting_retry_cancelled_is_never_run(clock: FakeClock) -> None:
+    def declare(tasks: Tasks, ran: Ran) -> None:
+        note = _record(ran)
+
+        @tasks.task(interval=1000, retries=3, retry_backoff=100)
+        async def flaky(ctx: Context) -> None:
+            note(ctx)
+            raise RuntimeError("down")
+
+    async with instances(clock, declare) as (runtimes, _, ran):
+        await clock.advance(1000)
+        [(_, _, run_id, _)] = ran
+        assert await runtimes[0].cancel_run(run_id) is True
+        await clock.advance(500)
+        log = await runtimes[1].recent_runs("flaky")
+    assert [r[1] for r in ran] == [1000]  # the retry due at 1100 never ran
+    assert [(e.attempt, e.outcome) for e in log] == [(1, "cancelled"), (0, "failed")]
+    assert log[1].error == "RuntimeError('down')"
+
+
+async def test_changes_on_one_instance_take_effect_on_all(clock: FakeClock) -> None:
+    def declare(tasks: Tasks, ran: Ran) -> None:
+        note = _record(ran)
+
+        @tasks.task(interval=100)
+        async def tick(ctx: Context) -> None:
+            note(ctx)
+
+        @tasks.dynamic_task()
+        async def remind(ctx: Context) -> None:
+            note(ctx)
+
+    async with instances(clock, declare) as (runtimes, _, ran):
+        await runtimes[0].disable("tick")
+        await clock.advance(300)
+        assert ran == []  # disabled everywhere
+        await runtimes[1].enable("tick")
+        await runtimes[1].schedule_task("remind", "a", interval=50)
+        await clock.advance(100)
+        assert sorted(r[2] for r in ran) == [
+            "remind:a@1704067550000",
+            "remind:a@1704067600000",
+            "tick@1704067600000",
+        ]
+        await runtimes[0].unschedule_task("remind", "a")
+        ran.clear()
+        await clock.advance(100)
+    assert [r[2] for r in ran] == ["tick@1704067700000"]
+
+
+async def test_instances_register_heartbeat_and_age_out(clock: FakeClock) -> None:
+    def declare(tasks: Tasks, ran: Ran) -> None:
+        pass
+
+    async with instances(clock, declare) as (runtimes, stores, _):
+        listed = await runtimes[0].instances()
+        assert [i.instance_id for i in listed] == ["i0", "i1"]
+        assert listed[0].started == clock.time() and listed[0].pid > 0
+        await clock.advance(100)  # heartbeats keep both listed
+        assert [i.instance_id for i in await runtimes[1].instances()] == ["i0", "i1"]
+        stores[0].cut = True  # i0 stops heartbeating (as if it died)
+        await clock.advance(40)
+        [alive] = await runtimes[1].instances()
+        assert alive.instance_id == "i1" and alive.last_seen > alive.started
+        stores[0].cut = False
+        await clock.advance(10)
+        assert len(await runtimes[1].instances()) == 2  # back
+    # stopped instances deregister
+    assert await MemoryStore().instances(now=clock.time()) == []
+    assert await stores[0].inner.instances(now=clock.time()) == []
+
+
+async def test_the_run_log_says_where_and_how_each_run_ended(clock: FakeClock) -> None:
+    def declare(tasks: Tasks, ran: Ran) -> None:
+        note = _record(ran)
+
+        @tasks.task(interval=10, failure_mode=FailureMode.COMMIT)
+        async def job(ctx: Context) -> None:
+            note(ctx)
+            await task_sleep(ctx, 2)
+            if len(ran) % 2 == 0:
+                raise ValueError("even")
+
+    async with instances(clock, declare) as (runtimes, _, ran):
+        await clock.advance(45)
+        log = await runtimes[0].recent_runs("job")
+        assert await runtimes[1].recent_runs("job", limit=1) == log[:1]
+    assert [e.run_id for e in log] == [r[2] for r in reversed(ran)]
+    assert [e.outcome for e in log] == ["failed", "succeeded"] * 2
+    assert log[0].error == "ValueError('even')"
+    assert {e.instance for e in log} <= {"i0", "i1"}
+    assert all(e.duration == 2 for e in log)
