@@ -286,7 +286,8 @@ def _text(params: dict[str, Any], name: str, api: bool) -> str:
     return value.strip()
 
 
-Action = Callable[[web.Request, dict[str, Any], bool], Awaitable[tuple[str, Outcome]]]
+#: Where an HTML form's action sends the browser back to: route, parts, query.
+Back = tuple[str, dict[str, str], dict[str, str]]
 
 
 def _respond(
@@ -295,7 +296,7 @@ def _respond(
     target: str,
     result: Outcome,
     api: bool,
-    back: tuple[str, dict[str, str]],
+    back: Back,
 ) -> web.StreamResponse:
     entry = request.config_dict[AUDIT_KEY].record(
         who(request), action, target, result.outcome, result.detail
@@ -310,8 +311,8 @@ def _respond(
             **result.data,
         }
         return web.json_response(body, status=result.status)
-    name, parts = back
-    query = {"done": str(entry.seq)}
+    name, parts, query = back
+    query = {**query, "done": str(entry.seq)}
     raise web.HTTPSeeOther(location=url(request, name, query, **parts))
 
 
@@ -341,13 +342,13 @@ def _consume(fut: asyncio.Future[None]) -> None:
 
 async def _cancel_job(request: web.Request, api: bool) -> web.StreamResponse:
     job_id = request.match_info["job_id"]
-    back = ("job", {"job_id": job_id})
+    back: Back = ("job", {"job_id": job_id}, {})
     try:
         found = _job(request, api)
     except web.HTTPNotFound:
         result = Outcome(404, "not found", f"no job {job_id!r}")
         if not api:
-            back = ("jobs", {})
+            back = ("jobs", {}, {})
         return _respond(request, "cancel", job_id, result, api, back)
     if found.state.final:
         result = Outcome(409, "conflict", f"already {found.state.value}")
@@ -427,7 +428,7 @@ async def _bulk_cancel(request: web.Request, api: bool) -> web.StreamResponse:
         {"matched": len(found), "cancelled": len(chosen), "cap": cap},
     )
     return _respond(
-        request, "bulk_cancel", target, result, api, ("jobs", query.params())
+        request, "bulk_cancel", target, result, api, ("jobs", {}, query.params())
     )
 
 
@@ -443,7 +444,7 @@ async def _task_action(
     request: web.Request, action: str, api: bool
 ) -> web.StreamResponse:
     params = await _params(request, api)
-    back: tuple[str, dict[str, str]] = ("tasks", {})
+    back: Back = ("tasks", {}, {})
     runtime = _runtime(request)
     if action == "fire":
         target = _text(params, "keyword", api)

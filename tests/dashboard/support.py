@@ -19,10 +19,17 @@ SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
 
 def make_app(
-    *, tasks: aiohttp_jobs.Tasks | None = None, **options: Any
+    *,
+    tasks: aiohttp_jobs.Tasks | None = None,
+    clock: aiohttp_jobs.Clock | None = None,
+    **options: Any,
 ) -> web.Application:
+    """An application with a scheduler (whose shutdown cancels what still runs
+    at once) and the dashboard at /jobs with *options*."""
     app = web.Application()
-    aiohttp_jobs.setup(app, tasks=tasks)
+    aiohttp_jobs.setup(
+        app, tasks=tasks, clock=clock, wait_timeout=0.0, close_timeout=1.0
+    )
     dashboard.setup(app, **options)
     return app
 

@@ -1,0 +1,280 @@
+"""Actions: POST only, audited (who, what, when, outcome), as HTML forms
+(answered with a redirect back) and as JSON."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import aiohttp_jobs
+from aiohttp_jobs import Context, JobState, Tasks, dashboard
+from aiohttp_jobs.testing import FakeClock, settle
+from tests.dashboard.support import (
+    SAME_ORIGIN,
+    ClientFactory,
+    finished,
+    forever,
+    make_app,
+    returning,
+    scheduler_of,
+)
+
+# Two days before Europe/Berlin moves its clocks forward (2026-03-29).
+T0 = datetime(2026, 3, 27, 12, tzinfo=UTC)
+
+
+def _tasks(log: list[Any]) -> Tasks:
+    tasks = Tasks()
+
+    @tasks.task(schedule="30 2 * * *", timezone="Europe/Berlin")
+    async def nightly(ctx: Context) -> str:
+        log.append(("nightly", ctx.payload))
+        return "done"
+
+    @tasks.task(keyword="order-placed")
+    async def on_order(ctx: Context) -> None:
+        log.append(("on_order", dict(ctx.params)))
+
+    @tasks.task(interval=60)
+    async def flaky(ctx: Context) -> None:
+        log.append(("flaky", None))
+        raise RuntimeError("flaky failed")
+
+    @tasks.dynamic_task()
+    async def remind(ctx: Context) -> None:
+        log.append(("remind", ctx.name))
+
+    return tasks
+
+
+async def _client(aiohttp_client: ClientFactory, log: list[Any], **kw: Any) -> Any:
+    clock = FakeClock(T0)
+    client = await aiohttp_client(make_app(tasks=_tasks(log), clock=clock, **kw))
+    return client, clock
+
+
+def _runtime(client: Any) -> aiohttp_jobs.TaskRuntime:
+    return aiohttp_jobs.get_tasks(client.app)
+
+
+async def test_cancel_a_job_from_its_page(
+    aiohttp_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await aiohttp_client(make_app(identify=lambda request: "ann"))
+    job = await scheduler_of(client).spawn(forever(), "long")
+    page = await (await client.get(f"/jobs/jobs/{job.id}")).text()
+    assert 'data-testid="cancel-job"' in page and 'data-confirm="' in page
+    assert f'action="./{job.id}/cancel"' in page
+    with caplog.at_level(logging.INFO, logger="aiohttp_jobs.dashboard.audit"):
+        response = await client.post(
+            f"/jobs/jobs/{job.id}/cancel", headers=SAME_ORIGIN, allow_redirects=False
+        )
+    assert response.status == 303
+    location = response.headers["Location"]
+    assert location.startswith(f"../{job.id}?done=")  # relative, back to the page
+    assert job.state is JobState.CANCELLED
+    [entry] = dashboard.audit_log(client.app)
+    assert (entry.who, entry.action, entry.target, entry.outcome) == (
+        "ann",
+        "cancel",
+        job.id,
+        "ok",
+    )
+    assert any(
+        "cancel" in r.getMessage() and "ann" in r.getMessage() for r in caplog.records
+    )
+    # Following the redirect shows the outcome and the new state.
+    page = await (await client.get(f"/jobs/jobs/{job.id}?done={entry.seq}")).text()
+    assert 'data-testid="action-result" data-outcome="ok"' in page
+    assert 'data-state="cancelled"' in page and 'data-testid="cancel-job"' not in page
+
+
+async def test_cancel_through_the_api(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(make_app())
+    scheduler = scheduler_of(client)
+    job = await scheduler.spawn(forever(), "long")
+    response = await client.post(f"/jobs/api/jobs/{job.id}/cancel")
+    body = await response.json()
+    assert response.status == 200
+    assert body["outcome"] == "ok" and body["state"] == "cancelled"
+    response = await client.post(f"/jobs/api/jobs/{job.id}/cancel")
+    assert response.status == 409
+    assert (await response.json())["outcome"] == "conflict"
+    response = await client.post("/jobs/api/jobs/nope-1/cancel")
+    assert response.status == 404
+    outcomes = [e.outcome for e in dashboard.audit_log(client.app)]
+    assert outcomes == ["not found", "conflict", "ok"]
+
+
+async def test_bulk_cancel_shows_the_count_first_and_is_capped(
+    aiohttp_client: ClientFactory,
+) -> None:
+    client = await aiohttp_client(make_app(bulk_limit=3))
+    scheduler = scheduler_of(client)
+    doomed = [await scheduler.spawn(forever(), "batch", tags=("x",)) for _ in range(5)]
+    other = await scheduler.spawn(forever(), "other")
+    page = await (await client.get("/jobs/jobs/cancel?name=batch")).text()
+    assert 'data-testid="bulk-count" data-matched="5"' in page
+    assert "Only the newest 3" in page
+    preview = await (await client.get("/jobs/api/jobs/cancel?tag=x")).json()
+    assert preview == {"matched": 5, "cap": 3, "will_cancel": 3}
+    response = await client.post(
+        "/jobs/jobs/cancel?name=batch", headers=SAME_ORIGIN, allow_redirects=False
+    )
+    assert response.status == 303
+    assert response.headers["Location"].startswith("../jobs?name=batch&done=")
+    assert [j.done for j in doomed] == [False, False, True, True, True]  # newest first
+    assert not other.done
+    body = await (
+        await client.post("/jobs/api/jobs/cancel", json={"name": "batch"})
+    ).json()
+    assert (body["matched"], body["cancelled"]) == (2, 2)
+    assert all(j.done for j in doomed) and not other.done
+    # Finished jobs cannot be cancelled: such a filter is refused.
+    response = await client.post("/jobs/api/jobs/cancel", json={"state": "failed"})
+    assert response.status == 400
+    await other.close()
+
+
+async def test_run_now_enable_disable_and_retry(aiohttp_client: ClientFactory) -> None:
+    log: list[Any] = []
+    client, clock = await _client(aiohttp_client, log)
+    runtime = _runtime(client)
+    response = await client.post(
+        "/jobs/tasks/run",
+        data={"key": "nightly"},
+        headers=SAME_ORIGIN,
+        allow_redirects=False,
+    )
+    assert response.status == 303 and response.headers["Location"].startswith(
+        "../tasks?done="
+    )
+    await runtime.wait_idle()
+    await settle()
+    assert log == [("nightly", None)]
+    page = await (await client.get("/jobs/tasks")).text()
+    assert 'data-testid="task-run-row" data-outcome="succeeded"' in page
+
+    body = await (
+        await client.post("/jobs/api/tasks/disable", json={"key": "nightly"})
+    ).json()
+    assert body["outcome"] == "ok"
+    info = {i.key: i for i in await runtime.list_tasks()}
+    assert not info["nightly"].enabled
+    page = await (await client.get("/jobs/tasks")).text()
+    assert 'data-task-key="nightly" data-enabled="false"' in page
+    await client.post("/jobs/api/tasks/enable", json={"key": "nightly"})
+    info = {i.key: i for i in await runtime.list_tasks()}
+    assert info["nightly"].enabled
+
+    # A failed run, retried.
+    await client.post("/jobs/api/tasks/run", json={"key": "flaky"})
+    await runtime.wait_idle()
+    await settle()
+    failed = scheduler_of(client).history.query(name="flaky")
+    assert failed and failed[0].state is JobState.FAILED
+    page = await (await client.get(f"/jobs/jobs/{failed[0].id}")).text()
+    assert 'data-testid="retry-run"' in page and 'data-testid="job-task"' in page
+    body = await (
+        await client.post(
+            "/jobs/api/tasks/retry", json={"key": "flaky", "job_id": failed[0].id}
+        )
+    ).json()
+    assert body["outcome"] == "ok" and failed[0].id in body["detail"]
+    await runtime.wait_idle()
+    assert [name for name, _ in log].count("flaky") == 2
+
+    response = await client.post("/jobs/api/tasks/run", json={"key": "missing"})
+    assert response.status == 404
+    response = await client.post("/jobs/api/tasks/run", json={})
+    assert response.status == 400
+    del clock
+
+
+async def test_fire_a_keyword_with_a_json_payload(
+    aiohttp_client: ClientFactory,
+) -> None:
+    log: list[Any] = []
+    client, _ = await _client(aiohttp_client, log)
+    runtime = _runtime(client)
+    page = await (await client.get("/jobs/tasks")).text()
+    assert 'data-testid="fire-keyword"' in page and "order-placed" in page
+    response = await client.post(
+        "/jobs/keywords/fire",
+        data={"keyword": "order-placed", "payload": '{"order": 7}'},
+        headers=SAME_ORIGIN,
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    await runtime.wait_idle()
+    await settle()
+    assert log == [("on_order", {"order": 7})]
+    body = await (
+        await client.post(
+            "/jobs/api/keywords/fire",
+            json={"keyword": "order-placed", "payload": {"order": 8}},
+        )
+    ).json()
+    assert body["outcome"] == "ok" and len(body["run_ids"]) == 1
+    for bad in ("[1, 2]", "{nope"):
+        response = await client.post(
+            "/jobs/keywords/fire", data={"keyword": "order-placed", "payload": bad}
+        )
+        assert response.status == 400
+    response = await client.post(
+        "/jobs/api/keywords/fire", json={"keyword": "order-placed", "payload": [1]}
+    )
+    assert response.status == 400
+
+
+async def test_unschedule_a_dynamic_instance(aiohttp_client: ClientFactory) -> None:
+    log: list[Any] = []
+    client, _ = await _client(aiohttp_client, log)
+    runtime = _runtime(client)
+    await runtime.schedule_task("remind", "ann", interval=timedelta(hours=1))
+    page = await (await client.get("/jobs/tasks")).text()
+    assert 'data-task-key="remind:ann"' in page and 'data-testid="unschedule"' in page
+    body = await (
+        await client.post("/jobs/api/tasks/unschedule", json={"key": "remind:ann"})
+    ).json()
+    assert body["outcome"] == "ok"
+    assert [i.key for i in await runtime.list_tasks() if i.task == "remind"] == []
+    response = await client.post(
+        "/jobs/api/tasks/unschedule", json={"key": "remind:ann"}
+    )
+    assert response.status == 404
+    response = await client.post("/jobs/api/tasks/unschedule", json={"key": "nightly"})
+    assert response.status == 400
+
+
+async def test_task_actions_without_a_registry(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(make_app())
+    response = await client.post("/jobs/api/tasks/run", json={"key": "x"})
+    assert response.status == 404
+    assert "no task registry" in (await response.json())["detail"]
+
+
+async def test_bad_bodies_are_client_errors(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(make_app())
+    for body in ("not json", "[1]"):
+        response = await client.post(
+            "/jobs/api/tasks/run",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status == 400, body
+
+
+async def test_the_audit_page_lists_actions(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(make_app())
+    job = await finished(scheduler_of(client), returning(1), "quick")
+    await client.post(f"/jobs/api/jobs/{job.id}/cancel")
+    page = await (await client.get("/jobs/audit")).text()
+    assert (
+        'data-testid="audit-row" data-outcome="conflict" data-action="cancel"' in page
+    )
+    api = await (await client.get("/jobs/api/audit")).json()
+    assert api["entries"][0]["target"] == job.id

@@ -1,0 +1,198 @@
+"""Live updates: one coalescing listener on the scheduler feeds Server-Sent
+Events; resumable with Last-Event-ID; every stream ends at once on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+import aiohttp_jobs
+from aiohttp_jobs import EventKind, JobEvent, dashboard
+from aiohttp_jobs.dashboard._live import BROADCASTER_KEY, Broadcaster
+from tests.conftest import Serve
+from tests.dashboard.support import (
+    ClientFactory,
+    finished,
+    forever,
+    make_app,
+    returning,
+    scheduler_of,
+)
+
+
+async def _event(content: aiohttp.StreamReader) -> dict[str, str]:
+    """The next event of an SSE stream (pings skipped)."""
+    fields: dict[str, str] = {}
+    while True:
+        line = (await content.readline()).decode()
+        if line == "":
+            raise EOFError("the stream ended")
+        line = line.rstrip("\r\n")
+        if not line:
+            if fields:
+                return fields
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        fields[name] = value.lstrip(" ")
+
+
+async def _updates_until(
+    content: aiohttp.StreamReader, done: Any
+) -> list[dict[str, Any]]:
+    messages = []
+    while True:
+        event = await asyncio.wait_for(_event(content), 10)
+        if event.get("event") == "update":
+            data = json.loads(event["data"])
+            messages.append(data)
+            if done(data):
+                return messages
+
+
+async def test_a_job_change_reaches_the_stream(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(make_app())
+    scheduler = scheduler_of(client)
+    response = await client.get("/jobs/stream")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert response.headers["Cache-Control"] == "no-store"
+    hello = await _event(response.content)
+    assert hello["event"] == "hello" and hello["id"].isdigit()
+    job = await finished(scheduler, returning(1), "watched")
+
+    def saw_it(data: dict[str, Any]) -> bool:
+        return any(
+            j["id"] == job.id and j["state"] == "succeeded" for j in data["jobs"]
+        )
+
+    messages = await _updates_until(response.content, saw_it)
+    assert messages[-1]["counts"] == {"running": 0, "pending": 0, "scheduled": 0}
+    response.close()
+
+
+async def test_many_changes_make_few_messages(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(make_app())
+    scheduler = scheduler_of(client)
+    response = await client.get("/jobs/stream")
+    await _event(response.content)  # hello
+    jobs = [await scheduler.spawn(returning(n), "many") for n in range(1000)]
+    await asyncio.gather(*(job.wait() for job in jobs))
+    messages = []
+    while True:  # until the stream goes quiet
+        try:
+            event = await asyncio.wait_for(_event(response.content), 1.0)
+        except TimeoutError:
+            break
+        if event.get("event") == "update":
+            messages.append(json.loads(event["data"]))
+    # 3,000 events (created, started, finished) in a handful of messages; a
+    # message lists a job once, however often it changed, and at most 200
+    # jobs: beyond that it says "more" (the page reloads its content).
+    assert 1 <= len(messages) < 30
+    seen = {j["id"] for data in messages for j in data["jobs"]}
+    assert jobs[-1].id in seen or any(data["more"] for data in messages)
+    for data in messages:
+        ids = [j["id"] for j in data["jobs"]]
+        assert len(ids) == len(set(ids)) <= 200
+    response.close()
+
+
+async def test_resume_with_last_event_id(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(make_app())
+    scheduler = scheduler_of(client)
+    response = await client.get("/jobs/stream")
+    hello = await _event(response.content)
+    await finished(scheduler, returning(1), "one")
+    first = (await _updates_until(response.content, lambda d: True))[-1]
+    response.close()
+    # Resuming from the hello: the missed message is sent again, no refresh.
+    response = await client.get("/jobs/stream", headers={"Last-Event-ID": hello["id"]})
+    event = await _event(response.content)
+    assert event["event"] == "update" and json.loads(event["data"]) == first
+    response.close()
+    # An id this process never gave (another process, or too old): refresh.
+    for stale in ("1", str(int(hello["id"]) + 10**6)):
+        response = await client.get("/jobs/stream", headers={"Last-Event-ID": stale})
+        event = await _event(response.content)
+        assert event["event"] == "refresh"
+        response.close()
+    # The query parameter works too (a resumed EventSource cannot set headers).
+    response = await client.get(f"/jobs/stream?last={first['seq']}")
+    job = await finished(scheduler, returning(2), "two")
+    updates = await _updates_until(
+        response.content, lambda d: any(j["id"] == job.id for j in d["jobs"])
+    )
+    assert updates[0]["seq"] == first["seq"] + 1
+    response.close()
+
+
+def test_the_broadcaster_coalesces_and_knows_what_it_dropped() -> None:
+    async def main() -> None:
+        async with aiohttp_jobs.Scheduler() as scheduler:
+            job = await scheduler.spawn(forever(), "busy")
+            broadcaster = Broadcaster(keep=3)
+            start = broadcaster.seq
+            for kind in (EventKind.CREATED, EventKind.STARTED, EventKind.PROGRESS):
+                broadcaster._listen(JobEvent(kind, job, 0.0))
+            broadcaster.publish()
+            [(seq, text)] = broadcaster.after(start) or []
+            assert seq == start + 1
+            assert [j["id"] for j in json.loads(text)["jobs"]] == [job.id]
+            assert broadcaster.after(seq) == []
+            for _ in range(4):
+                broadcaster.publish()
+            assert broadcaster.after(start) is None  # dropped: refresh
+            assert broadcaster.after(seq + 1) is not None
+            assert broadcaster.after(seq + 100) is None  # not ours
+            await job.close()
+
+    asyncio.run(main())
+
+
+async def test_the_listener_is_attached_only_while_someone_watches(
+    aiohttp_client: ClientFactory,
+) -> None:
+    client = await aiohttp_client(make_app())
+    scheduler = scheduler_of(client)
+    assert not scheduler.events  # nobody listens: emitting costs nothing
+    response = await client.get("/jobs/stream")
+    await _event(response.content)
+    assert scheduler.events
+    response.close()
+    broadcaster = client.app._subapps[0][BROADCASTER_KEY]  # type: ignore[union-attr]
+    for _ in range(200):
+        if broadcaster.clients == 0:
+            break
+        await finished(scheduler, returning(0), "nudge")  # wakes the stream
+        await asyncio.sleep(0.05)
+    assert broadcaster.clients == 0
+    assert not scheduler.events
+
+
+async def test_shutdown_ends_every_stream_at_once(serve: Serve) -> None:
+    app = web.Application()
+    aiohttp_jobs.setup(app, wait_timeout=30.0)
+    dashboard.setup(app)
+    runner, port = await serve(app, shutdown_timeout=60.0)
+    async with aiohttp.ClientSession() as session:
+        streams = [
+            await session.get(f"http://127.0.0.1:{port}/jobs/stream") for _ in range(3)
+        ]
+        for stream in streams:
+            assert (await _event(stream.content))["event"] == "hello"
+        # Runs the shutdown hooks (the dashboard's first), then waits for the
+        # handlers: with the streams open it would wait shutdown_timeout.
+        cleanup = asyncio.ensure_future(runner.cleanup())
+        for stream in streams:
+            try:
+                while True:
+                    await asyncio.wait_for(_event(stream.content), 10)
+            except (EOFError, aiohttp.ClientPayloadError):
+                pass
+        await asyncio.wait_for(cleanup, 10)
