@@ -22,7 +22,8 @@ import aiohttp_jobs
 from .app import create_app
 
 
-def main(argv: list[str] | None = None) -> None:
+def command_line() -> argparse.ArgumentParser:
+    """The options of ``python -m example_app``."""
     parser = argparse.ArgumentParser(
         prog="python -m example_app", description="aiohttp-jobs example application"
     )
@@ -43,6 +44,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_false",
         help="no demo traffic: only the jobs the endpoints start",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = command_line()
     args = parser.parse_args(argv)
     try:
         app = create_app(store=args.store, demo=args.demo)
@@ -51,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # Bind here so that --port 0 can tell which port it got.
+    # Bind here so that --port 0 can tell which port it got. The dashboard is
+    # at /jobs on the same address.
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -62,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"example_app: listening on http://{shown}:{port}/ (Ctrl+C to stop)", flush=True
     )
+    print(f"example_app: dashboard at http://{shown}:{port}/jobs", flush=True)
     # handler_cancellation=True: a handler is cancelled when its client hangs
     # up (aiohttp's default lets it run on), so /api/orders/unprotected shows
     # what @atomic protects /api/orders from.

@@ -18,7 +18,10 @@ from typing import Any
 from aiohttp import web
 
 import aiohttp_jobs
+import aiohttp_jobs.dashboard
 from aiohttp_jobs import Tasks
+
+from .links import DASHBOARD
 
 FEATURES = [
     "example_app.jobs",
@@ -26,6 +29,9 @@ FEATURES = [
     "example_app.tasks",
     "example_app.blocking",
 ]
+
+#: Where the dashboard is mounted.
+DASHBOARD_PREFIX = "/jobs"
 
 logger = logging.getLogger("example_app")
 
@@ -64,13 +70,18 @@ async def bad_json_is_a_bad_request(
 
 
 def create_app(
-    *, store: str = "memory://", demo: bool = False, **setup_options: Any
+    *,
+    store: str = "memory://",
+    demo: bool = False,
+    dashboard: bool = True,
+    **setup_options: Any,
 ) -> web.Application:
     """The application; *store* is the task store's URL (``memory://``,
     ``sqlite:///tasks.db``, ``redis://host:6379/0``: instances sharing a file
-    or a Redis share the schedule), *demo* adds the demo
-    traffic (:mod:`example_app.demo`), *setup_options* override the
-    ``setup()`` arguments."""
+    or a Redis share the schedule), *demo* adds the demo traffic
+    (:mod:`example_app.demo`), *dashboard* mounts the dashboard at ``/jobs``
+    (it answers requests from this machine only), *setup_options* override
+    the ``setup()`` arguments."""
     app = web.Application(middlewares=[bad_json_is_a_bad_request])
     options: dict[str, Any] = {
         "limit": 10,
@@ -85,31 +96,49 @@ def create_app(
     for name in [*FEATURES, *(["example_app.demo"] if demo else [])]:
         importlib.import_module(name).register(app, options)
     aiohttp_jobs.setup(app, **options)
+    if dashboard:
+        app[DASHBOARD] = aiohttp_jobs.dashboard.setup(
+            app, prefix=DASHBOARD_PREFIX, title="aiohttp-jobs example"
+        )
     app.router.add_get("/", index)
     return app
 
 
 async def index(request: web.Request) -> web.Response:
-    """This page: every endpoint of the example application."""
+    """This page: a link to the dashboard, and every endpoint of the example."""
     base = f"{request.scheme}://{request.host}"
     rows = []
-    for route in request.app.router.routes():
-        info = route.resource.get_info() if route.resource is not None else {}
+    for resource in request.app.router.resources():
+        if isinstance(resource, web.PrefixedSubAppResource):
+            continue  # the dashboard's own pages
+        info = resource.get_info()
         path = info.get("path") or info.get("formatter") or ""
-        if route.method == "HEAD" or not path:
+        if path == DASHBOARD_PREFIX:
             continue
-        doc = (getattr(route.handler, "__doc__", None) or "").strip().split("\n")[0]
-        rows.append(
-            f"<tr><td><code>{route.method}</code></td>"
-            f"<td><code>{html.escape(path)}</code></td><td>{html.escape(doc)}</td></tr>"
+        for route in resource:
+            if route.method == "HEAD":
+                continue
+            doc = (getattr(route.handler, "__doc__", None) or "").strip()
+            rows.append(
+                f"<tr><td><code>{route.method}</code></td>"
+                f"<td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(doc.split(chr(10))[0])}</td></tr>"
+            )
+    dashboard = ""
+    if DASHBOARD in request.config_dict:
+        url = request.config_dict[DASHBOARD].router["overview"].url_for()
+        dashboard = (
+            f"<p><strong><a href='{html.escape(str(url))}'>Open the dashboard</a>"
+            "</strong>: every job, scheduled task and workflow, live.</p>"
         )
     body = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         "<title>aiohttp-jobs example</title></head><body>"
         "<h1>aiohttp-jobs example application</h1>"
-        "<p>JSON endpoints; try them with curl, e.g. "
+        + dashboard
+        + "<p>JSON endpoints; try them with curl, e.g. "
         f"<code>curl -X POST {html.escape(base)}/api/reports</code>.</p>"
-        "<table><tr><th>method</th><th>path</th><th>what it shows</th></tr>"
+        "<table><tr><th>method</th><th>path</th><th>what it does</th></tr>"
         + "".join(rows)
         + "</table></body></html>"
     )

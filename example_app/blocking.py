@@ -18,6 +18,8 @@ from aiohttp import web
 import aiohttp_jobs
 from aiohttp_jobs import current_job
 
+from .links import dashboard_links
+
 #: The isolated loop the blocking jobs run on (started with its first job).
 LOOP = "legacy-clients"
 
@@ -78,10 +80,12 @@ async def start_rates(request: web.Request) -> web.Response:
         raise web.HTTPServiceUnavailable(
             text="too busy, try again", headers={"Retry-After": "1"}
         ) from None
+    links = dashboard_links(request, "job", job.id)
     return web.json_response(
-        {"id": job.id, "name": job.name, "state": job.state.value, "loop": LOOP},
+        {"id": job.id, "name": job.name, "state": job.state.value, "loop": LOOP}
+        | links,
         status=202,
-        headers={"Location": f"/api/jobs/{job.id}"},
+        headers={"Location": links["api"]} if links else None,
     )
 
 

@@ -1,19 +1,21 @@
 """The aiohttp integration: an atomic endpoint, background jobs that report
-progress, blocking work in the thread pool, a failing job, and JSON views of
-the scheduler's jobs."""
+progress, blocking work in the thread pool, and a failing job. Each job's
+page and JSON are the dashboard's (``/jobs/jobs/{id}``, ``/jobs/api/jobs/{id}``):
+the endpoints answer with links to them."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import time
 from typing import Any
 
 from aiohttp import web
 
 import aiohttp_jobs
-from aiohttp_jobs import Job, JobState, current_job
+from aiohttp_jobs import Job, current_job
+
+from .links import dashboard_links
 
 ORDERS = web.AppKey("example_app.orders", list)
 
@@ -26,8 +28,6 @@ def register(app: web.Application, options: dict[str, Any]) -> None:
     app.router.add_post("/api/reports", start_report)
     app.router.add_post("/api/thumbnails", start_thumbnail)
     app.router.add_post("/api/failing", start_failing)
-    app.router.add_get("/api/jobs", list_jobs)
-    app.router.add_get("/api/jobs/{job_id}", show_job)
 
 
 def _float(request: web.Request, name: str, default: float, high: float) -> float:
@@ -94,9 +94,13 @@ async def failing_job() -> None:
     raise RuntimeError("the payment provider said no")
 
 
-def _accepted(job: Job[Any]) -> web.Response:
+def accepted(request: web.Request, job: Job[Any]) -> web.Response:
+    """202 Accepted: the job, with links to its page and JSON on the dashboard."""
+    links = dashboard_links(request, "job", job.id)
     return web.json_response(
-        job_json(job), status=202, headers={"Location": f"/api/jobs/{job.id}"}
+        {"id": job.id, "name": job.name, "state": job.state.value, **links},
+        status=202,
+        headers={"Location": links["api"]} if links else None,
     )
 
 
@@ -107,7 +111,7 @@ async def start_report(request: web.Request) -> web.Response:
     job = await aiohttp_jobs.spawn(
         request, build_report(steps, delay), "report", tags=("reports",)
     )
-    return _accepted(job)
+    return accepted(request, job)
 
 
 async def start_thumbnail(request: web.Request) -> web.Response:
@@ -117,74 +121,10 @@ async def start_thumbnail(request: web.Request) -> web.Response:
     job = await aiohttp_jobs.get_scheduler(request).spawn_in_thread(
         make_thumbnail, size, seconds, name="thumbnail", tags=("images",)
     )
-    return _accepted(job)
+    return accepted(request, job)
 
 
 async def start_failing(request: web.Request) -> web.Response:
     """A job that fails: see its error at /api/jobs/{id}."""
     job = await aiohttp_jobs.spawn(request, failing_job(), "charge-card")
-    return _accepted(job)
-
-
-# -- job views ------------------------------------------------------------------------
-
-
-def _jsonable(value: object) -> object:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value
-
-
-def job_json(job: Job[Any]) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": job.id,
-        "name": job.name,
-        "state": job.state.value,
-        "priority": job.priority.name.lower(),
-        "tags": list(job.tags),
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "duration": job.duration,
-        "progress": None,
-    }
-    if job.progress is not None:
-        done, total, message = job.progress
-        data["progress"] = {
-            "done": done,
-            "total": total,
-            "message": message,
-            "fraction": job.progress.fraction,
-        }
-    if job.state is JobState.SUCCEEDED:
-        data["result"] = _jsonable(job.result())
-    elif job.state is JobState.FAILED:
-        data["error"] = repr(job.exception())
-    return data
-
-
-async def list_jobs(request: web.Request) -> web.Response:
-    """Active and pending jobs, and the 50 most recent finished ones (JSON)."""
-    scheduler = aiohttp_jobs.get_scheduler(request)
-    return web.json_response(
-        {
-            "active": scheduler.active_count,
-            "pending": scheduler.pending_count,
-            "jobs": [job_json(job) for job in scheduler],
-            "history": [job_json(job) for job in scheduler.history.query(limit=50)],
-        }
-    )
-
-
-async def show_job(request: web.Request) -> web.Response:
-    """One job: state, progress, result or error (JSON)."""
-    scheduler = aiohttp_jobs.get_scheduler(request)
-    try:
-        job = scheduler.get_job(request.match_info["job_id"])
-    except aiohttp_jobs.JobNotFoundError as exc:
-        raise web.HTTPNotFound(
-            text=json.dumps({"error": str(exc)}), content_type="application/json"
-        ) from None
-    return web.json_response(job_json(job))
+    return accepted(request, job)

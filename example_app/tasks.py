@@ -1,6 +1,7 @@
 """Scheduled tasks: a cron task that uses a fixture holding one of the app's
-resources, per-user reminders (dynamic once-off tasks), a welcome mail fired by
-a keyword from the sign-up endpoint, and a JSON view of every task."""
+resources, per-user reminders (dynamic once-off tasks) and a welcome mail fired
+by a keyword from the sign-up endpoint. The dashboard's tasks page
+(``/jobs/tasks``) shows them all, and runs, enables or disables them."""
 
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ def register(app: web.Application, options: dict[str, Any]) -> None:
     app.router.add_post("/api/reminders", add_reminder)
     app.router.add_delete("/api/reminders/{user}/{name}", cancel_reminder)
     app.router.add_get("/api/outbox", show_outbox)
-    app.router.add_get("/api/tasks", list_tasks)
 
 
 # -- fixtures: set up before the first run, torn down after the last ---------------
@@ -128,27 +128,3 @@ async def cancel_reminder(request: web.Request) -> web.Response:
 async def show_outbox(request: web.Request) -> web.Response:
     """Mails the tasks have sent."""
     return web.json_response(request.app[OUTBOX])
-
-
-async def list_tasks(request: web.Request) -> web.Response:
-    """Every scheduled task: schedule, next fire time, last run."""
-    infos = await aiohttp_jobs.get_tasks(request).list_tasks()
-    return web.json_response(
-        [
-            {
-                "key": info.key,
-                "kind": info.kind,
-                "schedule": info.schedule,
-                "enabled": info.enabled,
-                "next_fire_at": None
-                if info.next_fire_at is None
-                else info.next_fire_at.isoformat(),
-                "runs": info.runs,
-                "failures": info.failures,
-                "last_run": None
-                if info.last_run is None
-                else {"run_id": info.last_run.run_id, "state": info.last_run.state},
-            }
-            for info in infos
-        ]
-    )

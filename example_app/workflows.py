@@ -1,7 +1,8 @@
 """Workflows: a release pipeline (three checks in parallel, then two deploy
 waves in sequence, then a notification, with a heartbeat step alongside) run
-from an atomic endpoint and, every hour, from a scheduled task; JSON and SVG
-views of the recent runs."""
+from an atomic endpoint and, every hour, from a scheduled task. The dashboard's
+workflows page (``/jobs/workflows``) shows the recent runs, each with its graph
+live."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from aiohttp import web
 import aiohttp_jobs
 from aiohttp_jobs import Context, Sequence, Step, Tasks, Workflow, current_job
 
+from .links import dashboard_links
+
 #: The scheduler lists its workflows while something references them: the
 #: application keeps its last ones alive here.
 RECENT = web.AppKey("example_app.workflows", deque)
@@ -24,9 +27,6 @@ KEEP = 20
 def register(app: web.Application, options: dict[str, Any]) -> None:
     app[RECENT] = deque(maxlen=KEEP)
     app.router.add_post("/api/workflows/release", start_release)
-    app.router.add_get("/api/workflows", list_workflows)
-    app.router.add_get("/api/workflows/{workflow_id}", show_workflow)
-    app.router.add_get("/api/workflows/{workflow_id}/graph.svg", workflow_graph)
     # Share the application's task registry with other feature modules.
     tasks: Tasks = options.setdefault("tasks", Tasks())
     tasks.task(name="release-pipeline", interval=3600)(scheduled_release)
@@ -99,12 +99,13 @@ def remember(app: web.Application, workflow: Workflow) -> None:
     app[RECENT].append(workflow)
 
 
-def _summary(workflow: Workflow) -> dict[str, Any]:
+def _summary(request: web.Request, workflow: Workflow) -> dict[str, Any]:
     return {
         "id": workflow.id,
         "label": workflow.label,
         "state": workflow.state.value,
         "why": workflow.why(),
+        **dashboard_links(request, "workflow", workflow.id),
     }
 
 
@@ -123,7 +124,7 @@ async def start_release(request: web.Request) -> web.Response:
     workflow = release(delay=delay, fail=request.query.get("fail"))
     remember(request.app, workflow)
     ok = await workflow.run(scheduler=aiohttp_jobs.get_scheduler(request))
-    body = {**_summary(workflow), "ok": ok, "listing": workflow.listing()}
+    body = {**_summary(request, workflow), "ok": ok, "listing": workflow.listing()}
     return web.json_response(body, status=200 if ok else 500)
 
 
@@ -132,27 +133,3 @@ async def scheduled_release(ctx: Context) -> bool:
     workflow = release(delay=0.05, fail=None)
     remember(ctx.app, workflow)
     return await workflow.run(scheduler=scheduler)
-
-
-async def list_workflows(request: web.Request) -> web.Response:
-    """This application's recent workflow runs, newest last."""
-    scheduler = aiohttp_jobs.get_scheduler(request)
-    return web.json_response([_summary(w) for w in Workflow.of_scheduler(scheduler)])
-
-
-def _find(request: web.Request) -> Workflow:
-    scheduler = aiohttp_jobs.get_scheduler(request)
-    workflow = Workflow.find(request.match_info["workflow_id"], scheduler)
-    if workflow is None:
-        raise web.HTTPNotFound(text=f"no such workflow (only the last {KEEP} are kept)")
-    return workflow
-
-
-async def show_workflow(request: web.Request) -> web.Response:
-    """One workflow: its steps, states, outcomes and requirements."""
-    return web.json_response(_find(request).describe())
-
-
-async def workflow_graph(request: web.Request) -> web.Response:
-    """One workflow drawn as SVG, with the current state of every step."""
-    return web.Response(text=_find(request).to_svg(), content_type="image/svg+xml")

@@ -1,4 +1,5 @@
-"""The example application: every endpoint, and ``python -m example_app``."""
+"""The example application: every endpoint, the dashboard at /jobs, and
+``python -m example_app``."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def _finished(client: Any, job_id: str) -> dict[str, Any]:
     for _ in range(500):
-        resp = await client.get(f"/api/jobs/{job_id}")
+        resp = await client.get(f"/jobs/api/jobs/{job_id}")
         job: dict[str, Any] = await resp.json()
         if job["state"] not in ("pending", "running"):
             return job
@@ -39,10 +40,12 @@ async def test_index_lists_every_endpoint(aiohttp_client: Any) -> None:
         "/api/reports",
         "/api/thumbnails",
         "/api/failing",
-        "/api/jobs",
-        "/api/jobs/{job_id}",
+        "/api/workflows/release",
+        "/api/signup/{user}",
     ):
         assert f"<code>{path}</code>" in page
+    assert "<a href='/jobs/'>Open the dashboard</a>" in page
+    assert "<code>/jobs" not in page  # the dashboard's own routes are not listed
 
 
 async def test_orders_reports_thumbnails_and_failures(aiohttp_client: Any) -> None:
@@ -58,10 +61,13 @@ async def test_orders_reports_thumbnails_and_failures(aiohttp_client: Any) -> No
     resp = await client.post("/api/reports?steps=3&delay=0")
     assert resp.status == 202
     report = await resp.json()
-    assert resp.headers["Location"] == f"/api/jobs/{report['id']}"
+    assert resp.headers["Location"] == f"/jobs/api/jobs/{report['id']}"
+    assert report["api"] == resp.headers["Location"]
+    assert report["page"] == f"/jobs/jobs/{report['id']}"
+    assert (await client.get(report["page"])).status == 200
     report = await _finished(client, report["id"])
     assert report["state"] == "succeeded"
-    assert report["result"] == {"sections": 3}
+    assert report["result"] == "{'sections': 3}"
     assert report["progress"] == {
         "done": 3.0,
         "total": 3.0,
@@ -72,22 +78,20 @@ async def test_orders_reports_thumbnails_and_failures(aiohttp_client: Any) -> No
     resp = await client.post("/api/thumbnails?size=10&seconds=0")
     thumb = await _finished(client, (await resp.json())["id"])
     assert thumb["state"] == "succeeded"
-    assert len(thumb["result"]) == 16
+    assert len(thumb["result"]) == len("'0123456789abcdef'")
 
     resp = await client.post("/api/failing")
     failed = await _finished(client, (await resp.json())["id"])
     assert failed["state"] == "failed"
-    assert "payment provider" in failed["error"]
+    assert "RuntimeError: the payment provider said no" in failed["error"]
 
-    listing = await (await client.get("/api/jobs")).json()
-    assert {job["name"] for job in listing["history"]} == {
+    listing = await (await client.get("/jobs/api/jobs")).json()
+    assert {job["name"] for job in listing["finished"]} == {
         "report",
         "thumbnail",
         "charge-card",
     }
-    resp = await client.get("/api/jobs/unknown")
-    assert resp.status == 404
-    assert "no job with id" in (await resp.json())["error"]
+    assert (await client.get("/jobs/api/jobs/unknown")).status == 404
     assert (await client.post("/api/reports?steps=x")).status == 400
 
 
@@ -99,8 +103,8 @@ async def test_overload_answers_503_with_retry_after(aiohttp_client: Any) -> Non
     resp = await client.post("/api/reports?steps=1&delay=30")
     assert resp.status == 503
     assert resp.headers["Retry-After"] == "1"
-    listing = await (await client.get("/api/jobs")).json()
-    assert (listing["active"], listing["pending"]) == (1, 1)
+    listing = await (await client.get("/jobs/api/jobs?state=active")).json()
+    assert sorted(job["state"] for job in listing["live"]) == ["pending", "running"]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -121,9 +125,16 @@ async def test_python_m_example_app_serves_and_stops_on_sigterm() -> None:
         line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
         assert line.startswith("example_app: listening on http://127.0.0.1:")
         url = line.split()[3]
-        async with aiohttp.ClientSession() as session, session.get(url) as resp:
-            assert resp.status == 200
-            assert "aiohttp-jobs example application" in await resp.text()
+        assert (await asyncio.wait_for(proc.stdout.readline(), 20)).decode() == (
+            f"example_app: dashboard at {url}jobs\n"
+        )
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url) as resp:
+                assert resp.status == 200
+                assert "aiohttp-jobs example application" in await resp.text()
+            async with session.get(f"{url}jobs") as resp:  # the dashboard
+                assert resp.status == 200 and resp.url.path == "/jobs/"
+                assert "aiohttp-jobs example" in await resp.text()
         proc.send_signal(signal.SIGTERM)
         rest = (await asyncio.wait_for(proc.stdout.read(), 20)).decode()
         assert rest.strip() == "example_app: stopped"

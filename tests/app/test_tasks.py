@@ -47,7 +47,7 @@ async def test_reminders_are_sent_on_time_and_can_be_cancelled(
     assert (await resp.json())["key"] == "remind:bob.call"
     bad = await client.post("/api/reminders", json={"user": "bob"})
     assert bad.status == 400
-    tasks = await (await client.get("/api/tasks")).json()
+    tasks = (await (await client.get("/jobs/api/tasks")).json())["tasks"]
     assert {t["key"] for t in tasks} >= {
         "purge-sessions",
         "remind:bob.tea",
@@ -74,9 +74,10 @@ async def test_a_reminder_at_a_time_that_cannot_exist_is_a_bad_request(
         )
         assert resp.status == 400, delay
         assert "in_seconds" in await resp.text()
-    listed = await client.get("/api/tasks")  # nothing half-saved breaks the list
+    listed = await client.get("/jobs/api/tasks")  # nothing half-saved breaks it
     assert listed.status == 200
-    assert not [t for t in await listed.json() if t["key"].startswith("remind:")]
+    tasks = (await listed.json())["tasks"]
+    assert not [t for t in tasks if t["key"].startswith("remind:")]
 
 
 async def test_signing_up_or_adding_a_reminder_while_stopping_answers_503(

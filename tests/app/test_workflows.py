@@ -1,5 +1,5 @@
-"""The example application's workflow module: the atomic endpoint, the
-scheduled task, and the JSON and SVG views."""
+"""The example application's workflow module: the atomic endpoint and the
+scheduled task, seen through the dashboard's JSON API."""
 
 from __future__ import annotations
 
@@ -8,6 +8,13 @@ from typing import Any
 
 import aiohttp_jobs
 from example_app.app import create_app
+
+
+async def _workflows(client: Any) -> list[dict[str, Any]]:
+    listed: list[dict[str, Any]] = (
+        await (await client.get("/jobs/api/workflows")).json()
+    )["workflows"]
+    return listed
 
 
 async def test_release_endpoint_runs_the_workflow_on_the_app_scheduler(
@@ -27,13 +34,15 @@ async def test_release_endpoint_runs_the_workflow_on_the_app_scheduler(
     assert scheduler is not None
     jobs = scheduler.history.query(name="db1")
     assert jobs and jobs[0].tags[0] == f"workflow:{body['id']}"
-    detail = await (await client.get(f"/api/workflows/{body['id']}")).json()
-    labels = [step["label"] for step in detail["steps"]]
+    assert body["api"] == f"/jobs/api/workflows/{body['id']}"
+    detail = await (await client.get(body["api"])).json()
+    steps = detail["describe"]["steps"]
+    labels = [step["label"] for step in steps]
     assert labels[:3] == ["unit-tests", "changelog", "approvals"]
-    heartbeat = next(s for s in detail["steps"] if s["label"] == "heartbeat")
+    heartbeat = next(s for s in steps if s["label"] == "heartbeat")
     assert heartbeat["state"] == "cancelled"
-    graph = await client.get(f"/api/workflows/{body['id']}/graph.svg")
-    assert graph.status == 200 and "wave-web" in await graph.text()
+    page = await client.get(body["page"])
+    assert page.status == 200 and "wave-web" in await page.text()
 
 
 async def test_release_endpoint_reports_a_failed_deployment(
@@ -46,9 +55,10 @@ async def test_release_endpoint_reports_a_failed_deployment(
     assert body["ok"] is False
     assert "critical step 'wave-web' failed" in body["why"]
     assert "web2 refused the deployment" in body["why"]
-    listed = await (await client.get("/api/workflows")).json()
+    listed = await _workflows(client)
     assert [w["id"] for w in listed] == [body["id"]]
-    assert (await client.get("/api/workflows/unknown")).status == 404
+    assert listed[0]["state"] == "failed"
+    assert (await client.get("/jobs/api/workflows/unknown")).status == 404
     assert (await client.post("/api/workflows/release?delay=x")).status == 400
 
 
@@ -58,7 +68,7 @@ async def test_scheduled_task_runs_the_release(aiohttp_client: Any) -> None:
     runtime = aiohttp_jobs.get_tasks(app)
     await runtime.run_now("release-pipeline")
     for _ in range(200):
-        listed = await (await client.get("/api/workflows")).json()
+        listed = await _workflows(client)
         if listed and listed[0]["state"] == "succeeded":
             break
         await asyncio.sleep(0.01)
@@ -72,8 +82,6 @@ async def test_each_application_lists_only_its_own_workflows(
     first = await aiohttp_client(create_app())
     second = await aiohttp_client(create_app())
     ran = await (await first.post("/api/workflows/release?delay=0")).json()
-    assert [w["id"] for w in await (await first.get("/api/workflows")).json()] == [
-        ran["id"]
-    ]
-    assert await (await second.get("/api/workflows")).json() == []
-    assert (await second.get(f"/api/workflows/{ran['id']}")).status == 404
+    assert [w["id"] for w in await _workflows(first)] == [ran["id"]]
+    assert await _workflows(second) == []
+    assert (await second.get(f"/jobs/api/workflows/{ran['id']}")).status == 404

@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from playwright.async_api import BrowserContext, Page, async_playwright
+from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
 CHROMIUM = Path(os.environ.get("AIOHTTP_JOBS_CHROMIUM", "/usr/bin/chromium"))
 
@@ -50,6 +50,7 @@ SCREENSHOTS = Path(
 #: Each assertion waits this long (ms) before failing: a loaded CI machine
 #: with two cores shared by several test workers is slow to paint.
 EXPECT_TIMEOUT = 15_000
+expect.set_options(timeout=EXPECT_TIMEOUT)
 
 
 def chromium() -> Path:

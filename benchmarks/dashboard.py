@@ -1,0 +1,272 @@
+"""The dashboard at scale: how long the jobs page takes to render with 100,000
+finished jobs in the history against 1,000, and what 20 open dashboards (live
+event streams) cost the scheduler's spawn rate.
+
+Everything runs in this process on one event loop: a real aiohttp server on
+127.0.0.1 with ``aiohttp_jobs.setup()`` and ``aiohttp_jobs.dashboard.setup()``,
+requested through an aiohttp client.
+
+* **Jobs page.** The history is filled with N finished jobs (succeeded, failed
+  and cancelled, several names and tags), then the jobs page is requested R
+  times, plain and with a name filter. *Server time* is measured by a
+  middleware around the handler (rendering included); the round trip through
+  the client is reported beside it. Medians; the ratio is big over small.
+* **Spawn rate with streams.** Rounds alternate: M trivial jobs spawned and
+  awaited with no dashboard open, then with S event streams open (each read by
+  a client as a browser would). Medians of jobs/s; the ratio is with over
+  without.
+
+Prints ONE JSON line.
+
+    python benchmarks/dashboard.py [--small 1000] [--big 100000] [--requests 40]
+                                   [--streams 20] [--spawn 20000] [--rounds 5]
+                                   [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import statistics
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+import aiohttp_jobs
+from aiohttp_jobs import dashboard
+
+PREFIX = "/jobs"
+#: The targets the issue sets (docs/dashboard.md quotes them).
+TARGETS = {
+    "page_ms_at_big": 50.0,
+    "page_ratio_big_vs_small": 1.2,
+    "spawn_ratio_with_streams": 0.9,
+}
+SERVER_TIME = web.AppKey("server_time", list)
+
+
+@web.middleware
+async def server_timer(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """Seconds each request spent in its handler (the page rendered in full)."""
+    start = time.perf_counter()
+    response = await handler(request)
+    request.app[SERVER_TIME].append(time.perf_counter() - start)
+    return response
+
+
+@contextlib.asynccontextmanager
+async def served(history: int) -> AsyncIterator[tuple[web.Application, str]]:
+    """The application on a free port of 127.0.0.1: (app, base URL)."""
+    app = web.Application(middlewares=[server_timer])
+    app[SERVER_TIME] = []
+    aiohttp_jobs.setup(
+        app,
+        limit=None,
+        pending_limit=0,
+        history_limit=history,
+        exception_handler=_quiet,  # the failures are on purpose
+    )
+    dashboard.setup(app, prefix=PREFIX)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield app, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def _quiet(scheduler: aiohttp_jobs.Scheduler, context: dict[str, Any]) -> None:
+    return None
+
+
+async def _ok() -> str:
+    return "ok"
+
+
+async def _boom() -> None:
+    raise ValueError("card declined")
+
+
+async def _hang() -> None:
+    await asyncio.Event().wait()
+
+
+async def fill(scheduler: aiohttp_jobs.Scheduler, n: int) -> None:
+    """N finished jobs: mostly succeeded, some failed, some cancelled."""
+    names = ("send-mail", "resize-image", "charge-card", "report")
+    batch: list[aiohttp_jobs.Job[Any]] = []
+    for i in range(n):
+        name = names[i % len(names)]
+        tags = (f"customer:{i % 97}", "bulk" if i % 2 else "web")
+        if i % 50 == 7:
+            job = await scheduler.spawn(_boom(), name, tags=tags)
+        elif i % 50 == 13:
+            job = await scheduler.spawn(_hang(), name, tags=tags)
+            await asyncio.sleep(0)
+            await job.close()
+        else:
+            job = await scheduler.spawn(_ok(), name, tags=tags)
+        batch.append(job)
+        if len(batch) >= 1000:
+            await asyncio.gather(*(j.wait() for j in batch), return_exceptions=True)
+            batch.clear()
+    await asyncio.gather(*(j.wait() for j in batch), return_exceptions=True)
+    assert len(scheduler.history) == n, (len(scheduler.history), n)
+
+
+async def page_times(
+    n: int, requests: int, paths: dict[str, str]
+) -> dict[str, dict[str, float]]:
+    """Median server and round-trip milliseconds of each page, N jobs in history."""
+    out: dict[str, dict[str, float]] = {}
+    async with served(history=n) as (app, base), aiohttp.ClientSession() as session:
+        scheduler = aiohttp_jobs.get_scheduler_from_app(app)
+        assert scheduler is not None
+        await fill(scheduler, n)
+        gc.collect()
+        for label, path in paths.items():
+            server = app[SERVER_TIME]
+            server.clear()
+            trips: list[float] = []
+            for _ in range(requests + 2):  # the first two warm the caches
+                start = time.perf_counter()
+                async with session.get(base + path) as resp:
+                    body = await resp.read()
+                    assert resp.status == 200, (resp.status, body[:300])
+                trips.append(time.perf_counter() - start)
+            out[label] = {
+                "server_ms": round(statistics.median(server[2:]) * 1000, 2),
+                "round_trip_ms": round(statistics.median(trips[2:]) * 1000, 2),
+                "kib": round(len(body) / 1024, 1),
+            }
+    return out
+
+
+async def _read_stream(
+    session: aiohttp.ClientSession, url: str, opened: asyncio.Event
+) -> None:
+    """Read a live stream as a browser's EventSource does, until cancelled."""
+    try:
+        async with session.get(url, headers={"Accept": "text/event-stream"}) as resp:
+            assert resp.status == 200, resp.status
+            opened.set()  # the dashboard's handler is streaming to us
+            async for _ in resp.content.iter_any():
+                pass
+    finally:
+        opened.set()  # also when it failed: the caller sees why
+
+
+async def spawn_rate(scheduler: aiohttp_jobs.Scheduler, m: int) -> float:
+    """Jobs/s: M trivial jobs spawned, then all awaited."""
+    gc.collect()
+    start = time.perf_counter()
+    jobs = [await scheduler.spawn(_ok(), "tick") for _ in range(m)]
+    await asyncio.gather(*(job.wait() for job in jobs))
+    return m / (time.perf_counter() - start)
+
+
+async def spawn_with_streams(
+    streams: int, m: int, rounds: int, stream_path: str
+) -> dict[str, Any]:
+    rates: dict[str, list[float]] = {"without": [], "with": []}
+    async with served(history=1000) as (app, base), aiohttp.ClientSession() as session:
+        scheduler = aiohttp_jobs.get_scheduler_from_app(app)
+        assert scheduler is not None
+        await spawn_rate(scheduler, m // 10)  # warm up
+        for _ in range(rounds):  # interleaved: drift hits both alike
+            rates["without"].append(await spawn_rate(scheduler, m))
+            opened = [asyncio.Event() for _ in range(streams)]
+            readers = [
+                asyncio.create_task(_read_stream(session, base + stream_path, event))
+                for event in opened
+            ]
+            await asyncio.wait_for(
+                asyncio.gather(*(event.wait() for event in opened)), 30
+            )
+            for reader in readers:
+                if reader.done():
+                    reader.result()  # a stream that could not open: say why
+            rates["with"].append(await spawn_rate(scheduler, m))
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+    medians = {k: round(statistics.median(v)) for k, v in rates.items()}
+    return {
+        "jobs": m,
+        "streams": streams,
+        "jobs_per_s": medians,
+        "ratio_with_vs_without": round(medians["with"] / medians["without"], 3),
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    paths = {
+        "jobs": f"{PREFIX}/jobs",
+        "jobs_by_name": f"{PREFIX}/jobs?name=charge-card",
+    }
+    small = await page_times(args.small, args.requests, paths)
+    big = await page_times(args.big, args.requests, paths)
+    spawn = await spawn_with_streams(
+        args.streams, args.spawn, args.rounds, f"{PREFIX}/stream"
+    )
+    pages = {
+        label: {
+            "small": small[label],
+            "big": big[label],
+            "ratio_big_vs_small": round(
+                big[label]["server_ms"] / small[label]["server_ms"], 2
+            ),
+        }
+        for label in paths
+    }
+    jobs = pages["jobs"]
+    return {
+        "benchmark": "dashboard",
+        "quick": args.quick,
+        "history": {"small": args.small, "big": args.big},
+        "requests": args.requests,
+        "pages": pages,
+        "spawn_with_streams": spawn,
+        "targets": TARGETS,
+        "meets_targets": {
+            "page_ms_at_big": jobs["big"]["server_ms"] <= TARGETS["page_ms_at_big"],
+            "page_ratio_big_vs_small": jobs["ratio_big_vs_small"]
+            <= TARGETS["page_ratio_big_vs_small"],
+            "spawn_ratio_with_streams": spawn["ratio_with_vs_without"]
+            >= TARGETS["spawn_ratio_with_streams"],
+        },
+    }
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", type=int, default=1_000)
+    parser.add_argument("--big", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--streams", type=int, default=20)
+    parser.add_argument("--spawn", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes (for a smoke test)"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.small, args.big, args.requests = 200, 2_000, 5
+        args.streams, args.spawn, args.rounds = 5, 1_000, 1
+    return args
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main(parse()))))

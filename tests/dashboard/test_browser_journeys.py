@@ -1,0 +1,351 @@
+"""User journeys through the dashboard in a real headless Chromium.
+
+Each journey serves a real application (``aiohttp_jobs.setup`` plus
+``aiohttp_jobs.dashboard.setup``) on a free port of 127.0.0.1, drives the
+browser as a person would, and saves a full-page screenshot of every page it
+visits (see ``browser_support.SCREENSHOTS``). Assertions are Playwright's
+auto-waiting ``expect()``: a live change must arrive without a reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from aiohttp import web
+from playwright.async_api import BrowserContext, Page, expect
+
+import aiohttp_jobs
+from aiohttp_jobs import Context, Step, Tasks, Workflow, dashboard
+from tests.conftest import Serve
+from tests.dashboard.browser_support import (
+    Screenshots,
+    browser,  # noqa: F401  (fixture)
+    shots,  # noqa: F401  (fixture)
+)
+
+Browser = BrowserContext
+
+#: A marker the journeys set in the page: still there later means no reload.
+NO_RELOAD = "window.__journeyMarker = 42"
+STILL_LOADED = "window.__journeyMarker === 42"
+
+
+def tid(name: str) -> str:
+    return f"[data-testid={name}]"
+
+
+def journey_tasks() -> Tasks:
+    tasks = Tasks()
+
+    @tasks.task(name="nightly-report", schedule="0 3 * * *", timezone="Europe/Paris")
+    async def nightly_report(ctx: Context) -> str:
+        return "report sent"
+
+    @tasks.task(keyword="order-paid")
+    async def send_receipt(ctx: Context) -> None:
+        return None
+
+    return tasks
+
+
+def dashboard_app(
+    *, authorize: dashboard.Authorize | None = None, **options: Any
+) -> web.Application:
+    app = web.Application()
+    aiohttp_jobs.setup(app, tasks=journey_tasks(), close_timeout=0.5)
+    dashboard.setup(app, prefix="/jobs", authorize=authorize, title="Shop", **options)
+    return app
+
+
+async def started(app: web.Application, serve: Serve) -> str:
+    """Serve *app*; its base URL (``http://127.0.0.1:PORT``)."""
+    _, port = await serve(app, shutdown_timeout=1)
+    return f"http://127.0.0.1:{port}"
+
+
+def scheduler_of(app: web.Application) -> aiohttp_jobs.Scheduler:
+    scheduler = aiohttp_jobs.get_scheduler_from_app(app)
+    assert scheduler is not None
+    return scheduler
+
+
+async def until_live(page: Page) -> None:
+    """Wait for the page's live stream to be connected."""
+    await expect(page.locator(tid("live-status"))).to_have_attribute(
+        "data-state", "live"
+    )
+
+
+async def confirming(page: Page) -> list[str]:
+    """Accept every confirmation the page asks for; the questions asked."""
+    asked: list[str] = []
+
+    async def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+
+    page.on("dialog", accept)
+    return asked
+
+
+# -- journeys -------------------------------------------------------------------
+
+
+async def test_open_jobs_and_visit_every_page(
+    browser: Browser,  # noqa: F811
+    shots: Screenshots,  # noqa: F811
+    serve: Serve,
+) -> None:
+    app = dashboard_app(environment="staging")
+    base = await started(app, serve)
+    scheduler = scheduler_of(app)
+    gate = asyncio.Event()
+    running = await scheduler.spawn(gate.wait(), "import-catalogue", tags=("bulk",))
+    done = await scheduler.spawn(asyncio.sleep(0, "ok"), "send-mail", priority="high")
+    await done.wait()
+
+    page = await browser.new_page()
+    response = await page.goto(f"{base}/jobs")
+    assert response is not None and response.ok
+    assert page.url == f"{base}/jobs/"  # on to the overview
+    await expect(page.locator(tid("env-banner"))).to_contain_text("staging")
+    await expect(page.locator(tid("count-running"))).to_have_text("1")
+    await expect(page.locator(tid("count-succeeded"))).to_have_text("1")
+    await until_live(page)
+    await shots.take(page, "overview")
+
+    await page.get_by_role("link", name="Jobs", exact=True).first.click()
+    await expect(page).to_have_url(f"{base}/jobs/jobs")
+    rows = page.locator(tid("job-row"))
+    await expect(rows).to_have_count(2)
+    await shots.take(page, "jobs")
+
+    await (
+        page.locator(f'{tid("job-row")}[data-job-id="{running.id}"]')
+        .locator(tid("job-link"))
+        .click()
+    )
+    await expect(page.locator(tid("job-detail"))).to_have_attribute(
+        "data-job-id", running.id
+    )
+    await expect(page.locator(tid("job-state"))).to_have_text("running")
+    await shots.take(page, "job running")
+
+    await page.get_by_role("link", name="Tasks", exact=True).first.click()
+    await expect(page).to_have_url(f"{base}/jobs/tasks")
+    await expect(page.locator(tid("task-row"))).to_have_count(2)
+    await shots.take(page, "tasks")
+
+    await page.get_by_role("link", name="Workflows", exact=True).first.click()
+    await expect(page).to_have_url(f"{base}/jobs/workflows")
+    await expect(page.locator(tid("empty-state")).first).to_be_visible()
+    await shots.take(page, "workflows, none yet")
+
+    await page.get_by_role("link", name="Audit", exact=True).first.click()
+    await expect(page).to_have_url(f"{base}/jobs/audit")
+    await shots.take(page, "audit, empty")
+
+    # A phone-sized window: the same pages, readable.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for path, label in (("/jobs/", "overview"), ("/jobs/jobs", "jobs")):
+        await page.goto(base + path)
+        await shots.take(page, f"{label} on a phone")
+    gate.set()
+
+
+async def test_a_running_job_turns_succeeded_without_a_reload(
+    browser: Browser,  # noqa: F811
+    shots: Screenshots,  # noqa: F811
+    serve: Serve,
+) -> None:
+    app = dashboard_app()
+    base = await started(app, serve)
+    scheduler = scheduler_of(app)
+    gate = asyncio.Event()
+
+    async def export() -> str:
+        aiohttp_jobs.current_job().set_progress(1, 4, "exporting orders")
+        await gate.wait()
+        return "42 orders"
+
+    job = await scheduler.spawn(export(), "export-orders")
+    page = await browser.new_page()
+    await page.goto(f"{base}/jobs/jobs/{job.id}")
+    await until_live(page)
+    state = page.locator(tid("job-state"))
+    await expect(state).to_have_text("running")
+    await expect(page.locator(tid("job-progress"))).to_contain_text("exporting orders")
+    await shots.take(page, "job running")
+    await page.evaluate(NO_RELOAD)
+
+    gate.set()
+    await expect(state).to_have_text("succeeded")
+    await expect(page.locator(tid("job-detail"))).to_have_attribute(
+        "data-state", "succeeded"
+    )
+    assert await page.evaluate(STILL_LOADED)
+    await shots.take(page, "job succeeded")
+
+    # The list, too: a row changes state in place.
+    second_gate = asyncio.Event()
+    second = await scheduler.spawn(second_gate.wait(), "export-orders")
+    await page.goto(f"{base}/jobs/jobs")
+    await until_live(page)
+    row = page.locator(f'{tid("job-row")}[data-job-id="{second.id}"]')
+    await expect(row).to_have_attribute("data-state", "running")
+    await page.evaluate(NO_RELOAD)
+    await shots.take(page, "list with a running job")
+    second_gate.set()
+    await expect(row).to_have_attribute("data-state", "succeeded")
+    await expect(row.locator(tid("job-state"))).to_have_text("succeeded")
+    assert await page.evaluate(STILL_LOADED)
+    await shots.take(page, "list after it succeeded")
+
+
+async def test_cancel_a_job_from_its_page(
+    browser: Browser,  # noqa: F811
+    shots: Screenshots,  # noqa: F811
+    serve: Serve,
+) -> None:
+    app = dashboard_app()
+    base = await started(app, serve)
+    job = await scheduler_of(app).spawn(asyncio.Event().wait(), "reindex-search")
+    page = await browser.new_page()
+    await page.goto(f"{base}/jobs/jobs/{job.id}")
+    await expect(page.locator(tid("job-state"))).to_have_text("running")
+    await shots.take(page, "before cancel")
+
+    # Saying no to the confirmation changes nothing.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    await page.locator(tid("cancel-job")).click()
+    await expect(page.locator(tid("job-state"))).to_have_text("running")
+    assert job.active
+
+    asked = await confirming(page)
+    await page.locator(tid("cancel-job")).click()
+    await expect(page.locator(tid("job-state"))).to_have_text("cancelled")
+    await expect(page.locator(tid("action-result"))).to_have_attribute(
+        "data-outcome", "ok"
+    )
+    assert asked, "cancelling asks for a confirmation first"
+    assert job.state is aiohttp_jobs.JobState.CANCELLED
+    await shots.take(page, "after cancel")
+
+    await page.goto(f"{base}/jobs/audit")
+    row = page.locator(tid("audit-row")).first
+    await expect(row).to_have_attribute("data-action", "cancel")
+    await expect(row).to_have_attribute("data-outcome", "ok")
+    await shots.take(page, "audit log")
+
+
+async def test_run_a_task_now_and_see_its_run_appear(
+    browser: Browser,  # noqa: F811
+    shots: Screenshots,  # noqa: F811
+    serve: Serve,
+) -> None:
+    app = dashboard_app()
+    base = await started(app, serve)
+    page = await browser.new_page()
+    await page.goto(f"{base}/jobs/tasks")
+    await until_live(page)
+    task = page.locator(f'{tid("task-row")}[data-task-key="nightly-report"]')
+    await expect(task.locator(tid("next-fires"))).to_contain_text("03:00")
+    await expect(task.locator(tid("task-run-row"))).to_have_count(0)
+    await shots.take(page, "tasks before")
+
+    await confirming(page)
+    await task.locator(tid("run-now")).click()
+    await expect(page.locator(tid("action-result"))).to_have_attribute(
+        "data-outcome", "ok"
+    )
+    task = page.locator(f'{tid("task-row")}[data-task-key="nightly-report"]')
+    run = task.locator(tid("task-run-row"))
+    await expect(run).to_have_count(1)
+    await expect(run).to_have_attribute("data-outcome", "succeeded")
+    await shots.take(page, "tasks after run now")
+
+    # Its run is a job: find it with the jobs list's filter, open its page.
+    await page.get_by_role("link", name="Jobs", exact=True).first.click()
+    await page.locator(tid("filter-name")).fill("nightly-report")
+    await page.locator(tid("filter-submit")).click()
+    await expect(page).to_have_url(re.compile(r"name=nightly-report"))
+    rows = page.locator(tid("job-row"))
+    await expect(rows).to_have_count(1)
+    await shots.take(page, "jobs filtered by name")
+    await rows.locator(tid("job-link")).click()
+    await expect(page.locator(tid("job-task"))).to_contain_text("nightly-report")
+    await expect(page.locator(tid("job-result"))).to_contain_text("report sent")
+    await shots.take(page, "the run's job")
+
+
+async def test_a_workflows_steps_change_colour_in_its_graph(
+    browser: Browser,  # noqa: F811
+    shots: Screenshots,  # noqa: F811
+    serve: Serve,
+) -> None:
+    app = dashboard_app()
+    base = await started(app, serve)
+    gates = {name: asyncio.Event() for name in ("build", "test", "deploy")}
+
+    async def work(name: str) -> str:
+        await gates[name].wait()
+        if name == "deploy":
+            raise ConnectionError("web1 refused the deployment")
+        return f"{name}: ok"
+
+    build = Step(work("build"), label="build")
+    check = Step(work("test"), label="test", requires=build)
+    deploy = Step(work("deploy"), label="deploy", requires=check)
+    workflow = Workflow(build, check, deploy, label="release", critical=False)
+    run = asyncio.create_task(workflow.run(scheduler=scheduler_of(app)))
+
+    page = await browser.new_page()
+    await page.goto(f"{base}/jobs/workflows")
+    row = page.locator(f'{tid("workflow-row")}[data-workflow-id="{workflow.id}"]')
+    await expect(row).to_have_attribute("data-state", "running")
+    await shots.take(page, "workflows")
+    await row.get_by_role("link").first.click()
+    await until_live(page)
+
+    graph = page.locator(tid("workflow-graph"))
+    node = {
+        step.label: graph.locator(f'g[data-step-id="{step.id}"]')
+        for step in (build, check, deploy)
+    }
+    await expect(node["build"]).to_have_attribute("data-state", "running")
+    await expect(node["deploy"]).to_have_attribute("data-state", "idle")
+    await page.evaluate(NO_RELOAD)
+    colours = {"idle": await _fill(node["deploy"])}
+    colours["running"] = await _fill(node["build"])
+    await shots.take(page, "graph: build running")
+
+    gates["build"].set()
+    await expect(node["build"]).to_have_attribute("data-state", "succeeded")
+    await expect(node["test"]).to_have_attribute("data-state", "running")
+    await expect(node["build"]).to_have_class(re.compile(r"\bwf-succeeded\b"))
+    colours["succeeded"] = await _fill(node["build"])
+    await shots.take(page, "graph: test running")
+
+    gates["test"].set()
+    gates["deploy"].set()
+    await expect(node["deploy"]).to_have_attribute("data-state", "failed")
+    colours["failed"] = await _fill(node["deploy"])
+    await expect(page.locator(tid("workflow-state"))).to_have_text("failed")
+    assert await page.evaluate(STILL_LOADED)
+    # Every state has a colour of its own.
+    assert len(set(colours.values())) == len(colours), colours
+    await expect(page.locator(tid("workflow-debrief"))).to_contain_text(
+        "web1 refused the deployment"
+    )
+    await shots.take(page, "graph: deploy failed")
+    assert await run is False
+
+
+async def _fill(node: Any) -> str:
+    """The colour a graph node is painted with (its shape's fill)."""
+    fill: str = await node.evaluate(
+        "g => getComputedStyle(g.querySelector('rect, ellipse, polygon, path')).fill"
+    )
+    return fill
