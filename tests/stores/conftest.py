@@ -14,6 +14,7 @@ import pytest
 
 from aiohttp_jobs.stores import MemoryStore, TaskStore
 
+from .redis_support import redis_backend
 from .sqlite_support import sqlite_store
 
 Factory = Callable[[Path], Awaitable[TaskStore]]
@@ -23,7 +24,11 @@ async def _memory(tmp_path: Path) -> TaskStore:
     return MemoryStore()
 
 
-BACKENDS: dict[str, Factory] = {"memory": _memory, "sqlite": sqlite_store}
+BACKENDS: dict[str, Factory] = {
+    "memory": _memory,
+    "redis": redis_backend,
+    "sqlite": sqlite_store,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -437,3 +437,29 @@ def redis_cluster() -> Iterator[RedisCluster]:
     require_redis()
     with RedisCluster(3) as cluster:
         yield cluster
+
+
+def redis_store_factory(server: RedisServer | RedisCluster, **options: Any) -> Any:
+    """``async (tmp_path) -> RedisStore`` (unopened), a fresh namespace each call:
+    the shape of the contract suite's BACKENDS factories."""
+    from aiohttp_jobs.stores.redis import RedisStore
+
+    async def factory(tmp_path: Path | None = None) -> RedisStore:
+        if isinstance(server, RedisCluster):
+            options.setdefault("cluster", True)
+        return RedisStore(server.url, namespace=fresh_namespace(), **options)
+
+    return factory
+
+
+_session: RedisServer | None = None
+
+
+async def redis_backend(tmp_path: Path) -> Any:
+    """The contract suite's ``BACKENDS["redis"]``: a RedisStore (unopened) in a
+    fresh namespace of this process's shared server, started on first use."""
+    global _session
+    require_redis()
+    if _session is None or not _session.running:
+        _session = RedisServer().start()
+    return await redis_store_factory(_session)(tmp_path)

@@ -1,0 +1,959 @@
+"""The Redis task store: one schedule shared by every instance of an application.
+
+Built on redis-py's ``redis.asyncio`` (``pip install "aiohttp-jobs[redis]"``),
+imported when the store opens, so importing this module costs nothing.
+
+How it keeps the contract of :mod:`.base`:
+
+* Every operation is one call of one Lua script (``lua/store.lua``) that reads,
+  then writes only what its checks allow: Redis runs it atomically, so no
+  WATCH/retry loops and no second round trip. The script is called by SHA
+  (EVALSHA) and loaded again when the server answers NOSCRIPT (after a restart
+  or a failover the script cache is empty).
+* Every key a call touches is passed in ``KEYS`` and carries the hash tag of one
+  partition of the namespace, ``{<namespace>:<n>}``: a call touches one slot,
+  so the store runs on Redis Cluster, where partitions spread over the shards.
+* Times are integer milliseconds.
+* Commits and heartbeats made during one event-loop turn travel together, as
+  one script call per partition. A commit carries an id: repeated after a lost
+  reply (redis-py retries on connection errors), it is not applied twice and
+  answers as the first one did.
+* A change that makes something due earlier than before is published on the
+  namespace's channel; :meth:`RedisStore.subscribe` listens on one pub/sub
+  connection and, since pub/sub loses what is sent while disconnected, also
+  asks :meth:`~RedisStore.next_due` every ``poll_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+import itertools
+import json
+import logging
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from .._checks import MAX_TIMESTAMP, check_count, check_duration, check_timestamp
+from .._errors import ConfigError, ConfigTypeError, MissingDependencyError
+from .base import (
+    JSON,
+    NO_PARAMS,
+    RUN_LOG_SIZE,
+    Claim,
+    Cursor,
+    InstanceInfo,
+    Lease,
+    RunLogEntry,
+    TaskRecord,
+    TaskStore,
+    Unsubscribe,
+)
+
+__all__ = ["RedisClock", "RedisStore"]
+
+log = logging.getLogger("aiohttp_jobs.stores.redis")
+
+_KEYS = (
+    "rec",
+    "st",
+    "due",
+    "run",
+    "held",
+    "running",
+    "kruns",
+    "done",
+    "donez",
+    "fence",
+    "inst",
+    "instz",
+)
+_NKEYS = len(_KEYS)
+_BATCH = 500
+_Call = tuple[int, str, list[Any], list[str]]  # partition, operation, args, more keys
+# operation, partition, args, key whose run log the item appends to, its result
+_Pending = tuple[
+    str, int, list[str], "str | None", "asyncio.Future[int]"
+]  # commits or heartbeats per script call
+_MAX_BACKOFF = 5.0
+
+
+def _script() -> str:
+    return (importlib.resources.files(__package__) / "lua" / "store.lua").read_text(
+        encoding="utf-8"
+    )
+
+
+def _import_redis() -> Any:
+    try:
+        import redis.asyncio
+        import redis.exceptions
+    except ImportError as exc:  # pragma: no cover - the test extra installs it
+        raise MissingDependencyError(
+            'RedisStore needs the redis library: pip install "aiohttp-jobs[redis]"'
+        ) from exc
+    return redis
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+class RedisStore(TaskStore):
+    """A :class:`~.base.TaskStore` in Redis, shared by many processes and hosts.
+
+    *url_or_client*: a ``redis://host:port/db``, ``rediss://`` (TLS) or
+    ``unix:///path/to/redis.sock?db=0`` URL, or a ``redis.asyncio.Redis`` /
+    ``redis.asyncio.RedisCluster`` client (not closed by :meth:`close`).
+    *namespace*: several applications share one Redis under different
+    namespaces. *partitions*: how many hash tags the namespace's records are
+    spread over (a Redis Cluster puts them on different shards).
+    *pool_size*: connections at most; callers wait up to *pool_timeout* seconds
+    for a free one. *socket_timeout*: seconds a command may take before it
+    counts as failed; *retries*: how often redis-py tries again after a
+    connection error or timeout. *server_clock*: :attr:`clock` follows the
+    Redis server's clock (``TIME``), so hosts with skewed clocks agree.
+    *poll_interval*: seconds between checks of :meth:`next_due` while
+    subscribed (pub/sub loses messages while disconnected). *cluster*: the URL
+    names a node of a Redis Cluster.
+    """
+
+    def __init__(
+        self,
+        url_or_client: Any,
+        *,
+        namespace: str = "aiohttp_jobs",
+        partitions: int = 1,
+        pool_size: int = 32,
+        pool_timeout: float = 10.0,
+        socket_timeout: float = 5.0,
+        retries: int = 2,
+        server_clock: bool = False,
+        poll_interval: float = 1.0,
+        cluster: bool = False,
+    ) -> None:
+        if isinstance(url_or_client, str):
+            if not url_or_client.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigError(
+                    "url_or_client must be a redis://, rediss:// or unix:// URL "
+                    f"or a redis.asyncio client, got {url_or_client!r}"
+                )
+        elif not hasattr(url_or_client, "evalsha"):
+            raise ConfigTypeError(
+                "url_or_client must be a redis://, rediss:// or unix:// URL or a "
+                f"redis.asyncio client, got {url_or_client!r} "
+                f"({type(url_or_client).__name__})"
+            )
+        if not isinstance(namespace, str) or not namespace:
+            raise ConfigTypeError(
+                f"namespace must be a non-empty string, got {namespace!r}"
+            )
+        if "{" in namespace or "}" in namespace:
+            raise ConfigError(
+                f"namespace must not contain braces (hash tags), got {namespace!r}"
+            )
+        self._url_or_client = url_or_client
+        self.namespace = namespace
+        self.partitions = check_count("partitions", partitions, minimum=1)
+        self._pool_size = check_count("pool_size", pool_size, minimum=1)
+        self._pool_timeout = check_duration("pool_timeout", pool_timeout)
+        self._socket_timeout = check_duration(
+            "socket_timeout", socket_timeout, positive=True
+        )
+        self._retries = check_count("retries", retries, minimum=0)
+        self._poll_interval = check_duration(
+            "poll_interval", poll_interval, positive=True
+        )
+        if not isinstance(server_clock, bool):
+            raise ConfigTypeError(f"server_clock must be a bool, got {server_clock!r}")
+        if not isinstance(cluster, bool):
+            raise ConfigTypeError(f"cluster must be a bool, got {cluster!r}")
+        self._cluster = cluster or type(url_or_client).__name__ == "RedisCluster"
+        self._keys = [
+            [f"{{{namespace}:{p}}}:{name}" for name in _KEYS]
+            for p in range(self.partitions)
+        ]
+        self._channel = f"{namespace}:wake"
+        self._uid = uuid.uuid4().hex[:12]
+        self._ids = itertools.count(1)
+        self._turn = int(self._uid[:4], 16) % self.partitions
+        self._client: Any = None
+        self._own_client = isinstance(url_or_client, str)
+        self._redis: Any = None
+        self._sha = ""
+        self._source = ""
+        self._opened = 0
+        self._subscribers: tuple[Callable[[], object], ...] = ()
+        self._listener: asyncio.Task[None] | None = None
+        self._defs: dict[str, tuple[str, Any, Any]] = {}
+        self._pending: list[_Pending] = []
+        self._flush_scheduled = False
+        self._flushes: set[asyncio.Task[None]] = set()
+        self.clock: RedisClock | None = RedisClock(self) if server_clock else None
+        """A clock following the Redis server's (``server_clock=True``)."""
+
+    def __repr__(self) -> str:
+        state = "open" if self._opened else "closed"
+        return (
+            f"<RedisStore {state} namespace={self.namespace!r} "
+            f"partitions={self.partitions}>"
+        )
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    @property
+    def opened(self) -> bool:
+        """Whether an :meth:`open` is not matched by a :meth:`close` yet."""
+        return self._opened > 0
+
+    async def open(self) -> None:
+        """Connect (first open only), load the script, check the server's
+        settings, sample its clock if asked, and start listening if subscribed."""
+        self._opened += 1
+        if self._opened > 1:
+            return
+        try:
+            await self._connect()
+        except BaseException:
+            self._opened -= 1
+            await self._disconnect()
+            raise
+
+    async def _connect(self) -> None:
+        redis = self._redis = _import_redis()
+        if not self._source:
+            self._source = _script()
+        target = self._url_or_client
+        if isinstance(target, str):
+            retry = redis.asyncio.retry.Retry(
+                redis.backoff.ExponentialBackoff(cap=1.0, base=0.05), self._retries
+            )
+            common: dict[str, Any] = {
+                "socket_timeout": self._socket_timeout,
+                "socket_connect_timeout": self._socket_timeout,
+                "retry": retry,
+                "decode_responses": True,
+            }
+            if self._cluster:
+                self._client = redis.asyncio.RedisCluster.from_url(
+                    target, max_connections=self._pool_size, **common
+                )
+                await self._client.initialize()
+            else:
+                pool = redis.asyncio.BlockingConnectionPool.from_url(
+                    target,
+                    max_connections=self._pool_size,
+                    timeout=self._pool_timeout,
+                    **common,
+                )
+                self._client = redis.asyncio.Redis.from_pool(pool)
+        else:
+            self._client = target
+        self._sha = await self._client.script_load(self._source)
+        await self._check_server()
+        if self.clock is not None:
+            await self.clock.start()
+        if self._subscribers:
+            self._start_listener()
+
+    async def close(self) -> None:
+        if not self._opened:
+            return
+        self._opened -= 1
+        if self._opened:
+            return
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        if self._flushes:
+            await asyncio.gather(*self._flushes, return_exceptions=True)
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            # redis-py may swallow a cancellation that arrives inside a read
+            # with a timeout: cancel until the task ends.
+            while not listener.done():
+                listener.cancel()
+                await asyncio.wait({listener}, timeout=0.1)
+            with contextlib.suppress(BaseException):
+                listener.result()
+        if self.clock is not None:
+            await self.clock.stop()
+        client, self._client = self._client, None
+        if client is not None and self._own_client:
+            await client.aclose()
+
+    async def _check_server(self) -> None:
+        """Warn when the server may evict our keys or keeps nothing on disk."""
+        node = self._client
+        if self._cluster:
+            node = self._client.get_default_node()
+        try:
+            config = await self._client.config_get("maxmemory-policy")
+            persistence = await self._client.config_get("appendonly")
+            persistence.update(await self._client.config_get("save"))
+        except Exception as exc:  # CONFIG may be disabled on managed services
+            log.debug("cannot read the Redis configuration of %r: %s", node, exc)
+            return
+        policy = config.get("maxmemory-policy", "noeviction")
+        if policy != "noeviction" and not policy.startswith("volatile-"):
+            log.warning(
+                "Redis maxmemory-policy is %r: under memory pressure the server may "
+                "evict task records and leases (namespace %r); use noeviction",
+                policy,
+                self.namespace,
+            )
+        if persistence.get("appendonly") == "no" and not persistence.get("save"):
+            log.warning(
+                "Redis keeps nothing on disk (appendonly no, no save points): a "
+                "restart loses every task record and run (namespace %r)",
+                self.namespace,
+            )
+
+    # -- calling the script ---------------------------------------------------------
+
+    def _partition(self, key: str) -> int:
+        if self.partitions == 1:
+            return 0
+        return zlib.crc32(key.encode()) % self.partitions
+
+    def _require(self) -> Any:
+        if self._client is None:
+            raise RuntimeError(f"{self!r} is not open: call open() first")
+        return self._client
+
+    def _log_key(self, p: int, key: str) -> str:
+        return f"{{{self.namespace}:{p}}}:log:{key}"
+
+    def _argv(
+        self, p: int, op: str, args: Sequence[Any], extra: Sequence[str]
+    ) -> list[Any]:
+        return [
+            _NKEYS + len(extra),
+            *self._keys[p],
+            *extra,
+            op,
+            self._channel,
+            self._uid,
+            *args,
+        ]
+
+    async def _eval(
+        self, p: int, op: str, *args: str | int, extra: Sequence[str] = ()
+    ) -> Any:
+        client = self._require()
+        argv = self._argv(p, op, args, extra)
+        try:
+            return await client.evalsha(self._sha, *argv)
+        except self._redis.exceptions.NoScriptError:
+            # the server restarted or failed over: its script cache is empty
+            log.info("Redis lost the task store's script; loading it again")
+            self._sha = await client.script_load(self._source)
+            return await client.evalsha(self._sha, *argv)
+
+    async def _eval_many(self, calls: Sequence[_Call]) -> list[Any]:
+        """One script call per item; one round trip on a single server."""
+        if len(calls) == 1:
+            p, op, args, extra = calls[0]
+            return [await self._eval(p, op, *args, extra=extra)]
+        if self._cluster:
+            return list(
+                await asyncio.gather(
+                    *(self._eval(p, op, *a, extra=x) for p, op, a, x in calls)
+                )
+            )
+        client = self._require()
+        pipe = client.pipeline(transaction=False)
+        for p, op, args, extra in calls:
+            pipe.evalsha(self._sha, *self._argv(p, op, args, extra))
+        results = list(await pipe.execute(raise_on_error=False))
+        for i, result in enumerate(results):
+            if isinstance(result, self._redis.exceptions.NoScriptError):
+                p, op, args, extra = calls[i]
+                results[i] = await self._eval(p, op, *args, extra=extra)
+            elif isinstance(result, Exception):
+                raise result
+        return results
+
+    # -- notifications ----------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[], object]) -> Unsubscribe:
+        """Callbacks hear of this store's own changes at once, and of other
+        processes' changes through Redis pub/sub (or the fallback poll)."""
+        self._subscribers = (*self._subscribers, callback)
+        if self._opened and self._listener is None:
+            self._start_listener()
+
+        def unsubscribe() -> None:
+            subscribers = list(self._subscribers)
+            if callback in subscribers:
+                subscribers.remove(callback)
+                self._subscribers = tuple(subscribers)
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        for callback in self._subscribers:
+            try:
+                callback()
+            except Exception:
+                log.exception("task store subscriber %r failed", callback)
+
+    def _start_listener(self) -> None:
+        self._listener = asyncio.get_running_loop().create_task(
+            self._listen(), name=f"RedisStore {self.namespace} listener"
+        )
+
+    def _pubsub(self) -> Any:
+        if self._cluster:
+            node = self._client.get_default_node()
+            conn = self._redis.asyncio.Redis(
+                host=node.host,
+                port=node.port,
+                socket_timeout=self._socket_timeout,
+                decode_responses=True,
+            )
+            return conn, conn.pubsub()
+        return None, self._client.pubsub()
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        last_due: float | str | None = "unknown"
+        while self._listener is asyncio.current_task():
+            conn, pubsub = self._pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                if backoff > 0.1:
+                    log.info("Redis store %r: listening again", self.namespace)
+                    self._notify()  # messages may have been lost meanwhile
+                backoff = 0.1
+                polled = time.monotonic()
+                while self._listener is asyncio.current_task():
+                    message = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=self._poll_interval
+                    )
+                    if message is not None and _text(message["data"]) != self._uid:
+                        self._notify()
+                    if time.monotonic() - polled >= self._poll_interval:
+                        polled = time.monotonic()
+                        due = await self.next_due()
+                        if due != last_due:
+                            last_due = due
+                            self._notify()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "Redis store %r: lost the wake-up channel (%s: %s); "
+                    "reconnecting in %.1f s",
+                    self.namespace,
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.aclose()
+
+    # -- records ----------------------------------------------------------------------
+
+    def _record(self, key: str, definition: str, state: str) -> TaskRecord:
+        cached = self._defs.get(definition)
+        if cached is None:
+            data = json.loads(definition)
+            params = data.get("p")
+            cached = (
+                data["t"],
+                data.get("s"),
+                MappingProxyType(params) if params else NO_PARAMS,
+            )
+            if len(self._defs) > 10000:
+                self._defs.clear()
+            self._defs[definition] = cached
+        task, schedule, params = cached
+        enabled, max_running, revision, fire, backlog = state.split("|")
+        fire_ms = int(fire)
+        return TaskRecord(
+            key,
+            task,
+            dict(schedule) if schedule is not None else None,
+            params,
+            enabled == "1",
+            fire_ms / 1000 if fire_ms >= 0 else None,
+            int(backlog),
+            int(max_running),
+            int(revision),
+        )
+
+    async def save(self, record: TaskRecord) -> None:
+        if not isinstance(record, TaskRecord):
+            raise ConfigTypeError(
+                f"record must be a TaskRecord, got {record!r} ({type(record).__name__})"
+            )
+        definition: dict[str, Any] = {"t": record.task}
+        if record.schedule is not None:
+            definition["s"] = record.schedule
+        if record.params:
+            definition["p"] = dict(record.params)
+        fire = -1 if record.fire_at is None else _ms(record.fire_at)
+        await self._eval(
+            self._partition(record.key),
+            "save",
+            record.key,
+            json.dumps(definition, separators=(",", ":"), sort_keys=True),
+            1 if record.enabled else 0,
+            record.max_running,
+            record.revision,
+            fire,
+            record.backlog,
+        )
+        if self._subscribers:
+            self._notify()
+
+    async def get(self, key: str) -> TaskRecord | None:
+        definition, state = await self._eval(self._partition(key), "get", key)
+        if not definition or not state:
+            return None
+        return self._record(key, definition, state)
+
+    async def delete(self, key: str, *, claim: Claim | None = None) -> bool:
+        p = self._partition(key)
+        if claim is None:
+            args: tuple[str, ...] = (key, "", "", "")
+        else:
+            if claim.record.key != key:
+                return False
+            args = (key, claim.run_id, claim.token, self._commit_id(claim))
+        return bool(
+            await self._eval(p, "delete", *args, extra=(self._log_key(p, key),))
+        )
+
+    async def records(self, task: str | None = None) -> list[TaskRecord]:
+        client = self._require()
+        found: list[TaskRecord] = []
+        for keys in self._keys:
+            definitions = await client.hgetall(keys[0])
+            states = await client.hgetall(keys[1])
+            for key, definition in definitions.items():
+                state = states.get(key)
+                if state is None:
+                    continue
+                record = self._record(_text(key), _text(definition), _text(state))
+                if task is None or record.task == task:
+                    found.append(record)
+        found.sort(key=lambda r: r.key)
+        return found
+
+    async def add_run(
+        self, key: str, *, fire_at: float, payload: dict[str, JSON] | None = None
+    ) -> str:
+        if type(fire_at) is not float or not 0.0 <= fire_at <= MAX_TIMESTAMP:
+            fire_at = check_timestamp("fire_at", fire_at)
+        data = "" if payload is None else "j" + json.dumps(payload)
+        run_id = _text(
+            await self._eval(
+                self._partition(key),
+                "add_run",
+                key,
+                _ms(fire_at),
+                data,
+                f"a:{self._uid}:{next(self._ids)}",
+            )
+        )
+        if not run_id:
+            raise LookupError(f"no task record {key!r}")
+        if self._subscribers:
+            self._notify()
+        return run_id
+
+    # -- claiming ---------------------------------------------------------------------
+
+    async def next_due(self) -> float | None:
+        client = self._require()
+        if self.partitions == 1:
+            heads = [await client.zrange(self._keys[0][2], 0, 0, withscores=True)]
+        else:
+            heads = await asyncio.gather(
+                *(client.zrange(k[2], 0, 0, withscores=True) for k in self._keys)
+            )
+        scores = [h[0][1] for h in heads if h]
+        return min(scores) / 1000 if scores else None
+
+    async def acquire(
+        self, *, now: float, owner: str, lease_duration: float, limit: int
+    ) -> list[Claim]:
+        if type(limit) is not int or limit < 1:
+            check_count("limit", limit, minimum=1)
+        now_ms = _ms(now)
+        lease_ms = _ms(lease_duration)
+        prefix = f"{owner}:{self._uid}.{next(self._ids)}:"
+        if self.partitions == 1:
+            replies = [await self._eval(0, "acquire", now_ms, prefix, lease_ms, limit)]
+        else:
+            peeked = await self._peek(now_ms, limit)
+            calls = self._plan(peeked, limit, now_ms, prefix, lease_ms)
+            replies = await self._eval_many(calls) if calls else []
+        claims: list[Claim] = []
+        record = self._record
+        for reply in replies:
+            for i in range(0, len(reply), 12):
+                (run_id, key, fire, attempt, token, expires, fromc, payload) = reply[
+                    i : i + 8
+                ]
+                key = _text(key)
+                payload = _text(payload)
+                claims.append(
+                    Claim(  # positional: this is the hot path
+                        _text(run_id),
+                        record(key, _text(reply[i + 8]), _text(reply[i + 9])),
+                        int(fire) / 1000,
+                        int(attempt),
+                        _text(token),
+                        int(expires) / 1000,
+                        int(fromc) == 1,
+                        json.loads(payload[1:]) if payload else None,
+                        int(reply[i + 10]),
+                        int(reply[i + 11]) == 1,
+                    )
+                )
+        return claims
+
+    async def _peek(self, now_ms: int, limit: int) -> list[list[tuple[int, float]]]:
+        """The due entries of each partition (partition, score), for planning."""
+        client = self._require()
+        replies = await asyncio.gather(
+            *(
+                client.zrangebyscore(
+                    k[2], "-inf", now_ms, start=0, num=limit, withscores=True
+                )
+                for k in self._keys
+            )
+        )
+        return [[(p, score) for _, score in r] for p, r in enumerate(replies)]
+
+    def _plan(
+        self,
+        peeked: list[list[tuple[int, float]]],
+        limit: int,
+        now_ms: int,
+        prefix: str,
+        lease: int,
+    ) -> list[_Call]:
+        """Split *limit* between partitions: earliest due first, ties taken
+        from the partitions in turn, starting elsewhere on every call."""
+        n = self.partitions
+        self._turn = turn = (self._turn + 1) % n
+        merged = sorted(
+            (score, (p - turn) % n, p) for entries in peeked for p, score in entries
+        )
+        counts: dict[int, int] = {}
+        for _, _, p in merged[:limit]:
+            counts[p] = counts.get(p, 0) + 1
+        order = sorted(counts, key=lambda p: (p - turn) % n)
+        return [
+            (p, "acquire", [now_ms, f"{prefix}{p}.", lease, counts[p]], [])
+            for p in order
+        ]
+
+    def _commit_id(self, claim: Claim) -> str:
+        return f"{claim.token}#{self._uid}.{next(self._ids)}"
+
+    async def extend(self, claim: Claim, *, until: float) -> Lease:
+        lease = await self._queue(
+            "extend",
+            claim.record.key,
+            [claim.run_id, claim.token, str(_ms(until))],
+            None,
+        )
+        if lease and self._subscribers:
+            self._notify()
+        return lease
+
+    async def commit(
+        self,
+        claim: Claim,
+        *,
+        cursor: Cursor | None = None,
+        retry_at: float | None = None,
+        keep_lease: bool = False,
+        log: RunLogEntry | None = None,
+    ) -> Lease:
+        if cursor is None:
+            position, backlog = "", "0"
+        else:
+            position = "-1" if cursor.fire_at is None else str(_ms(cursor.fire_at))
+            backlog = str(cursor.backlog)
+        key = claim.record.key
+        lease = await self._queue(
+            "commit",
+            key,
+            [
+                self._commit_id(claim),
+                claim.run_id,
+                claim.token,
+                position,
+                backlog,
+                "" if retry_at is None else str(_ms(retry_at)),
+                "1" if keep_lease else "0",
+                "0",  # the index of the log key: set when the batch is sent
+                "" if log is None else _encode_entry(log),
+            ],
+            None if log is None else key,
+        )
+        if lease and self._subscribers:
+            self._notify()
+        return lease
+
+    async def cancel(self, run_id: str, *, now: float) -> bool:
+        if not isinstance(run_id, str):
+            raise ConfigTypeError(f"run_id must be a string, got {run_id!r}")
+        if type(now) is not float or not 0.0 <= now <= MAX_TIMESTAMP:
+            now = check_timestamp("now", now)
+        key = run_id.rpartition("@")[0]
+        if not key:
+            return False
+        found = bool(await self._eval(self._partition(key), "cancel", run_id, _ms(now)))
+        if found and self._subscribers:
+            self._notify()
+        return found
+
+    # -- instances and run log ------------------------------------------------------
+
+    async def register_instance(self, info: InstanceInfo, *, ttl: float) -> None:
+        if not isinstance(info, InstanceInfo):
+            raise ConfigTypeError(
+                f"info must be an InstanceInfo, got {info!r} ({type(info).__name__})"
+            )
+        ttl = check_duration("ttl", ttl, positive=True)
+        await self._eval(
+            0,
+            "register",
+            info.instance_id,
+            json.dumps(list(info)),
+            _ms(info.last_seen + ttl),
+        )
+
+    async def deregister_instance(self, instance_id: str) -> None:
+        await self._eval(0, "deregister", instance_id)
+
+    async def instances(self, *, now: float) -> list[InstanceInfo]:
+        found = [
+            InstanceInfo(*json.loads(_text(info)))
+            for info in await self._eval(0, "instances", _ms(now))
+        ]
+        found.sort(key=lambda info: info.instance_id)
+        return found
+
+    async def log_run(self, entry: RunLogEntry) -> None:
+        if not isinstance(entry, RunLogEntry):
+            raise ConfigTypeError(
+                f"entry must be a RunLogEntry, got {entry!r} ({type(entry).__name__})"
+            )
+        p = self._partition(entry.key)
+        await self._eval(
+            p,
+            "log",
+            entry.key,
+            _encode_entry(entry),
+            extra=(self._log_key(p, entry.key),),
+        )
+
+    async def recent_runs(
+        self, key: str, *, limit: int = RUN_LOG_SIZE
+    ) -> list[RunLogEntry]:
+        if type(limit) is not int or limit < 1:
+            check_count("limit", limit, minimum=1)
+        client = self._require()
+        entries = await client.lrange(
+            self._log_key(self._partition(key), key), 0, min(limit, RUN_LOG_SIZE) - 1
+        )
+        return [RunLogEntry(*json.loads(_text(entry))) for entry in entries]
+
+    async def server_time(self) -> float | None:
+        """The Redis server's clock (``TIME``), in POSIX seconds."""
+        seconds, micros = await self._require().time()
+        return int(seconds) + int(micros) / 1e6
+
+    # -- batching ---------------------------------------------------------------------
+
+    async def _queue(
+        self, op: str, key: str, item: list[str], log_of: str | None
+    ) -> Lease:
+        """Send *item* with the others of this loop turn; its result."""
+        self._require()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._pending.append((op, self._partition(key), item, log_of, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return Lease(await future)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        task = asyncio.get_running_loop().create_task(self._send(pending))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _send(self, pending: list[_Pending]) -> None:
+        groups: dict[tuple[str, int], list[_Pending]] = {}
+        for entry in pending:
+            groups.setdefault((entry[0], entry[1]), []).append(entry)
+        calls: list[_Call] = []
+        waiting: list[list[asyncio.Future[int]]] = []
+        for (op, p), items in groups.items():
+            for start in range(0, len(items), _BATCH):
+                args: list[Any] = []
+                extra: list[str] = []
+                for _, _, item, log_of, _ in items[start : start + _BATCH]:
+                    if log_of is not None:
+                        extra.append(self._log_key(p, log_of))
+                        item = [*item[:-2], str(_NKEYS + len(extra)), item[-1]]
+                    args.extend(item)
+                calls.append((p, op, args, extra))
+                waiting.append([f for *_, f in items[start : start + _BATCH]])
+        try:
+            replies = await self._eval_many(calls)
+        except BaseException as exc:
+            for futures in waiting:
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for futures, reply in zip(waiting, replies, strict=True):
+            for future, result in zip(futures, reply, strict=True):
+                if not future.done():
+                    future.set_result(int(result))
+
+
+def _encode_entry(entry: RunLogEntry) -> str:
+    return json.dumps(list(entry), separators=(",", ":"))
+
+
+class _Timer:
+    __slots__ = ("_callback", "_clock", "_handle", "_when")
+
+    def __init__(
+        self, clock: RedisClock, when: float, callback: Callable[[], object]
+    ) -> None:
+        self._clock = clock
+        self._when = when
+        self._callback: Callable[[], object] | None = callback
+        self._handle: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = max(self._when - self._clock.time(), 0.0)
+        self._handle = loop.call_at(loop.time() + min(delay, 60.0), self._fire)
+
+    def _fire(self) -> None:
+        callback = self._callback
+        if callback is None:
+            return
+        if self._clock.time() < self._when:
+            self._arm()
+            return
+        self._callback = None
+        callback()
+
+    def cancel(self) -> None:
+        self._callback = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+class RedisClock:
+    """A :class:`~aiohttp_jobs.Clock` that follows the Redis server's clock.
+
+    It samples ``TIME`` (corrected by half the round trip, the best of a few
+    samples) when the store opens and every *resync* seconds, and interpolates
+    with the monotonic clock in between, so instances on hosts whose clocks
+    disagree agree on what is due. Its time never goes backwards.
+    """
+
+    def __init__(self, store: RedisStore, *, resync: float = 30.0) -> None:
+        self._store = store
+        self._resync = resync
+        self._offset = time.time() - time.monotonic()
+        self._last = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<RedisClock skew={self.skew:+.4f}s>"
+
+    @property
+    def skew(self) -> float:
+        """Seconds the server's clock is ahead of this host's (negative: behind)."""
+        return self._offset - (time.time() - time.monotonic())
+
+    async def sample(self, samples: int = 3) -> None:
+        """Measure the server's clock now (the sample with the least round trip)."""
+        client = self._store._require()
+        best: tuple[float, float] | None = None
+        for _ in range(samples):
+            sent = time.monotonic()
+            seconds, micros = await client.time()
+            received = time.monotonic()
+            rtt = received - sent
+            offset = int(seconds) + int(micros) / 1e6 + rtt / 2 - received
+            if best is None or rtt < best[0]:
+                best = (rtt, offset)
+        assert best is not None
+        self._offset = best[1]
+
+    async def start(self) -> None:
+        await self.sample()
+        self._task = asyncio.get_running_loop().create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self._resync)
+            try:
+                await self.sample()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cannot sample the Redis server's clock: %s", exc)
+
+    def time(self) -> float:
+        now = time.monotonic() + self._offset
+        if now < self._last:
+            return self._last
+        self._last = now
+        return now
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> _Timer:
+        if type(when) is not float or not 0.0 <= when <= MAX_TIMESTAMP:
+            when = check_timestamp("when", when)
+        return _Timer(self, when, callback)
