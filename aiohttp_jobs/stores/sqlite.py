@@ -663,18 +663,7 @@ class SQLiteStore(TaskStore):
             )
             if not exists:
                 raise LookupError(f"no task record {key!r}")
-            taken = {
-                run_id
-                for (run_id,) in await conn.execute_fetchall(
-                    "SELECT run_id FROM aiohttp_jobs_runs WHERE namespace = ? "
-                    "AND (run_id = ? OR (run_id > ? AND run_id < ?))",
-                    (ns, base, base + ".", base + "/"),
-                )
-            }
-            run_id, n = base, 1
-            while run_id in taken:
-                n += 1
-                run_id = f"{base}.{n}"
+            run_id = await self._free_id(conn, base)
             await conn.execute(
                 "INSERT INTO aiohttp_jobs_runs (namespace, run_id, key, fire_at, "
                 "from_cursor, payload, due) VALUES (?, ?, ?, ?, 0, ?, ?)",
@@ -738,10 +727,17 @@ class SQLiteStore(TaskStore):
                 # Each claimed cursor becomes a run (unleased until the claim
                 # below) that holds its record.
                 new = [
-                    (ns, f"{row[0]}@{row[5]}", row[0], row[5]) for row in chosen_cursors
+                    (ns, run_id, row[0], row[5])
+                    for row, run_id in zip(
+                        chosen_cursors,
+                        await self._free_ids(
+                            conn, [f"{row[0]}@{row[5]}" for row in chosen_cursors]
+                        ),
+                        strict=True,
+                    )
                 ]
                 await conn.executemany(
-                    "INSERT OR REPLACE INTO aiohttp_jobs_runs (namespace, run_id, "
+                    "INSERT INTO aiohttp_jobs_runs (namespace, run_id, "
                     "key, fire_at, from_cursor, due) VALUES (?, ?, ?, ?, 1, ?4)",
                     new,
                 )
@@ -810,6 +806,40 @@ class SQLiteStore(TaskStore):
 
         claims: list[Claim] = await self._write(body)
         return claims
+
+    async def _free_ids(
+        self, conn: aiosqlite.Connection, bases: list[str]
+    ) -> list[str]:
+        """Run ids for new runs: each base, or ``<base>.<n>`` (the lowest free
+        ``n`` from 2) when a run already has that id (an added run due at the
+        same millisecond as the cursor)."""
+        ns = self._namespace
+        taken: set[str] = set()
+        for chunk in _chunks(bases):
+            rows = await conn.execute_fetchall(
+                "SELECT run_id FROM aiohttp_jobs_runs WHERE namespace = ? "
+                f"AND run_id IN ({_marks(len(chunk))})",
+                (ns, *chunk),
+            )
+            taken.update(run_id for (run_id,) in rows)
+        if not taken:
+            return bases
+        return [
+            await self._free_id(conn, base) if base in taken else base for base in bases
+        ]
+
+    async def _free_id(self, conn: aiosqlite.Connection, base: str) -> str:
+        rows = await conn.execute_fetchall(
+            "SELECT run_id FROM aiohttp_jobs_runs WHERE namespace = ? "
+            "AND (run_id = ? OR (run_id > ? AND run_id < ?))",
+            (self._namespace, base, base + ".", base + "/"),
+        )
+        taken = {run_id for (run_id,) in rows}
+        run_id, n = base, 1
+        while run_id in taken:
+            n += 1
+            run_id = f"{base}.{n}"
+        return run_id
 
     async def _ids(self, conn: aiosqlite.Connection, run_ids: list[str]) -> list[int]:
         """The row ids of *run_ids*, in the same order."""

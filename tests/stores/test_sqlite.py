@@ -1,0 +1,300 @@
+"""What the SQLite store promises beyond the store contract (one process)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiohttp_jobs import ConfigError, MissingDependencyError
+from aiohttp_jobs.stores import Cursor, Lease, TaskRecord, from_url
+from aiohttp_jobs.stores.sqlite import SCHEMA_VERSION, SQLiteStore
+
+from ..helpers import ROOT
+
+
+def _rec(key: str = "t", fire_at: float | None = 100.0, **kw: Any) -> TaskRecord:
+    return TaskRecord(key=key, task=key.split(":")[0], fire_at=fire_at, **kw)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Path]:
+    yield tmp_path / "jobs.db"
+
+
+async def _settled(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait (on the loop) until *condition* holds; fail after *timeout*."""
+    for _ in range(round(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+# -- the file ------------------------------------------------------------------------
+
+
+async def test_the_file_is_created_in_wal_mode_with_a_schema_version(db: Path) -> None:
+    async with SQLiteStore(db) as store:
+        await store.save(_rec())
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    conn.close()
+
+
+async def test_records_survive_closing_and_times_are_kept_to_the_millisecond(
+    db: Path,
+) -> None:
+    async with SQLiteStore(db) as store:
+        await store.save(_rec(fire_at=100.0004, params={"to": ["ann"]}, revision=3))
+        await store.add_run("t", fire_at=50.0016, payload={"n": 1})
+    async with SQLiteStore(db) as store:
+        record = await store.get("t")
+        assert record == _rec(fire_at=100.0, params={"to": ["ann"]}, revision=3)
+        [added, cursor] = await store.acquire(
+            now=200.0, owner="me", lease_duration=30, limit=5
+        )
+        assert (added.run_id, added.fire_at, added.payload) == (
+            "t@50002",
+            50.002,
+            {"n": 1},
+        )
+        assert (cursor.run_id, cursor.expires_at) == ("t@100000", 230.0)
+
+
+async def test_a_file_of_another_schema_version_is_refused(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    store = SQLiteStore(db)
+    with pytest.raises(ConfigError, match="schema version"):
+        await store.open()
+    assert not store._opened
+    await store.close()
+
+
+async def test_namespaces_share_a_file_without_seeing_each_other(db: Path) -> None:
+    async with SQLiteStore(db, namespace="a") as a, SQLiteStore(db, namespace="b") as b:
+        await a.save(_rec("x", fire_at=1.0))
+        await b.save(_rec("y", fire_at=2.0))
+        assert [r.key for r in await a.records()] == ["x"]
+        assert await b.get("x") is None
+        [claim] = await a.acquire(now=10.0, owner="a", lease_duration=5, limit=10)
+        assert claim.run_id == "x@1000"
+        assert await b.next_due() == 2.0
+
+
+async def test_from_url_opens_a_sqlite_store(tmp_path: Path) -> None:
+    store = from_url(f"sqlite:///{tmp_path}/url.db", namespace="app", busy_timeout=1)
+    assert isinstance(store, SQLiteStore)
+    assert (store.path, store.namespace) == (f"{tmp_path}/url.db", "app")
+    async with store:
+        await store.save(_rec())
+    assert (tmp_path / "url.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"path": 3}, "path must be a file path"),
+        ({"path": ""}, "path must name a file"),
+        ({"namespace": ""}, "namespace"),
+        ({"busy_timeout": -1}, "busy_timeout"),
+        ({"poll_interval": 0}, "poll_interval"),
+        ({"synchronous": "OFF"}, "synchronous"),
+    ],
+)
+def test_bad_arguments_are_refused_naming_them(
+    kwargs: dict[str, Any], fragment: str
+) -> None:
+    args = {"path": "x.db", **kwargs}
+    with pytest.raises(ConfigError, match=fragment):
+        SQLiteStore(**args)
+
+
+async def test_a_missing_aiosqlite_names_the_extra(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "aiosqlite", None)
+    store = SQLiteStore(db)  # constructing needs no library
+    with pytest.raises(MissingDependencyError, match=r"aiohttp-jobs\[sqlite\]"):
+        await store.open()
+
+
+def test_importing_the_module_does_not_import_aiosqlite() -> None:
+    code = (
+        "import sys, aiohttp_jobs.stores.sqlite as m; m.SQLiteStore('x.db'); "
+        "assert 'aiosqlite' not in sys.modules, 'loaded'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# -- several connections -----------------------------------------------------------
+
+
+async def test_changes_made_by_another_connection_are_notified(db: Path) -> None:
+    async with SQLiteStore(db, poll_interval=0.02) as mine, SQLiteStore(db) as other:
+        heard: list[int] = []
+        unsubscribe = mine.subscribe(lambda: heard.append(1))
+        await asyncio.sleep(0.05)
+        heard.clear()
+        await other.save(_rec(fire_at=5.0))  # another process, as far as SQLite knows
+        await _settled(lambda: bool(heard))
+        assert await mine.next_due() == 5.0
+        unsubscribe()
+        await asyncio.sleep(0.05)
+        heard.clear()
+        await other.add_run("t", fire_at=1.0)
+        await asyncio.sleep(0.1)
+        assert heard == []  # unsubscribed: the poll stopped
+
+
+async def test_two_connections_never_claim_the_same_run(db: Path) -> None:
+    async with SQLiteStore(db) as a, SQLiteStore(db) as b:
+        for i in range(40):
+            await a.save(_rec(f"t:{i}", fire_at=float(i)))
+            await a.add_run(f"t:{i}", fire_at=float(i))
+
+        async def take(store: SQLiteStore, owner: str) -> list[tuple[str, bool]]:
+            taken: list[tuple[str, bool]] = []
+            while claims := await store.acquire(
+                now=100.0, owner=owner, lease_duration=60, limit=3
+            ):
+                taken += [(c.run_id, c.from_cursor) for c in claims]
+                done = [
+                    store.commit(c, cursor=Cursor(None) if c.from_cursor else None)
+                    for c in claims
+                ]
+                assert all(await asyncio.gather(*done))
+            return taken
+
+        first, second = await asyncio.gather(take(a, "a"), take(b, "b"))
+        assert len(first) + len(second) == 80
+        assert len(set(first) | set(second)) == 80
+
+
+# -- batching ----------------------------------------------------------------------
+
+
+async def _traced(store: SQLiteStore) -> list[str]:
+    statements: list[str] = []
+    assert store._conn is not None
+    await store._conn.set_trace_callback(statements.append)
+    return statements
+
+
+async def test_commits_of_one_loop_turn_share_one_transaction(db: Path) -> None:
+    async with SQLiteStore(db) as store:
+        for i in range(20):
+            await store.save(_rec(f"t:{i}", fire_at=1.0))
+        claims = await store.acquire(now=1.0, owner="me", lease_duration=9, limit=20)
+        stale = claims[0]._replace(token="someone else")
+        statements = await _traced(store)
+        results = await asyncio.gather(
+            *(store.commit(c, cursor=Cursor(50.0)) for c in claims[1:]),
+            store.extend(claims[0], until=30.0),
+            store.extend(stale, until=40.0),
+            store.commit(claims[0], retry_at=20.0),
+            store.commit(claims[0]),  # after the retry above: no longer leased
+        )
+        assert results == [Lease.HELD] * 19 + [Lease.HELD, Lease.LOST] * 2
+        assert statements.count("BEGIN IMMEDIATE") == 1
+        assert await store.next_due() == 20.0
+        [retry] = await store.acquire(now=20.0, owner="me", lease_duration=9, limit=5)
+        assert (retry.run_id, retry.attempt) == ("t:0@1000", 1)
+
+
+async def test_a_cancelled_caller_does_not_undo_its_commit(db: Path) -> None:
+    async with SQLiteStore(db) as store:
+        await store.save(_rec(fire_at=1.0))
+        [claim] = await store.acquire(now=1.0, owner="me", lease_duration=9, limit=1)
+        task = asyncio.ensure_future(store.commit(claim, cursor=Cursor(60.0)))
+        await asyncio.sleep(0)
+        task.cancel()
+        await _settled(lambda: store._flusher is not None and store._flusher.done())
+        assert await store.next_due() == 60.0
+
+
+# -- cost with many records -------------------------------------------------------
+
+
+def _fill(db: Path, records: int) -> None:
+    """Add *records* records (most due far in the future) and as many runs."""
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.executemany(
+            "INSERT INTO aiohttp_jobs_records (namespace, key, task, enabled, "
+            "fire_at, backlog, max_running, revision) "
+            "VALUES ('aiohttp_jobs', ?, 'bulk', 1, ?, 0, 1, 0)",
+            ((f"bulk:{i}", 10_000_000 + i) for i in range(records)),
+        )
+        conn.executemany(
+            "INSERT INTO aiohttp_jobs_runs (namespace, run_id, key, fire_at, "
+            "from_cursor, due) VALUES ('aiohttp_jobs', ?, ?, ?, 0, ?)",
+            ((f"bulk:{i}@1", f"bulk:{i}", 1, 20_000_000 + i) for i in range(records)),
+        )
+    conn.close()
+
+
+async def _cost(store: SQLiteStore, call: Callable[[], Awaitable[object]]) -> int:
+    """SQLite virtual machine steps that *call* takes (not time: deterministic)."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    assert store._conn is not None
+    await store._conn.set_progress_handler(count, 1)
+    await call()
+    await store._conn.set_progress_handler(None, 1)
+    return steps[0]
+
+
+async def test_finding_what_is_due_costs_the_same_with_100_times_more_records(
+    tmp_path: Path,
+) -> None:
+    costs: list[list[int]] = []
+    plans: list[str] = []
+    for size in (1_000, 100_000):
+        db = tmp_path / f"{size}.db"
+        async with SQLiteStore(db):
+            pass  # creates the tables
+        _fill(db, size)
+        async with SQLiteStore(db) as store:
+            for i in range(5):
+                await store.save(_rec(f"due:{i}", fire_at=float(i)))
+            statements = await _traced(store)
+            await store.next_due()  # warm the statement cache
+
+            async def acquire() -> None:
+                claims = await store.acquire(
+                    now=10.0, owner="me", lease_duration=5, limit=10
+                )
+                assert len(claims) == 5
+                await asyncio.gather(
+                    *(store.commit(c, cursor=Cursor(9e6)) for c in claims)
+                )
+
+            costs.append(
+                [await _cost(store, store.next_due), await _cost(store, acquire)]
+            )
+            assert store._conn is not None
+            for sql in statements:
+                if sql.startswith(("SELECT", "UPDATE", "INSERT", "DELETE")):
+                    rows = await store._conn.execute_fetchall(
+                        f"EXPLAIN QUERY PLAN {sql}"
+                    )
+                    plans += [f"{row[3]}  <-  {sql[:60]}" for row in rows]
+    [small, large] = costs
+    assert small == large, costs  # no step depends on the number of records
+    for line in plans:  # and every table is reached through an index
+        assert not line.startswith("SCAN aiohttp_jobs"), line
+        assert "TEMP B-TREE" not in line, line
