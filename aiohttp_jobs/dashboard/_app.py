@@ -17,9 +17,10 @@ from .._errors import ConfigError, SetupError
 from ._audit import AUDIT_KEY, AuditLog
 from ._chart import bars
 from ._config import CONFIG_KEY, build_config
+from ._data import Throughput
 from ._live import BROADCASTER_KEY, Broadcaster
 from ._security import ACTION_OF_ROUTE, add_headers, guard
-from ._views import JINJA_KEY, ROOT_KEY, routes
+from ._views import JINJA_KEY, ROOT_KEY, THROUGHPUT_KEY, routes
 
 __all__ = ["mount"]
 
@@ -30,12 +31,14 @@ _MOUNTED = web.AppKey("aiohttp_jobs.dashboard.mounted", web.Application)
 def _time(ts: Any) -> Markup:
     """A ``<time>``: UTC in the page and on hover; the browser shows it in its
     own time zone."""
-    if not isinstance(ts, int | float):
+    if not isinstance(ts, int | float) or not 0 <= ts < 253402300800:
         return Markup("\u2014")
     when = datetime.fromtimestamp(ts, UTC)
     text = when.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return Markup('<time datetime="{}" title="{}" data-ts="{}">{}</time>').format(
-        when.isoformat(timespec="milliseconds"), text, f"{ts:.3f}", text
+    # Every part is made here from a number: nothing to escape.
+    return Markup(
+        f'<time datetime="{when.isoformat(timespec="milliseconds")}" '
+        f'title="{text}" data-ts="{ts:.3f}">{text}</time>'
     )
 
 
@@ -124,6 +127,7 @@ def mount(
     sub[CONFIG_KEY] = config
     sub[AUDIT_KEY] = audit
     sub[ROOT_KEY] = app
+    sub[THROUGHPUT_KEY] = Throughput()
     broadcaster = sub[BROADCASTER_KEY] = Broadcaster()
     # Its own environment under its own key: the application's templates and
     # context processors (aiohttp_jinja2's default key) are not touched.

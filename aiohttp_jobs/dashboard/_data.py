@@ -40,6 +40,8 @@ LIVE_STATES = ("running", "pending", "scheduled")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 STATE_FILTERS = ("", "active", *LIVE_STATES, "finished", *FINAL_STATES)
 _STARTED = time.time()
+#: How many recent runs the tasks page shows per task (p50/p95 are theirs).
+RECENT_RUNS = 20
 _HOST = socket.gethostname()
 
 
@@ -288,35 +290,68 @@ def job_detail(job: Job[Any], config: Config) -> dict[str, object]:
 # -- overview --------------------------------------------------------------------
 
 
-def _minutes(scheduler: Scheduler, now: float, config: Config) -> dict[str, object]:
-    """Finished and failed jobs per minute over the last hour (newest last)."""
-    finished = [0] * 60
-    failed = [0] * 60
-    since = now - 3600
-    counts = {"succeeded": 0, "failed": 0, "cancelled": 0}
-    scanned = 0
-    limit = config.scan_limit * 10
-    for job in scheduler.history.newest():
-        at = job.finished_at
-        if at is None or at < since:
-            break
-        scanned += 1
-        minute = min(59, int((at - since) // 60))
-        finished[minute] += 1
-        state = job.state.value
-        counts[state] = counts.get(state, 0) + 1
-        if state == "failed":
-            failed[minute] += 1
-        if scanned >= limit:
-            break
-    return {
-        "start": since,
-        "finished": finished,
-        "failed": failed,
-        "counts": counts,
-        "scanned": scanned,
-        "complete": scanned < limit,
-    }
+class Throughput:
+    """Jobs finished per minute over the last hour, counted incrementally: each
+    call looks only at the jobs that finished since the previous one (the
+    first looks at no more than *cap*), so the overview stays cheap with a
+    big history."""
+
+    __slots__ = ("_buckets", "_last", "_last_at", "_scheduler", "complete")
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, list[int]] = {}
+        self._last: Job[object] | None = None
+        self._last_at = 0.0
+        self._scheduler: Scheduler | None = None
+        self.complete = True
+
+    def update(self, scheduler: Scheduler, now: float, cap: int) -> dict[str, object]:
+        if scheduler is not self._scheduler:  # a new application run
+            self.__init__()  # type: ignore[misc]
+            self._scheduler = scheduler
+        first_minute = int(now // 60) - 59
+        buckets = self._buckets
+        last, last_at = self._last, self._last_at
+        newest: Job[object] | None = None
+        scanned = 0
+        for job in scheduler.history.newest():
+            at = job.finished_at
+            if job is last or at is None or at < last_at:
+                break
+            if newest is None:
+                newest = job
+            minute = int(at // 60)
+            if minute < first_minute:
+                break
+            counts = buckets.get(minute)
+            if counts is None:
+                counts = buckets[minute] = [0, 0, 0, 0]
+            counts[0] += 1
+            counts[_STATE_INDEX.get(job.state.value, 0)] += 1
+            scanned += 1
+            if scanned >= cap:
+                self.complete = False
+                break
+        if newest is not None:
+            self._last = newest
+            self._last_at = newest.finished_at or 0.0
+        for minute in [m for m in buckets if m < first_minute]:
+            del buckets[minute]
+        rows = [buckets.get(first_minute + i, [0, 0, 0, 0]) for i in range(60)]
+        return {
+            "start": first_minute * 60.0,
+            "finished": [r[0] for r in rows],
+            "failed": [r[2] for r in rows],
+            "counts": {
+                "succeeded": sum(r[1] for r in rows),
+                "failed": sum(r[2] for r in rows),
+                "cancelled": sum(r[3] for r in rows),
+            },
+            "complete": self.complete,
+        }
+
+
+_STATE_INDEX = {"succeeded": 1, "failed": 2, "cancelled": 3}
 
 
 def overview(
@@ -324,6 +359,7 @@ def overview(
     runtime: TaskRuntime | None,
     instances: list[dict[str, object]],
     config: Config,
+    throughput: Throughput,
 ) -> dict[str, object]:
     now = time.time()
     by_priority = {p: {"running": 0, "pending": 0, "scheduled": 0} for p in Priority}
@@ -360,7 +396,7 @@ def overview(
         "pending_limit": scheduler.pending_limit,
         "history": {"size": len(scheduler.history), "limit": scheduler.history.maxlen},
         "priorities": priorities,
-        "last_hour": _minutes(scheduler, now, config),
+        "last_hour": throughput.update(scheduler, now, config.scan_limit * 5),
         "recent_failures": [job_row(j) for j in recent.jobs],
         "instances": instances,
         "tasks": None if runtime is None else len(runtime.tasks),
@@ -381,17 +417,16 @@ def this_instance() -> dict[str, object]:
 
 
 async def instances(runtime: TaskRuntime | None) -> list[dict[str, object]]:
-    """The instances sharing the task store (this one when none are known)."""
+    """The instances sharing the task store (this process when there is no
+    task runtime, or the store cannot be read now)."""
     me = this_instance()
     if runtime is None:
         return [me]
-    listing = getattr(runtime.store, "instances", None)
-    if listing is None:
-        return [me]
     try:
-        found = await listing(now=runtime.clock.time())
-    except Exception:  # an older store, or one not reachable now
+        found = await runtime.instances()
+    except Exception:  # a store not reachable now: the page still answers
         return [me]
+    mine = runtime.instance_id
     out = [
         {
             "instance_id": info.instance_id,
@@ -400,7 +435,7 @@ async def instances(runtime: TaskRuntime | None) -> list[dict[str, object]]:
             "version": info.version,
             "started": info.started,
             "last_seen": info.last_seen,
-            "this": info.host == _HOST and info.pid == os.getpid(),
+            "this": info.instance_id == mine,
         }
         for info in found
     ]
@@ -419,43 +454,33 @@ def _percentile(values: list[float], fraction: float) -> float | None:
 
 
 async def _recent_runs(
-    runtime: TaskRuntime, scheduler: Scheduler, key: str, config: Config
+    runtime: TaskRuntime, scheduler: Scheduler, key: str
 ) -> list[dict[str, object]]:
-    store = runtime.store
-    recent = getattr(store, "recent_runs", None)
-    if recent is not None:
-        try:
-            entries = await recent(key, limit=20)
-        except Exception:
-            entries = None
-        if entries:
-            return [
-                {
-                    "run_id": e.run_id,
-                    "job_id": None,
-                    "instance": e.instance,
-                    "attempt": e.attempt,
-                    "outcome": e.outcome,
-                    "started": e.started,
-                    "finished": e.finished,
-                    "duration": e.finished - e.started,
-                    "error": e.error,
-                }
-                for e in entries
-            ]
+    """This instance's runs in flight, then the run log (every instance)."""
     runs = [
         _job_run(job)
         for job in reversed(list(scheduler))
         if job.name == key and _task_of(job) is not None
     ]
-    page = scan(
-        scheduler.history,
-        match=matcher(name=key),
-        limit=20,
-        scan_limit=config.scan_limit,
+    try:
+        entries = await runtime.recent_runs(key, limit=RECENT_RUNS)
+    except Exception:  # a store not reachable now
+        entries = []
+    runs.extend(
+        {
+            "run_id": e.run_id,
+            "job_id": None,
+            "instance": e.instance,
+            "attempt": e.attempt,
+            "outcome": e.outcome,
+            "started": e.started,
+            "finished": e.finished,
+            "duration": e.duration,
+            "error": None if e.error is None else e.error[:500],
+        }
+        for e in entries
     )
-    runs.extend(_job_run(job) for job in page.jobs if _task_of(job) is not None)
-    return runs[:20]
+    return runs[:RECENT_RUNS]
 
 
 def _job_run(job: Job[Any]) -> dict[str, object]:
@@ -492,7 +517,7 @@ async def tasks_page(
         task = declared.get(info.task)
         keyword = None if task is None else task.keyword
         spec = None if record is None else record.schedule
-        runs = await _recent_runs(runtime, scheduler, key, config)
+        runs = await _recent_runs(runtime, scheduler, key)
         durations = [
             float(r["duration"]) for r in runs if isinstance(r["duration"], int | float)
         ]
@@ -518,7 +543,12 @@ async def tasks_page(
                 if info.enabled
                 else [],
                 "running": info.running,
-                "lease": "this instance" if info.running else None,
+                "lease": f"this instance ({runtime.instance_id})"
+                if info.running
+                else None,
+                "running_run": info.last_run.run_id
+                if info.last_run is not None and info.last_run.state == "running"
+                else None,
                 "runs": info.runs,
                 "failures": info.failures,
                 "skipped": info.skipped,

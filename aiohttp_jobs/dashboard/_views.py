@@ -32,10 +32,13 @@ from ._links import url
 from ._live import stream as live_stream
 from ._security import who
 
-__all__ = ["JINJA_KEY", "ROOT_KEY", "routes"]
+__all__ = ["JINJA_KEY", "ROOT_KEY", "THROUGHPUT_KEY", "routes"]
 
 JINJA_KEY: Final = web.AppKey("aiohttp_jobs.dashboard.jinja2", jinja2.Environment)
 ROOT_KEY: Final = web.AppKey("aiohttp_jobs.dashboard.root", web.Application)
+THROUGHPUT_KEY: Final = web.AppKey(
+    "aiohttp_jobs.dashboard.throughput", _data.Throughput
+)
 
 _NOT_SET_UP = (
     "aiohttp_jobs is not running in this application: call aiohttp_jobs.setup(app) "
@@ -81,13 +84,26 @@ def _render(
     if raw_done.isdigit() and len(raw_done) < 12:
         done = request.config_dict[AUDIT_KEY].get(int(raw_done))
 
+    memo: dict[tuple[object, ...], str] = {}
+
     def link(name: str, query: dict[str, str] | None = None, **parts: str) -> str:
-        return url(request, name, query, **parts)
+        key = (name, *sorted((query or {}).items()), *sorted(parts.items()))
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = url(request, name, query, **parts)
+        return found
+
+    job_link = url(request, "job", job_id="JOB-ID")
+
+    def job_href(job_id: str) -> str:
+        # One router lookup per page, not per row (job ids are URL-safe).
+        return job_link.replace("JOB-ID", job_id)
 
     context = {
         "page": data,
         "config": config,
         "link": link,
+        "job_href": job_href,
         "static": lambda path: link("static", filename=path),
         "done": done,
         "request_path": request.path,
@@ -111,7 +127,8 @@ async def _overview_data(request: web.Request, api: bool) -> dict[str, Any]:
     runtime = _runtime(request)
     config = request.config_dict[CONFIG_KEY]
     found = await _data.instances(runtime)
-    return _data.overview(scheduler, runtime, found, config)
+    throughput = request.app[THROUGHPUT_KEY]
+    return _data.overview(scheduler, runtime, found, config, throughput)
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -448,6 +465,8 @@ async def _task_action(
     runtime = _runtime(request)
     if action == "fire":
         target = _text(params, "keyword", api)
+    elif action == "cancel":
+        target = _text(params, "run_id", api)
     else:
         target = _text(params, "key", api)
     if runtime is None:
@@ -466,6 +485,13 @@ async def _task_action(
                 f"retry of {failed} queued as run {run_id}",
                 {"run_id": run_id},
             )
+        elif action == "cancel":
+            if await runtime.cancel_run(target):
+                result = Outcome(
+                    200, "ok", "cancelled (elsewhere: at its next heartbeat)"
+                )
+            else:
+                result = Outcome(404, "not found", f"no run {target!r} in progress")
         elif action == "enable":
             await runtime.enable(target)
             result = Outcome(200, "ok", "enabled")
@@ -582,6 +608,24 @@ def routes() -> list[Route]:
                 action,
             )
         )
+    out.append(
+        (
+            "cancel_run",
+            "POST",
+            "/tasks/cancel",
+            _task_handler("cancel", False),
+            "cancel",
+        )
+    )
+    out.append(
+        (
+            "api_cancel_run",
+            "POST",
+            "/api/tasks/cancel",
+            _task_handler("cancel", True),
+            "cancel",
+        )
+    )
     out.append(("fire", "POST", "/keywords/fire", _task_handler("fire", False), "fire"))
     out.append(
         ("api_fire", "POST", "/api/keywords/fire", _task_handler("fire", True), "fire")
