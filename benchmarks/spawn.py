@@ -4,6 +4,9 @@ Prints one JSON line: median jobs/s over several rounds for each contender
 (limit=None and limit=100, spawn then wait_and_close), ratios to raw
 ``create_task`` + ``gather`` measured in the same run, memory per live job
 (tracemalloc peak / N) and the size of a 10,000-job history.
+``metrics_on_ratio``: the rate with Prometheus metrics collected
+(``aiohttp_jobs.metrics.instrument``) over the rate without, same run (when
+prometheus-client is installed).
 
     python benchmarks/spawn.py [--jobs 100000] [--rounds 5]
 """
@@ -27,6 +30,11 @@ try:
 except ImportError:  # pragma: no cover - optional baseline
     aiojobs = None
 
+try:
+    import prometheus_client
+except ImportError:  # pragma: no cover - optional extra
+    prometheus_client = None
+
 
 async def _noop() -> None:
     return None
@@ -47,6 +55,14 @@ def _scheduler_run(
         await scheduler.wait_and_close()
 
     return run
+
+
+def _with_metrics(**kwargs: Any) -> aiohttp_jobs.Scheduler:
+    from aiohttp_jobs import metrics
+
+    scheduler = aiohttp_jobs.Scheduler(**kwargs)
+    metrics.instrument(scheduler)
+    return scheduler
 
 
 def _rate(run: Callable[[int], Awaitable[None]], n: int) -> float:
@@ -89,6 +105,10 @@ def main() -> None:
         contenders[f"aiohttp_jobs_limit_{limit}"] = _scheduler_run(
             aiohttp_jobs.Scheduler, limit
         )
+        if prometheus_client is not None:
+            contenders[f"aiohttp_jobs_metrics_limit_{limit}"] = _scheduler_run(
+                _with_metrics, limit
+            )
         if aiojobs is not None:
             contenders[f"aiojobs_limit_{limit}"] = _scheduler_run(
                 aiojobs.Scheduler, limit
@@ -113,6 +133,15 @@ def main() -> None:
         },
         "history_10000_mb": round(asyncio.run(_history_bytes(10_000)) / 2**20, 2),
     }
+    if prometheus_client is not None:
+        result["metrics_on_ratio"] = {
+            f"limit_{limit}": round(
+                medians[f"aiohttp_jobs_metrics_limit_{limit}"]
+                / medians[f"aiohttp_jobs_limit_{limit}"],
+                2,
+            )
+            for limit in (None, 100)
+        }
     if aiojobs is not None:
         result["ratio_to_aiojobs"] = {
             f"limit_{limit}": round(

@@ -136,6 +136,17 @@ PUBLIC: dict[str, frozenset[str]] = {
         }
     ),
     "aiohttp_jobs.testing": frozenset({"FakeClock", "settle"}),
+    "aiohttp_jobs.metrics": frozenset(
+        {
+            "METRICS_KEY",
+            "Metrics",
+            "dashboard_streams_changed",
+            "handler",
+            "instrument",
+            "is_enabled",
+            "setup",
+        }
+    ),
     "aiohttp_jobs.dashboard": frozenset(
         {
             "ACTIONS",
@@ -158,6 +169,7 @@ VALUES = frozenset(
         "SCHEDULER_KEY",
         "TASKS_KEY",
         "AIOJOBS_SCHEDULER",
+        "METRICS_KEY",
         "ExceptionHandler",
         "StartTimeoutHandler",
         "JSON",

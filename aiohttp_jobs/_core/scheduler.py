@@ -12,6 +12,7 @@ import inspect
 import logging
 import pickle
 import time
+import traceback
 from collections import deque
 from collections.abc import (
     Awaitable,
@@ -52,13 +53,14 @@ from .clock import Clock, SystemClock, TimerHandle, check_clock
 from .events import EventBus, EventKind, JobEvent, SchedulerEvent
 from .history import History
 from .job import Job, coroutine_in_use, running_job, seq_from_id
+from .logs import job_extra, jobs_logger
 from .loops import Hop, IsolatedLoops
 from .pools import Pools, default_sizes
 from .priority import Priority, parse_priority
 
-__all__ = ["ExceptionHandler", "Scheduler", "StartTimeoutHandler"]
+__all__ = ["ExceptionHandler", "JobHook", "Scheduler", "StartTimeoutHandler"]
 
-logger = logging.getLogger("aiohttp_jobs")
+logger = logging.getLogger("aiohttp_jobs.scheduler")
 
 _T = TypeVar("_T")
 _S = TypeVar("_S", bound="Scheduler")
@@ -66,6 +68,8 @@ _S = TypeVar("_S", bound="Scheduler")
 ExceptionHandler = Callable[["Scheduler", dict[str, Any]], None]
 #: Called as ``handler(job, level)`` with level ``"warning"`` or ``"critical"``.
 StartTimeoutHandler = Callable[[Job[Any], str], None]
+#: What a scheduler observer's ``job_started`` / ``job_finished`` is.
+JobHook = Callable[[Job[Any]], object]
 
 #: How many jobs an orchestrator (a workflow, the task runner) starts per turn of
 #: the event loop, at most. Small batches let started jobs finish while later
@@ -241,6 +245,11 @@ class Scheduler(Collection[Job[Any]]):
         # The bus's own list, read directly on the hot paths: no events are
         # built while nobody listens.
         self._listeners = self._events._listeners
+        # Observers (metrics): their methods, called directly as jobs start
+        # and finish, with no event object built; empty unless someone observes.
+        self._observers: tuple[object, ...] = ()
+        self._on_started: tuple[JobHook, ...] = ()
+        self._on_finished: tuple[JobHook, ...] = ()
         self._loops = IsolatedLoops(loops)
         self._clock = clock
         # Delayed spawns: each job's due time, the jobs due at each time, and one
@@ -513,6 +522,57 @@ class Scheduler(Collection[Job[Any]]):
         if self._caps is None or prio is _CRITICAL:
             return None
         return self._caps[prio]
+
+    def add_observer(self, observer: object) -> None:
+        """Call ``observer.job_started(job)`` as each job starts and
+        ``observer.job_finished(job)`` as each reaches a final state (also one
+        dropped before it started), for each of the two methods it has.
+
+        A low-level hook for instrumentation such as
+        :func:`aiohttp_jobs.metrics.instrument`: the methods are called
+        directly on the job's hot path, with no event object built, so they
+        must be quick and must not raise. :attr:`events` is the general-purpose
+        stream of changes. An observer added twice is called once.
+        """
+        started = getattr(observer, "job_started", None)
+        finished = getattr(observer, "job_finished", None)
+        if started is None and finished is None:
+            raise ConfigTypeError(
+                f"observer must have a job_started(job) or job_finished(job) "
+                f"method, got {observer!r}"
+            )
+        check_callable("observer.job_started", started, optional=True)
+        check_callable("observer.job_finished", finished, optional=True)
+        if any(seen is observer for seen in self._observers):
+            return
+        self._observers = (*self._observers, observer)
+        self._hook_observers()
+
+    def remove_observer(self, observer: object) -> None:
+        """Stop calling *observer*; an unknown one is ignored."""
+        self._observers = tuple(o for o in self._observers if o is not observer)
+        self._hook_observers()
+
+    def _hook_observers(self) -> None:
+        # The bound methods, looked up once: no attribute lookup per job.
+        started = (getattr(o, "job_started", None) for o in self._observers)
+        finished = (getattr(o, "job_finished", None) for o in self._observers)
+        self._on_started = tuple(hook for hook in started if hook is not None)
+        self._on_finished = tuple(hook for hook in finished if hook is not None)
+
+    def priority_counts(self) -> dict[Priority, tuple[int, int]]:
+        """``{priority: (active, pending)}`` for every priority, counted now
+        (scheduled jobs, not due yet, are in neither). Walks the current jobs:
+        for scrapes and dashboards, not for hot paths."""
+        counts = dict.fromkeys(Priority, (0, 0))
+        active = dict.fromkeys(Priority, 0)
+        for job in self._jobs.values():
+            if job._run_task is not None:
+                active[job._priority] += 1
+        for prio in Priority:
+            pending = 0 if prio is _CRITICAL else len(self._pending[prio])
+            counts[prio] = (active[prio], pending)
+        return counts
 
     def get_job(self, job_id: str) -> Job[Any]:
         """The active, pending or remembered finished job with this id."""
@@ -925,6 +985,9 @@ class Scheduler(Collection[Job[Any]]):
     def _start(self, job: Job[Any], *, created: bool = False) -> None:
         self._active_count += 1
         job._start()
+        if self._on_started:
+            for hook in self._on_started:
+                hook(job)
         if self._listeners:
             if created:
                 self._emit(EventKind.CREATED, job)
@@ -954,6 +1017,9 @@ class Scheduler(Collection[Job[Any]]):
         self._active_count -= 1
         self._jobs.pop(job._seq, None)
         self._history.append(job)
+        if self._on_finished:
+            for hook in self._on_finished:
+                hook(job)
         if self._listeners:  # before the jobs its slot lets start
             self._emit(EventKind.FINISHED, job)
         if self._pending_count:
@@ -971,6 +1037,9 @@ class Scheduler(Collection[Job[Any]]):
                 self._pending_count -= 1
         job._drop()
         self._history.append(job)
+        if self._on_finished:
+            for hook in self._on_finished:
+                hook(job)
         if self._space_waiters:
             self._grant_space()
         if self._listeners:
@@ -1001,7 +1070,7 @@ class Scheduler(Collection[Job[Any]]):
         if not job.pending:
             return
         waited = time.time() - job.created_at
-        log = logger.warning if level == "warning" else logger.error
+        log = jobs_logger.warning if level == "warning" else jobs_logger.error
         log(
             "%r has waited %.3f s to start (start_timeout_%s); "
             "active=%d pending=%d limit=%s",
@@ -1011,6 +1080,7 @@ class Scheduler(Collection[Job[Any]]):
             self._active_count,
             self._pending_count,
             self._limit,
+            extra=job_extra(job),
         )
         if self._on_start_timeout is not None:
             try:
@@ -1168,6 +1238,9 @@ class Scheduler(Collection[Job[Any]]):
         self._jobs.pop(job._seq, None)
         job._drop()
         self._history.append(job)
+        if self._on_finished:
+            for hook in self._on_finished:
+                hook(job)
         if self._listeners:
             self._emit(EventKind.FINISHED, job)
 
@@ -1182,7 +1255,13 @@ class Scheduler(Collection[Job[Any]]):
         return running
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
-        """Pass *context* to the ``exception_handler``, else to the loop's.
+        """Pass *context* to the ``exception_handler``; without one, log it.
+
+        With no ``exception_handler``, the report goes to the event loop's own
+        exception handler if the application set one
+        (``loop.set_exception_handler()``, as aiojobs does), else it is logged
+        as an error on the ``aiohttp_jobs.jobs`` logger with the job's
+        ``job_id`` and ``job_name`` (not on asyncio's logger).
 
         A handler that raises is logged with the report it failed on; it
         changes nothing else (the job, its waiters, ``close()`` carry on).
@@ -1192,7 +1271,11 @@ class Scheduler(Collection[Job[Any]]):
                 f"context must be a dict such as {{'message': ...}}, got {context!r}"
             )
         if self._exception_handler is None:
-            asyncio.get_running_loop().call_exception_handler(context)
+            loop = asyncio.get_running_loop()
+            if loop.get_exception_handler() is not None:
+                loop.call_exception_handler(context)
+            else:
+                _log_report(context)
             return
         try:
             self._exception_handler(self, context)
@@ -1204,6 +1287,28 @@ class Scheduler(Collection[Job[Any]]):
                 context.get("job"),
                 context.get("exception"),
             )
+
+
+def _log_report(context: dict[str, Any]) -> None:
+    """The default report of a job's failure: one error record on
+    ``aiohttp_jobs.jobs`` (what asyncio's default handler would have logged)."""
+    job = context.get("job")
+    exc = context.get("exception")
+    lines = [str(context.get("message") or "Unhandled error in a job")]
+    if job is not None:
+        lines.append(f"job: {job!r}")
+    for key, value in context.items():
+        if key not in {"message", "job", "exception", "source_traceback"}:
+            lines.append(f"{key}: {value!r}")
+    source = context.get("source_traceback")
+    if source:
+        lines.append("Job created at (most recent call last):")
+        lines.append("".join(traceback.format_list(source)).rstrip())
+    jobs_logger.error(
+        "\n".join(lines),
+        exc_info=exc if isinstance(exc, BaseException) else None,
+        extra=job_extra(job) if isinstance(job, Job) else {},
+    )
 
 
 def _closed_while_waiting() -> SchedulerClosedError:

@@ -255,11 +255,25 @@ class WebState:
             return
         wait_timeout = scheduler.wait_timeout
         close_timeout = scheduler.close_timeout
-        deadline = None if wait_timeout is None else loop.time() + wait_timeout
+        began = loop.time()
+        deadline = None if wait_timeout is None else began + wait_timeout
+        logger.info(
+            "graceful shutdown: drain begins; waiting up to wait_timeout=%s s for "
+            "%d running and %d pending jobs, %d task runs, %d atomic or shielded "
+            "requests",
+            wait_timeout,
+            scheduler.active_count,
+            scheduler.pending_count,
+            getattr(self.runtime, "in_flight", 0),
+            len(self.protected.entries),
+            extra={"drain": "begin"},
+        )
 
         # 1. The task runtime stops firing and waits for its in-flight runs
         #    (jobs of this scheduler, which still accepts their sub-jobs).
         #    A drain run again after an interruption waits for the same exit.
+        finished = _FinishedCount()
+        scheduler.add_observer(finished)
         runtime_exit = self._runtime_exit
         if runtime_exit is None:
             runtime_exit = loop.create_task(self._stack.aclose())
@@ -278,6 +292,7 @@ class WebState:
         #    the report of each job still follows.
         now, loop_now = time.time(), loop.time()
         left_jobs = [job for job in scheduler if not job.done]
+        scheduler.remove_observer(finished)
         left_work, closed = await asyncio.gather(
             self.protected.cancel_all(close_timeout),
             scheduler.close(),
@@ -286,6 +301,15 @@ class WebState:
         if isinstance(left_work, BaseException):  # a bug here: shutdown() logs it
             raise left_work
         _log_cut_off(left_jobs, left_work, now, loop_now)
+        logger.info(
+            "graceful shutdown: drain ended after %.3f s; %d jobs finished, cut "
+            "off %d jobs and %d atomic or shielded requests",
+            loop_now - began,
+            finished.count,
+            len(left_jobs),
+            len(left_work),
+            extra={"drain": "end"},
+        )
         if isinstance(closed, BaseException):
             logger.error(
                 "shutdown: closing the scheduler raised; the jobs above were still "
@@ -321,6 +345,18 @@ class WebState:
             jobs_done = await scheduler.wait_idle(_remaining(loop, deadline))
             if not (work_done and jobs_done) or not protected.entries:
                 return
+
+
+class _FinishedCount:
+    """Counts the jobs that finish during the drain (a scheduler observer)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def job_finished(self, job: Job[Any], /) -> None:
+        self.count += 1
 
 
 def _remaining(loop: asyncio.AbstractEventLoop, deadline: float | None) -> float | None:
