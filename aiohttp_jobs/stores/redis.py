@@ -243,6 +243,7 @@ class RedisStore(TaskStore):
                 "socket_connect_timeout": self._socket_timeout,
                 "retry": retry,
                 "decode_responses": True,
+                "client_name": f"aiohttp_jobs.{self._uid}",
             }
             if self._cluster:
                 self._client = redis.asyncio.RedisCluster.from_url(
@@ -909,14 +910,14 @@ class RedisClock:
 
     async def sample(self, samples: int = 3) -> None:
         """Measure the server's clock now (the sample with the least round trip)."""
-        client = self._store._require()
         best: tuple[float, float] | None = None
         for _ in range(samples):
             sent = time.monotonic()
-            seconds, micros = await client.time()
+            server = await self._store.server_time()
             received = time.monotonic()
+            assert server is not None
             rtt = received - sent
-            offset = int(seconds) + int(micros) / 1e6 + rtt / 2 - received
+            offset = server + rtt / 2 - received
             if best is None or rtt < best[0]:
                 best = (rtt, offset)
         assert best is not None

@@ -463,3 +463,69 @@ async def redis_backend(tmp_path: Path) -> Any:
     if _session is None or not _session.running:
         _session = RedisServer().start()
     return await redis_store_factory(_session)(tmp_path)
+
+
+class ReplyDropper:
+    """A TCP proxy in front of a server that can lose one reply: armed with
+    :meth:`drop_next_reply`, it swallows the next bytes the server sends and
+    closes that connection, as a network failure after the server acted would.
+    ``async with ReplyDropper(port) as proxy: proxy.url``."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.port = 0
+        self.dropped = 0
+        self._armed = False
+        self._server: Any = None
+        self._tasks: set[Any] = set()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def drop_next_reply(self) -> None:
+        self._armed = True
+
+    async def __aenter__(self) -> ReplyDropper:
+        import asyncio
+
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        import asyncio
+
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: Any, writer: Any) -> None:
+        import asyncio
+
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+
+        async def pump(src: Any, dst: Any, replies: bool) -> None:
+            try:
+                while data := await src.read(65536):
+                    if replies and self._armed:
+                        self._armed = False
+                        self.dropped += 1
+                        break
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                for w in (writer, up_writer):
+                    w.close()
+
+        tasks = [
+            asyncio.ensure_future(pump(reader, up_writer, False)),
+            asyncio.ensure_future(pump(up_reader, writer, True)),
+        ]
+        self._tasks.update(tasks)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.difference_update(tasks)

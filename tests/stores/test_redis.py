@@ -1,0 +1,455 @@
+"""What RedisStore promises beyond the store contract, on real redis-servers:
+batching, idempotent commits, wake-ups across instances, partitions, Redis
+Cluster, the server clock, and recovery from the faults a server has (script
+cache flushed, restarted, unreachable for a while)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from aiohttp_jobs import ConfigError, MissingDependencyError
+from aiohttp_jobs.stores import Cursor, Lease, TaskRecord
+from aiohttp_jobs.stores.redis import RedisStore
+
+from ..helpers import ROOT
+from .redis_support import (
+    RedisCluster,
+    RedisServer,
+    ReplyDropper,
+    fresh_namespace,
+    redis_cluster,  # noqa: F401 - fixture
+    redis_factory,  # noqa: F401 - fixture
+    redis_server,  # noqa: F401 - fixture
+)
+
+
+def _rec(key: str, fire_at: float | None = 100.0, **kw: Any) -> TaskRecord:
+    return TaskRecord(key=key, task=key.split(":")[0], fire_at=fire_at, **kw)
+
+
+@pytest.fixture
+async def opened() -> AsyncIterator[Callable[..., Any]]:
+    """``await opened(url, **options)``: an open RedisStore, closed at the end."""
+    stores: list[RedisStore] = []
+
+    async def make(url: str, **options: Any) -> RedisStore:
+        options.setdefault("namespace", fresh_namespace())
+        store = RedisStore(url, **options)
+        stores.append(store)
+        await store.open()
+        return store
+
+    yield make
+    for store in stores:
+        await store.close()
+
+
+async def _wait_for(event: asyncio.Event, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        await event.wait()
+
+
+async def _evalsha_calls(server: RedisServer) -> int:
+    client = server.client(decode_responses=True)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+# -- round trips and idempotence ------------------------------------------------------
+
+
+async def test_commits_of_one_loop_turn_are_one_script_call(
+    redis_server: RedisServer,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    store = await opened(redis_server.url)
+    for i in range(50):
+        await store.save(_rec(f"t{i}"))
+    before = await _evalsha_calls(redis_server)
+    claims = await store.acquire(now=100.0, owner="me", lease_duration=30, limit=50)
+    assert len(claims) == 50
+    results = await asyncio.gather(
+        *(store.commit(c, cursor=Cursor(200.0)) for c in claims)
+    )
+    assert results == [Lease.HELD] * 50
+    beats = await asyncio.gather(*(store.extend(c, until=300.0) for c in claims))
+    assert beats == [Lease.LOST] * 50  # finished runs: nothing to extend
+    # one acquire, one commit batch, one heartbeat batch
+    assert await _evalsha_calls(redis_server) - before == 3
+
+
+async def test_a_commit_repeated_after_a_lost_reply_takes_effect_once(
+    redis_server: RedisServer,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    async with ReplyDropper(redis_server.port) as proxy:
+        store = await opened(proxy.url, retries=2)
+        other = await opened(redis_server.url, namespace=store.namespace)
+        await store.save(_rec("t", max_running=2))
+        [claim] = await store.acquire(
+            now=100.0, owner="a", lease_duration=1000, limit=1
+        )
+        proxy.drop_next_reply()
+        # the server moves the cursor, the reply is lost, redis-py sends the
+        # same call again: it must answer HELD, not LOST, and change nothing more
+        assert await store.commit(claim, cursor=Cursor(200.0), keep_lease=True) is (
+            Lease.HELD
+        )
+        assert proxy.dropped == 1
+        [second] = await other.acquire(now=200.0, owner="b", lease_duration=30, limit=1)
+        assert second.run_id == "t@200000"
+        assert await other.commit(second, cursor=Cursor(300.0)) is Lease.HELD
+        # a repeat of the first commit still answers as the first time, and
+        # does not move the cursor back to 200
+        record = await store.get("t")
+        assert record is not None and record.fire_at == 300.0
+        assert await store.commit(claim) is Lease.HELD
+
+
+async def test_acquire_and_fencing_across_instances(
+    redis_server: RedisServer,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    a = await opened(redis_server.url)
+    b = await opened(redis_server.url, namespace=a.namespace)
+    for i in range(20):
+        await a.save(_rec(f"t{i}"))
+    got = await asyncio.gather(
+        a.acquire(now=100.0, owner="a", lease_duration=30, limit=15),
+        b.acquire(now=100.0, owner="b", lease_duration=30, limit=15),
+    )
+    ids = [c.run_id for claims in got for c in claims]
+    assert sorted(ids) == sorted(f"t{i}@100000" for i in range(20))  # once each
+    [again] = await b.acquire(now=130.0, owner="b", lease_duration=30, limit=1)
+    first = next(c for claims in got for c in claims if c.run_id == again.run_id)
+    assert again.attempt == 1 and again.fence > first.fence
+
+
+# -- faults ---------------------------------------------------------------------
+
+
+async def test_a_flushed_script_cache_is_refilled(
+    redis_server: RedisServer,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    store = await opened(redis_server.url, partitions=3)
+    for i in range(6):
+        await store.save(_rec(f"t{i}"))
+    assert redis_server.command("SCRIPT", "FLUSH") == "+OK"
+    claims = await store.acquire(now=100.0, owner="me", lease_duration=30, limit=10)
+    assert len(claims) == 6
+    assert redis_server.command("SCRIPT", "FLUSH") == "+OK"
+    # several partitions: one pipeline of script calls, each reloaded
+    results = await asyncio.gather(*(store.commit(c) for c in claims))
+    assert results == [Lease.HELD] * 6
+    assert redis_server.command("SCRIPT", "FLUSH") == "+OK"
+    await store.save(_rec("u"))
+    assert await store.get("u") == _rec("u")
+
+
+async def test_a_restart_with_aof_loses_nothing(
+    redis_factory: Any,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    server: RedisServer = redis_factory(appendonly=True)
+    store = await opened(server.url)
+    for i in range(20):
+        await store.save(_rec(f"t{i}", schedule={"interval": 10.0}))
+    claims = await store.acquire(now=100.0, owner="me", lease_duration=30, limit=5)
+    server.restart(kill=True)  # a crash; every write was fsynced
+    results = await asyncio.gather(
+        *(store.commit(c, cursor=Cursor(110.0)) for c in claims)
+    )
+    assert results == [Lease.HELD] * 5  # reconnected, script reloaded
+    records = await store.records()
+    assert len(records) == 20
+    assert sorted(r.fire_at for r in records) == [100.0] * 15 + [110.0] * 5
+    rest = await store.acquire(now=100.0, owner="me", lease_duration=30, limit=50)
+    assert len(rest) == 15
+
+
+async def test_a_paused_server_makes_calls_wait_then_they_go_on(
+    redis_factory: Any,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    server: RedisServer = redis_factory()
+    store = await opened(server.url, socket_timeout=5.0)
+    await store.save(_rec("t"))
+    server.pause()
+    asyncio.get_running_loop().call_later(1.0, server.resume)
+    await store.save(_rec("u"))  # waits for the server, then succeeds
+    assert [r.key for r in await store.records()] == ["t", "u"]
+
+
+async def test_an_unreachable_server_fails_calls_clearly_and_they_recover(
+    redis_factory: Any,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    import redis.exceptions
+
+    server: RedisServer = redis_factory()
+    store = await opened(server.url, socket_timeout=0.3, retries=0)
+    await store.save(_rec("t"))
+    server.pause()
+    try:
+        with pytest.raises(redis.exceptions.TimeoutError, match=str(server.port)):
+            await store.get("t")
+    finally:
+        server.resume()
+    assert await store.get("t") == _rec("t")
+
+
+async def test_the_listener_reconnects_and_reports_what_it_may_have_missed(
+    redis_factory: Any,  # noqa: F811
+    opened: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server: RedisServer = redis_factory()
+    listener = await opened(
+        server.url, socket_timeout=0.3, retries=0, poll_interval=0.1
+    )
+    writer = await opened(server.url, namespace=listener.namespace)
+    heard = asyncio.Event()
+    listener.subscribe(heard.set)
+    await asyncio.sleep(0.3)  # subscribed
+    server.pause()
+    await asyncio.sleep(1.5)  # the poll times out: the listener backs off
+    heard.clear()
+    server.resume()
+    await _wait_for(heard)  # back: it says something may have changed
+    assert "lost the wake-up channel" in caplog.text
+    heard.clear()
+    await writer.save(_rec("t", fire_at=5.0))
+    await _wait_for(heard)
+
+
+# -- wake-ups -------------------------------------------------------------------------
+
+
+async def test_other_instances_hear_when_something_becomes_due_earlier(
+    redis_server: RedisServer,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    a = await opened(redis_server.url)
+    b = await opened(redis_server.url, namespace=a.namespace, poll_interval=30.0)
+    heard = asyncio.Event()
+    b.subscribe(heard.set)
+    await asyncio.sleep(0.2)  # subscribed
+    heard.clear()
+    await a.save(_rec("t", fire_at=500.0))
+    await _wait_for(heard)
+    heard.clear()
+    await a.add_run("t", fire_at=50.0)
+    await _wait_for(heard)
+    [claim] = await a.acquire(now=50.0, owner="a", lease_duration=30, limit=1)
+    heard.clear()
+    assert await a.cancel(claim.run_id, now=60.0)
+    assert await b.next_due() == 80.0
+
+
+async def test_a_lost_message_is_made_up_by_the_poll(
+    redis_server: RedisServer,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    a = await opened(redis_server.url)
+    b = await opened(redis_server.url, namespace=a.namespace, poll_interval=0.1)
+    a._channel = "nobody-listens"  # a change whose message never arrives
+    heard = asyncio.Event()
+    b.subscribe(heard.set)
+    await asyncio.sleep(0.3)
+    heard.clear()
+    await a.save(_rec("t", fire_at=5.0))
+    await _wait_for(heard)
+
+
+# -- partitions and Redis Cluster ------------------------------------------------
+
+
+async def test_partitions_split_records_and_acquire_takes_from_all(
+    redis_server: RedisServer,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    store = await opened(redis_server.url, partitions=4)
+    for i in range(40):
+        await store.save(_rec(f"t{i}", fire_at=100.0 + i % 3))
+    client = redis_server.client()
+    try:
+        sizes = [await client.hlen(f"{{{store.namespace}:{p}}}:rec") for p in range(4)]
+    finally:
+        await client.aclose()
+    assert sum(sizes) == 40 and min(sizes) > 0
+    seen: list[str] = []
+    first = await store.acquire(now=200.0, owner="me", lease_duration=30, limit=10)
+    assert [c.fire_at for c in first] == sorted(c.fire_at for c in first)
+    assert {c.fire_at for c in first} == {100.0}  # earliest first across partitions
+    seen += [c.run_id for c in first]
+    while claims := await store.acquire(
+        now=200.0, owner="me", lease_duration=30, limit=10
+    ):
+        seen += [c.run_id for c in claims]
+    assert len(seen) == len(set(seen)) == 40
+    assert await store.next_due() == 230.0
+
+
+async def test_a_namespace_spreads_over_a_redis_cluster(
+    redis_cluster: RedisCluster,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    store = await opened(redis_cluster.url, cluster=True, partitions=6)
+    other = await opened(
+        redis_cluster.url, cluster=True, partitions=6, namespace=store.namespace
+    )
+    heard = asyncio.Event()
+    other.subscribe(heard.set)
+    for i in range(30):
+        await store.save(_rec(f"t{i}", schedule={"interval": 1.0}))
+    client = redis_cluster.client()
+    try:
+        await client.initialize()
+        nodes = {
+            client.get_node_from_key(f"{{{store.namespace}:{p}}}:rec").port
+            for p in range(6)
+        }
+        sizes = [await client.hlen(f"{{{store.namespace}:{p}}}:rec") for p in range(6)]
+    finally:
+        await client.aclose()
+    assert len(nodes) >= 2 and sum(sizes) == 30
+    claims = await other.acquire(now=100.0, owner="b", lease_duration=30, limit=100)
+    assert len(claims) == 30
+    assert await other.next_due() == 130.0
+    results = await asyncio.gather(
+        *(other.commit(c, cursor=Cursor(101.0)) for c in claims)
+    )
+    assert results == [Lease.HELD] * 30
+    assert await store.next_due() == 101.0
+    assert len(await store.records()) == 30
+    await _wait_for(heard)  # wake-ups travel through the cluster too
+
+
+# -- server clock, start-up checks, connections ----------------------------------
+
+
+class _SkewedServer(RedisStore):
+    async def server_time(self) -> float | None:
+        return time.time() + 100.0  # the server is 100 s ahead of this host
+
+
+async def test_the_server_clock_follows_the_server() -> None:
+    server = RedisServer().start()
+    try:
+        store = _SkewedServer(
+            server.url, namespace=fresh_namespace(), server_clock=True
+        )
+        async with store:
+            clock = store.clock
+            assert clock is not None
+            assert 99.0 < clock.time() - time.time() < 101.0
+            assert clock.now().timestamp() >= clock.time() - 1
+            fired = asyncio.Event()
+            clock.call_at(clock.time() + 0.01, fired.set)
+            await _wait_for(fired)
+            assert abs(await RedisStore.server_time(store) - time.time()) < 5  # type: ignore[operator]
+    finally:
+        server.close()
+
+
+async def test_open_warns_when_the_server_may_lose_our_keys(
+    redis_factory: Any,  # noqa: F811
+    opened: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    safe: RedisServer = redis_factory(appendonly=True)
+    with caplog.at_level(logging.WARNING, logger="aiohttp_jobs.stores"):
+        await opened(safe.url)
+    assert caplog.records == []
+    risky: RedisServer = redis_factory(config={"maxmemory-policy": "allkeys-lru"})
+    with caplog.at_level(logging.WARNING, logger="aiohttp_jobs.stores"):
+        await opened(risky.url)
+    assert "maxmemory-policy is 'allkeys-lru'" in caplog.text
+    assert "keeps nothing on disk" in caplog.text
+
+
+async def test_the_pool_is_bounded_and_callers_wait_for_a_connection(
+    redis_server: RedisServer,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    store = await opened(redis_server.url, pool_size=2)
+    await store.save(_rec("t"))
+    got = await asyncio.gather(*(store.get("t") for _ in range(50)))
+    assert got == [_rec("t")] * 50
+    client = redis_server.client(decode_responses=True)
+    try:
+        clients = await client.client_list()
+    finally:
+        await client.aclose()
+    mine = [c for c in clients if c["name"].startswith("aiohttp_jobs.")]
+    names = {c["name"] for c in mine}
+    assert all(sum(c["name"] == n for c in mine) <= 2 for n in names)
+
+
+async def test_a_unix_socket_url(
+    redis_server: RedisServer,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    store = await opened(redis_server.unix_url)
+    await store.save(_rec("t"))
+    assert await store.get("t") == _rec("t")
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"namespace": "{app}"}, "namespace"),
+        ({"namespace": ""}, "namespace"),
+        ({"partitions": 0}, "partitions"),
+        ({"pool_size": 0}, "pool_size"),
+        ({"poll_interval": -1}, "poll_interval"),
+        ({"server_clock": "yes"}, "server_clock"),
+    ],
+)
+def test_bad_options_are_refused_naming_them(
+    options: dict[str, Any], name: str
+) -> None:
+    with pytest.raises(ConfigError, match=name):
+        RedisStore("redis://127.0.0.1:1/0", **options)
+
+
+def test_only_redis_urls_or_clients() -> None:
+    with pytest.raises(ConfigError, match="url_or_client"):
+        RedisStore("http://127.0.0.1:1/0")
+    with pytest.raises(ConfigError, match="url_or_client"):
+        RedisStore(42)
+
+
+def test_importing_the_module_loads_no_redis_and_a_missing_redis_is_named() -> None:
+    code = (
+        "import asyncio, sys\n"
+        "sys.modules['redis'] = None\n"
+        "from aiohttp_jobs.stores.redis import RedisStore\n"
+        "store = RedisStore('redis://127.0.0.1:1/0')\n"
+        "try:\n"
+        "    asyncio.run(store.open())\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert out.startswith(MissingDependencyError.__name__)
+    assert 'pip install "aiohttp-jobs[redis]"' in out
