@@ -78,10 +78,6 @@ nitpick_ignore_regex = [
         r"py:.*",
         r"aiohttp_jobs\._\w+\.\w+\.(TimerHandle|JobOwner|Hop|TaskControl|Declared)",
     ),
-    (
-        r"py:.*",
-        r"(aiohttp_jobs\.stores\.base\.)?(Lease|RunLogEntry|InstanceInfo)(\..*)?",
-    ),
 ]
 
 # Where a reference to a name of this package may be documented.
