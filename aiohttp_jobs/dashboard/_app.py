@@ -16,11 +16,11 @@ from .._checks import check_count
 from .._errors import ConfigError, SetupError
 from ._audit import AUDIT_KEY, AuditLog
 from ._chart import bars
-from ._config import CONFIG_KEY, build_config
+from ._config import CONFIG_KEY, ROOT_KEY, build_config
 from ._data import Throughput
 from ._live import BROADCASTER_KEY, Broadcaster
 from ._security import ACTION_OF_ROUTE, add_headers, guard
-from ._views import JINJA_KEY, ROOT_KEY, THROUGHPUT_KEY, routes
+from ._views import JINJA_KEY, THROUGHPUT_KEY, routes
 
 __all__ = ["mount"]
 

@@ -19,6 +19,7 @@ from .._errors import ConfigError, ConfigTypeError
 __all__ = [
     "ACTIONS",
     "CONFIG_KEY",
+    "ROOT_KEY",
     "WRITE_ACTIONS",
     "Authorize",
     "Config",
@@ -87,6 +88,8 @@ class Config:
 
 
 CONFIG_KEY: Final = web.AppKey("aiohttp_jobs.dashboard.config", Config)
+#: The application the dashboard is mounted on (its scheduler, its metrics).
+ROOT_KEY: Final = web.AppKey("aiohttp_jobs.dashboard.root", web.Application)
 
 
 def _origin(value: object) -> str:

@@ -24,9 +24,11 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp_sse import sse_response
 
+from .. import metrics
 from .._core.events import Event, JobEvent
 from .._core.job import Job
 from .._core.scheduler import Scheduler
+from ._config import ROOT_KEY
 from ._data import job_row
 
 __all__ = ["BROADCASTER_KEY", "Broadcaster", "stream"]
@@ -207,15 +209,6 @@ async def stream(request: web.Request, scheduler: Scheduler) -> web.StreamRespon
 
 def _clients_changed(request: web.Request, broadcaster: Broadcaster) -> None:
     try:
-        from .. import metrics  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return
-    changed = getattr(metrics, "dashboard_streams_changed", None)
-    if changed is None:
-        return
-    root = request.config_dict
-    app = getattr(root, "maps", [request.app])[-1]
-    try:
-        changed(app, broadcaster.clients)
-    except Exception:
+        metrics.dashboard_streams_changed(request.app[ROOT_KEY], broadcaster.clients)
+    except Exception:  # metrics never break the dashboard
         logger.exception("metrics: dashboard_streams_changed failed")

@@ -14,6 +14,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from .. import metrics as ops
 from .._core.job import Job
 from .._core.scheduler import Scheduler
 from .._errors import (
@@ -27,15 +28,14 @@ from .._workflows.model import Workflow
 from ..web._state import SCHEDULER_KEY, TASKS_KEY
 from . import _data
 from ._audit import AUDIT_KEY
-from ._config import CONFIG_KEY
+from ._config import CONFIG_KEY, ROOT_KEY
 from ._links import url
 from ._live import stream as live_stream
 from ._security import who
 
-__all__ = ["JINJA_KEY", "ROOT_KEY", "THROUGHPUT_KEY", "routes"]
+__all__ = ["JINJA_KEY", "THROUGHPUT_KEY", "routes"]
 
 JINJA_KEY: Final = web.AppKey("aiohttp_jobs.dashboard.jinja2", jinja2.Environment)
-ROOT_KEY: Final = web.AppKey("aiohttp_jobs.dashboard.root", web.Application)
 THROUGHPUT_KEY: Final = web.AppKey(
     "aiohttp_jobs.dashboard.throughput", _data.Throughput
 )
@@ -259,10 +259,6 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    try:
-        from .. import metrics as ops  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        raise web.HTTPNotFound(text="metrics are not available\n") from None
     root = request.app[ROOT_KEY]
     if not ops.is_enabled(root):
         raise web.HTTPNotFound(

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 import aiohttp_jobs
 from aiohttp_jobs import Context, JobState, Tasks, dashboard
@@ -278,3 +280,58 @@ async def test_the_audit_page_lists_actions(aiohttp_client: ClientFactory) -> No
     )
     api = await (await client.get("/jobs/api/audit")).json()
     assert api["entries"][0]["target"] == job.id
+
+
+async def test_cancel_a_running_task_run(aiohttp_client: ClientFactory) -> None:
+    tasks = Tasks()
+    started = asyncio.Event()
+
+    @tasks.task(keyword="slow")
+    async def slow(ctx: Context) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    client = await aiohttp_client(make_app(tasks=tasks, clock=FakeClock(T0)))
+    runtime = aiohttp_jobs.get_tasks(client.app)
+    [run_id] = await runtime.fire("slow")
+    await asyncio.wait_for(started.wait(), 10)
+    page = await (await client.get("/jobs/tasks")).text()
+    assert 'data-testid="cancel-run"' in page and run_id in page
+    body = await (
+        await client.post("/jobs/api/tasks/cancel", json={"run_id": run_id})
+    ).json()
+    assert body["outcome"] == "ok"
+    await runtime.wait_idle()
+    [job] = scheduler_of(client).history.query(name="slow")
+    assert job.state is JobState.CANCELLED
+    response = await client.post("/jobs/api/tasks/cancel", json={"run_id": run_id})
+    assert response.status == 404
+
+
+async def test_metrics_are_mounted_behind_the_guard(
+    aiohttp_client: ClientFactory,
+) -> None:
+    from aiohttp_jobs import metrics
+
+    client = await aiohttp_client(make_app())
+    assert (await client.get("/jobs/metrics")).status == 404  # not set up
+    app = make_app()
+    metrics.setup(app)
+    client = await aiohttp_client(app)
+    response = await client.get("/jobs/metrics")
+    assert response.status == 200
+    assert "aiohttp_jobs" in await response.text()
+    response = await client.get("/jobs/metrics", headers={"X-Forwarded-For": "1.2.3.4"})
+    assert response.status == 403
+
+    asked: list[str] = []
+
+    def authorize(request: web.Request, action: str) -> bool:
+        asked.append(action)
+        return action != "metrics"
+
+    app = make_app(authorize=authorize)
+    metrics.setup(app)
+    client = await aiohttp_client(app)
+    assert (await client.get("/jobs/metrics")).status == 403
+    assert asked == ["metrics"]
