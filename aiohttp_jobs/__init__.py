@@ -61,7 +61,7 @@ from .web import (
     spawn,
 )
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.3.0.dev0"
 
 __all__ = [
     "SCHEDULER_KEY",
