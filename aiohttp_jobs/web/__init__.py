@@ -28,6 +28,7 @@ from .._errors import (
     SetupError,
 )
 from ._atomic import atomic
+from ._health import Health, check_health_options
 from ._protect import unavailable
 from ._state import (
     NOT_SET_UP,
@@ -70,6 +71,9 @@ def setup(
     clock: Clock | None = None,
     reject_when_full: bool = False,
     retry_after: float = 1.0,
+    health: str | None = None,
+    health_port: int | None = None,
+    health_host: str = "0.0.0.0",
     **scheduler_options: Unpack[SchedulerOptions],
 ) -> None:
     """Give *app* a :class:`Scheduler` that lives as long as the application.
@@ -84,6 +88,14 @@ def setup(
     With *reject_when_full*, :func:`spawn` answers ``503 Service Unavailable``
     with ``Retry-After: <retry_after>`` when the pending list is full, instead
     of making the handler wait (per call: ``spawn(..., reject_when_full=...)``).
+
+    *health* (a path prefix such as ``"/health"``) adds the health checks
+    ``GET <health>/live`` (200 while the event loop answers) and
+    ``GET <health>/ready`` (200 when the scheduler runs, is not draining and the
+    task store answers; 503 from the start of a graceful shutdown), with JSON
+    bodies. *health_port* also serves them on a listener of their own at
+    *health_host*, open until the drain has ended (aiohttp closes the
+    application's own port before the drain starts); 0 picks a free port.
     """
     check_instance("app", app, web.Application, "an aiohttp web.Application")
     if STATE_KEY in app:
@@ -92,6 +104,9 @@ def setup(
             "call it once; sub-applications use the root's scheduler"
         )
     # Every option is checked now, where it was written, not at startup.
+    health, health_port, health_host = check_health_options(
+        health, health_port, health_host
+    )
     retry_after = check_setup_options(
         tasks=tasks,
         clock=clock,
@@ -120,6 +135,8 @@ def setup(
 
     app.cleanup_ctx.append(scheduler_context)
     app.on_shutdown.append(on_shutdown)
+    if health is not None:
+        Health(state, prefix=health, port=health_port, host=health_host).install(app)
 
 
 def _state(request: web.Request) -> WebState:
