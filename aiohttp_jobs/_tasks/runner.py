@@ -31,6 +31,7 @@ from typing import Any
 from .._core.clock import Clock, TimerHandle, sleep_until
 from .._core.job import Job, JobState
 from .._core.scheduler import START_BATCH, Scheduler
+from .._core.tracing import observe_run
 from .._errors import SchedulerClosedError, SchedulerFullError
 from ..stores.base import (
     Claim,
@@ -486,7 +487,8 @@ class TaskRunner:
                 return _mw(ctx, lambda: _next(ctx))  # type: ignore[no-any-return]
 
             call = wrap
-        return call
+        # Log records of the run carry its fields; a span when tracing is on.
+        return observe_run(call)
 
     def _next_cursor(
         self,

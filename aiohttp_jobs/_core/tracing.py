@@ -1,0 +1,165 @@
+"""OpenTelemetry spans for background work: jobs, atomic handlers, shielded
+work and task runs (the ``otel`` extra: ``pip install "aiohttp-jobs[otel]"``).
+
+Tracing switches itself on when the application uses OpenTelemetry, that is
+once ``opentelemetry.trace`` has been imported (by the application's own
+setup, an SDK or an instrumentation). Until then nothing here imports it and
+the only cost is one dictionary lookup per spawn; without the extra installed
+there is nothing else to pay.
+
+* A job spawned from a request (:func:`aiohttp_jobs.spawn`), an atomic
+  handler's work and shielded work get a span ``job <name>``,
+  ``atomic <handler>`` or ``shield <name>``, child of the span current where
+  it was spawned (captured at spawn time: the request's span, when the server
+  is instrumented), so a trace follows the request into its background work.
+* A task run gets a span ``task <name>``, the root of a trace of its own
+  (a run is caused by its schedule, not by whatever request was current in
+  the runner), with the occurrence's run id, attempt and due time.
+
+The spans come from the tracer ``aiohttp_jobs`` of the global tracer provider.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from .job import running_job
+from .logs import RunFields, enter_run
+
+__all__ = [
+    "TRACER_NAME",
+    "active",
+    "capture",
+    "observe_run",
+    "span",
+    "traced",
+]
+
+TRACER_NAME = "aiohttp_jobs"
+
+_T = TypeVar("_T")
+_C = TypeVar("_C", bound="RunContext")
+
+
+def active() -> bool:
+    """Whether to make spans: the application has imported OpenTelemetry."""
+    return "opentelemetry.trace" in sys.modules
+
+
+def capture() -> object | None:
+    """The OpenTelemetry context current now (``None`` when inactive): the
+    parent of a span started later, elsewhere."""
+    if not active():
+        return None
+    from opentelemetry import context
+
+    return context.get_current()
+
+
+def span(name: str, attributes: dict[str, Any]) -> Any:
+    """A context manager: a span *name*, current inside the block, child of
+    the span current now (a no-op context manager when inactive)."""
+    if not active():
+        from contextlib import nullcontext
+
+        return nullcontext()
+    from opentelemetry import trace
+
+    return trace.get_tracer(TRACER_NAME).start_as_current_span(
+        name, attributes=attributes
+    )
+
+
+def traced(
+    coro: Coroutine[Any, Any, _T],
+    name: str,
+    attributes: dict[str, Any],
+    parent: object | None = None,
+) -> Coroutine[Any, Any, _T]:
+    """*coro* run inside a span *name* (child of *parent*, default: the span
+    current now). The wrapper keeps *coro*'s name (a job's default name)."""
+    if parent is None:
+        parent = capture()
+    wrapper: Any = _in_span(coro, name, attributes, parent)
+    wrapper.__name__ = getattr(coro, "__name__", wrapper.__name__)
+    wrapper.__qualname__ = getattr(coro, "__qualname__", wrapper.__qualname__)
+    return wrapper  # type: ignore[no-any-return]
+
+
+async def _in_span(
+    coro: Coroutine[Any, Any, _T],
+    name: str,
+    attributes: dict[str, Any],
+    parent: object | None,
+) -> _T:
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer(TRACER_NAME)
+    with tracer.start_as_current_span(
+        name,
+        context=parent,
+        attributes=attributes,  # type: ignore[arg-type]
+    ) as current:
+        job = running_job()
+        if job is not None:
+            current.set_attribute("aiohttp_jobs.job.id", job.id)
+            current.set_attribute("aiohttp_jobs.job.name", job.name)
+        return await coro
+
+
+class RunContext(RunFields, Protocol):
+    """What :func:`observe_run` reads from a task run's context."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fire_at(self) -> float: ...
+
+    @property
+    def task(self) -> Any: ...
+
+
+def observe_run(
+    call: Callable[[_C], Awaitable[object]],
+) -> Callable[[_C], Awaitable[object]]:
+    """Wrap a task's call chain: each run marks its job's log records with
+    the run's fields and, when tracing is active, runs in a span
+    ``task <name>``."""
+
+    def run(ctx: _C) -> Awaitable[object]:
+        task = ctx.task.name
+        enter_run(task, ctx)
+        if not active():
+            return call(ctx)
+        return _run_in_span(call, ctx, task)
+
+    return run
+
+
+async def _run_in_span(
+    call: Callable[[_C], Awaitable[object]], ctx: _C, task: str
+) -> object:
+    from opentelemetry import context, trace
+
+    attributes: dict[str, Any] = {
+        "aiohttp_jobs.task.name": task,
+        "aiohttp_jobs.task.key": ctx.name,
+        "aiohttp_jobs.task.run_id": ctx.run_id,
+        "aiohttp_jobs.task.attempt": ctx.attempt,
+        "aiohttp_jobs.task.scheduled_at": datetime.fromtimestamp(
+            ctx.fire_at, UTC
+        ).isoformat(),
+    }
+    job = running_job()
+    if job is not None:
+        attributes["aiohttp_jobs.job.id"] = job.id
+    # A root span: the run is caused by its schedule (its run id is the same
+    # on every instance and attempt), not by what was current in the runner.
+    with trace.get_tracer(TRACER_NAME).start_as_current_span(
+        f"task {task}", context=context.Context(), attributes=attributes
+    ):
+        return await call(ctx)
