@@ -7,9 +7,13 @@ Playwright never downloads a browser here: it drives the system's
 ``executable_path``. Without it the journeys are skipped on a workstation and
 fail when ``CI`` is set. ``AIOHTTP_JOBS_CHROMIUM`` points at another binary.
 
-Import the fixtures into a test module::
+Import the fixtures (and the helpers) into a test module, whose tests run on
+the session's event loop (the one the shared browser lives in)::
 
-    from tests.dashboard.browser_support import browser, shots  # noqa: F401
+    from tests.dashboard.browser_support import (  # noqa: F401  (fixtures)
+        browser, chromium_browser, serve, shots,
+    )
+    pytestmark = pytest.mark.asyncio(loop_scope="session")
 """
 
 from __future__ import annotations
@@ -18,11 +22,23 @@ import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 from aiohttp import web
-from playwright.async_api import BrowserContext, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    async_playwright,
+    expect,
+)
+
+import aiohttp_jobs
+from aiohttp_jobs import Context, Tasks, dashboard
+from tests.conftest import Serve
 
 CHROMIUM = Path(os.environ.get("AIOHTTP_JOBS_CHROMIUM", "/usr/bin/chromium"))
 
@@ -66,25 +82,57 @@ def chromium() -> Path:
     pytest.skip(reason)
 
 
-@pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[BrowserContext]:
-    """A headless Chromium with a fresh profile (user-data-dir) of its own."""
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chromium_browser() -> AsyncIterator[Browser]:
+    """One headless Chromium per test process, started with a fresh,
+    temporary profile (user-data-dir) that Playwright removes at the end."""
     executable = chromium()
     async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            tmp_path / "chromium-profile",
-            executable_path=executable,
-            headless=True,
-            args=list(FLAGS),
-            viewport={"width": 1280, "height": 800},
-            locale="en-GB",
-            timezone_id="Europe/Paris",
+        launched = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=list(FLAGS)
         )
-        context.set_default_timeout(EXPECT_TIMEOUT)
         try:
-            yield context
+            yield launched
         finally:
-            await context.close()
+            await launched.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser(chromium_browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A browser context of this test's own (no cookies, storage or cache from
+    another test), in the shared Chromium. Tests that use it run on the
+    session's event loop: ``pytestmark = pytest.mark.asyncio(loop_scope="session")``."""
+    context = await chromium_browser.new_context(
+        viewport={"width": 1280, "height": 800},
+        locale="en-GB",
+        timezone_id="Europe/Paris",
+    )
+    context.set_default_timeout(EXPECT_TIMEOUT)
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def serve() -> AsyncIterator[Serve]:
+    """``tests/conftest.py``'s ``serve`` (an app on a free port of 127.0.0.1),
+    on the session's event loop, where the shared browser lives."""
+    runners: list[web.AppRunner] = []
+
+    async def _serve(app: web.Application, **kwargs: Any) -> tuple[web.AppRunner, int]:
+        runner = web.AppRunner(app, **kwargs)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port: int = runner.addresses[0][1]
+        return runner, port
+
+    yield _serve
+    for runner in reversed(runners):
+        if runner.server is not None:
+            await runner.cleanup()
 
 
 class Screenshots:
@@ -114,6 +162,74 @@ def shots(request: pytest.FixtureRequest) -> Screenshots:
             old.unlink()
     print(f"screenshots: {folder}")  # noqa: T201  (shown when a journey fails)
     return Screenshots(folder)
+
+
+# -- the application the journeys open, and small steps they share ---------
+
+#: A marker the journeys set in the page: still there later means no reload.
+NO_RELOAD = "window.__journeyMarker = 42"
+STILL_LOADED = "window.__journeyMarker === 42"
+
+
+def tid(name: str) -> str:
+    """The selector of the element with ``data-testid=name``."""
+    return f"[data-testid={name}]"
+
+
+def journey_tasks() -> Tasks:
+    """A cron task and a keyword-fired one, for the tasks page."""
+    tasks = Tasks()
+
+    @tasks.task(name="nightly-report", schedule="0 3 * * *", timezone="Europe/Paris")
+    async def nightly_report(ctx: Context) -> str:
+        return "report sent"
+
+    @tasks.task(keyword="order-paid")
+    async def send_receipt(ctx: Context) -> None:
+        return None
+
+    return tasks
+
+
+def dashboard_app(
+    *, authorize: dashboard.Authorize | None = None, **options: Any
+) -> web.Application:
+    """An application with a scheduler, tasks and the dashboard at /jobs."""
+    app = web.Application()
+    aiohttp_jobs.setup(app, tasks=journey_tasks(), wait_timeout=0.5, close_timeout=0.5)
+    dashboard.setup(app, prefix="/jobs", authorize=authorize, title="Shop", **options)
+    return app
+
+
+async def started(app: web.Application, serve: Serve) -> str:
+    """Serve *app*; its base URL (``http://127.0.0.1:PORT``)."""
+    _, port = await serve(app, shutdown_timeout=1)
+    return f"http://127.0.0.1:{port}"
+
+
+def scheduler_of(app: web.Application) -> aiohttp_jobs.Scheduler:
+    scheduler = aiohttp_jobs.get_scheduler_from_app(app)
+    assert scheduler is not None
+    return scheduler
+
+
+async def until_live(page: Page) -> None:
+    """Wait for the page's live stream to be connected."""
+    await expect(page.locator(tid("live-status"))).to_have_attribute(
+        "data-state", "live"
+    )
+
+
+async def confirming(page: Page) -> list[str]:
+    """Accept every confirmation the page asks for; the questions asked."""
+    asked: list[str] = []
+
+    async def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+
+    page.on("dialog", accept)
+    return asked
 
 
 # -- a reverse proxy that strips a path prefix ---------------------------------

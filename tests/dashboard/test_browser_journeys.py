@@ -13,81 +13,31 @@ import asyncio
 import re
 from typing import Any
 
-from aiohttp import web
-from playwright.async_api import BrowserContext, Page, expect
+import pytest
+from playwright.async_api import BrowserContext, expect
 
 import aiohttp_jobs
-from aiohttp_jobs import Context, Step, Tasks, Workflow, dashboard
+from aiohttp_jobs import Step, Workflow
 from tests.conftest import Serve
 from tests.dashboard.browser_support import (
+    NO_RELOAD,
+    STILL_LOADED,
     Screenshots,
     browser,  # noqa: F401  (fixture)
+    chromium_browser,  # noqa: F401  (fixture)
+    confirming,
+    dashboard_app,
+    scheduler_of,
+    serve,  # noqa: F401  (fixture)
     shots,  # noqa: F401  (fixture)
+    started,
+    tid,
+    until_live,
 )
 
 Browser = BrowserContext
 
-#: A marker the journeys set in the page: still there later means no reload.
-NO_RELOAD = "window.__journeyMarker = 42"
-STILL_LOADED = "window.__journeyMarker === 42"
-
-
-def tid(name: str) -> str:
-    return f"[data-testid={name}]"
-
-
-def journey_tasks() -> Tasks:
-    tasks = Tasks()
-
-    @tasks.task(name="nightly-report", schedule="0 3 * * *", timezone="Europe/Paris")
-    async def nightly_report(ctx: Context) -> str:
-        return "report sent"
-
-    @tasks.task(keyword="order-paid")
-    async def send_receipt(ctx: Context) -> None:
-        return None
-
-    return tasks
-
-
-def dashboard_app(
-    *, authorize: dashboard.Authorize | None = None, **options: Any
-) -> web.Application:
-    app = web.Application()
-    aiohttp_jobs.setup(app, tasks=journey_tasks(), close_timeout=0.5)
-    dashboard.setup(app, prefix="/jobs", authorize=authorize, title="Shop", **options)
-    return app
-
-
-async def started(app: web.Application, serve: Serve) -> str:
-    """Serve *app*; its base URL (``http://127.0.0.1:PORT``)."""
-    _, port = await serve(app, shutdown_timeout=1)
-    return f"http://127.0.0.1:{port}"
-
-
-def scheduler_of(app: web.Application) -> aiohttp_jobs.Scheduler:
-    scheduler = aiohttp_jobs.get_scheduler_from_app(app)
-    assert scheduler is not None
-    return scheduler
-
-
-async def until_live(page: Page) -> None:
-    """Wait for the page's live stream to be connected."""
-    await expect(page.locator(tid("live-status"))).to_have_attribute(
-        "data-state", "live"
-    )
-
-
-async def confirming(page: Page) -> list[str]:
-    """Accept every confirmation the page asks for; the questions asked."""
-    asked: list[str] = []
-
-    async def accept(dialog: Any) -> None:
-        asked.append(dialog.message)
-        await dialog.accept()
-
-    page.on("dialog", accept)
-    return asked
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 # -- journeys -------------------------------------------------------------------
@@ -96,7 +46,7 @@ async def confirming(page: Page) -> list[str]:
 async def test_open_jobs_and_visit_every_page(
     browser: Browser,  # noqa: F811
     shots: Screenshots,  # noqa: F811
-    serve: Serve,
+    serve: Serve,  # noqa: F811
 ) -> None:
     app = dashboard_app(environment="staging")
     base = await started(app, serve)
@@ -158,7 +108,7 @@ async def test_open_jobs_and_visit_every_page(
 async def test_a_running_job_turns_succeeded_without_a_reload(
     browser: Browser,  # noqa: F811
     shots: Screenshots,  # noqa: F811
-    serve: Serve,
+    serve: Serve,  # noqa: F811
 ) -> None:
     app = dashboard_app()
     base = await started(app, serve)
@@ -207,7 +157,7 @@ async def test_a_running_job_turns_succeeded_without_a_reload(
 async def test_cancel_a_job_from_its_page(
     browser: Browser,  # noqa: F811
     shots: Screenshots,  # noqa: F811
-    serve: Serve,
+    serve: Serve,  # noqa: F811
 ) -> None:
     app = dashboard_app()
     base = await started(app, serve)
@@ -243,7 +193,7 @@ async def test_cancel_a_job_from_its_page(
 async def test_run_a_task_now_and_see_its_run_appear(
     browser: Browser,  # noqa: F811
     shots: Screenshots,  # noqa: F811
-    serve: Serve,
+    serve: Serve,  # noqa: F811
 ) -> None:
     app = dashboard_app()
     base = await started(app, serve)
@@ -283,7 +233,7 @@ async def test_run_a_task_now_and_see_its_run_appear(
 async def test_a_workflows_steps_change_colour_in_its_graph(
     browser: Browser,  # noqa: F811
     shots: Screenshots,  # noqa: F811
-    serve: Serve,
+    serve: Serve,  # noqa: F811
 ) -> None:
     app = dashboard_app()
     base = await started(app, serve)

@@ -5,21 +5,26 @@ headers and streams responses as they come."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from playwright.async_api import BrowserContext, expect
 
 from tests.conftest import Serve
 from tests.dashboard.browser_support import (
     CHROMIUM,
+    FLAGS,
     Screenshots,
     browser,  # noqa: F401  (fixture)
+    chromium_browser,  # noqa: F401  (fixture)
+    serve,  # noqa: F401  (fixture)
     shots,  # noqa: F401  (fixture)
     stripping_proxy,
 )
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def _echo(request: web.Request) -> web.Response:
@@ -58,17 +63,19 @@ async def _redirect(request: web.Request) -> web.Response:
     raise web.HTTPFound("/jobs/")
 
 
-async def _proxied(serve: Serve) -> tuple[web.Application, str]:
+async def _proxied(serving: Serve) -> tuple[web.Application, str]:
     """An echo application behind the proxy at /ops; (upstream, proxy URL)."""
     upstream = _upstream()
-    _, port = await serve(upstream)
-    _, proxy_port = await serve(
+    _, port = await serving(upstream)
+    _, proxy_port = await serving(
         stripping_proxy(f"http://127.0.0.1:{port}", "/ops"), shutdown_timeout=0.5
     )
     return upstream, f"http://127.0.0.1:{proxy_port}"
 
 
-async def test_proxy_strips_its_prefix_and_says_it_forwarded(serve: Serve) -> None:
+async def test_proxy_strips_its_prefix_and_says_it_forwarded(
+    serve: Serve,  # noqa: F811
+) -> None:
     _, base = await _proxied(serve)
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{base}/ops/jobs/x?a=1", data=b"hi") as resp:
@@ -85,7 +92,9 @@ async def test_proxy_strips_its_prefix_and_says_it_forwarded(serve: Serve) -> No
             assert resp.status == 404
 
 
-async def test_proxy_streams_an_event_stream_as_it_is_written(serve: Serve) -> None:
+async def test_proxy_streams_an_event_stream_as_it_is_written(
+    serve: Serve,  # noqa: F811
+) -> None:
     upstream, base = await _proxied(serve)
     async with (
         aiohttp.ClientSession() as session,
@@ -99,8 +108,7 @@ async def test_proxy_streams_an_event_stream_as_it_is_written(serve: Serve) -> N
 async def test_chromium_is_the_system_binary_with_a_fresh_profile(
     browser: BrowserContext,  # noqa: F811
     shots: Screenshots,  # noqa: F811
-    serve: Serve,
-    tmp_path: Path,
+    serve: Serve,  # noqa: F811
 ) -> None:
     _, base = await _proxied(serve)
     page = await browser.new_page()
@@ -108,7 +116,8 @@ async def test_chromium_is_the_system_binary_with_a_fresh_profile(
     await expect(page.locator("body")).to_contain_text('"path": "/hello"')
     shot = await shots.take(page, "echo through the proxy")
     assert shot.read_bytes().startswith(b"\x89PNG")
-    # The browser is the system's Chromium, not one Playwright downloaded.
+    # The browser is the system's Chromium, not one Playwright downloaded,
+    # started with the flags the journeys rely on and a profile of its own.
     proc = await asyncio.create_subprocess_exec(
         str(CHROMIUM),
         "--version",
@@ -116,7 +125,13 @@ async def test_chromium_is_the_system_binary_with_a_fresh_profile(
         stderr=asyncio.subprocess.DEVNULL,
     )
     installed = (await proc.communicate())[0].decode()
-    cdp = await browser.new_cdp_session(page)
-    product = (await cdp.send("Browser.getVersion"))["product"]
-    assert product.split("/")[1] in installed.split(), (product, installed)
-    assert (tmp_path / "chromium-profile").is_dir()
+    await page.goto("chrome://version")
+    await shots.take(page, "chrome version")
+    version = await page.locator("#version").inner_text()
+    assert version.split()[0] in installed.split(), (version, installed)
+    executable = await page.locator("#executable_path").inner_text()
+    assert "ms-playwright" not in executable  # not a downloaded browser
+    line = (await page.locator("#command_line").inner_text()).split()
+    assert set(FLAGS) <= set(line), line
+    (profile,) = (arg for arg in line if arg.startswith("--user-data-dir="))
+    assert "playwright_chromiumdev_profile-" in profile  # a fresh temporary one
