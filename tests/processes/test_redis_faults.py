@@ -21,6 +21,7 @@ from tests.processes.support import (
     fleet,
     leftovers,
     plan,
+    repeats_of,
     stale_completions,
     wait_for_event,
 )
@@ -53,7 +54,7 @@ async def test_kill_9_mid_run_is_taken_over_with_the_next_attempt(
     async with fleet(redis.url, tmp_path / "logs", 3) as procs:
         cfg = await procs.go(
             seed=True,
-            **plan(lease=LEASE, window=3.0, once=200, slow_at=0.2, slow_seconds=2.0),
+            **plan(lease=LEASE, window=2.5, once=200, slow_at=0.2, slow_seconds=2.0),
         )
         first = await wait_for_event(procs.logdir, _starts("slow:s0"), timeout=15)
         victim = procs.by_name(first["instance"])
@@ -67,16 +68,7 @@ async def test_kill_9_mid_run_is_taken_over_with_the_next_attempt(
     recovery = again["t"] - killed_at
     # a run the victim completed but could not commit may run again: that is
     # the at-least-once promise; any other repeat is a defect
-    victim_done = {
-        ev["run_id"]
-        for ev in events
-        if ev["ev"] == "done" and ev["instance"] == victim.name
-    }
-    repeats = {
-        ev["run_id"]
-        for ev in events
-        if ev["ev"] == "done" and ev["instance"] != victim.name
-    } & victim_done
+    repeats = repeats_of(events, victim.name)
     figures(
         "kill -9 mid-run (redis)",
         **report.figures(),
@@ -99,7 +91,7 @@ async def test_a_process_frozen_past_its_lease_changes_nothing_when_it_resumes(
     async with fleet(redis.url, tmp_path / "logs", 3) as procs:
         cfg = await procs.go(
             seed=True,
-            **plan(lease=LEASE, window=3.0, once=100, slow_at=0.2, slow_seconds=3.0),
+            **plan(lease=LEASE, window=2.5, once=100, slow_at=0.2, slow_seconds=3.0),
         )
         first = await wait_for_event(procs.logdir, _starts("slow:s0"), timeout=15)
         victim = procs.by_name(first["instance"])
@@ -144,7 +136,7 @@ async def test_redis_restarted_with_aof_loses_nothing(
     redis: RedisServer, tmp_path: Path, figures: Figures
 ) -> None:
     async with fleet(redis.url, tmp_path / "logs", 3) as procs:
-        cfg = await procs.go(seed=True, **plan(lease=LEASE, window=4.0, once=300))
+        cfg = await procs.go(seed=True, **plan(lease=LEASE, window=3.0, once=300))
         await _until(cfg["start"] + 1.0)
         down_at = time.time()
         await asyncio.to_thread(redis.stop)
@@ -172,7 +164,7 @@ async def test_redis_unreachable_for_seconds_loses_nothing(
     redis: RedisServer, tmp_path: Path, figures: Figures
 ) -> None:
     async with fleet(redis.url, tmp_path / "logs", 3) as procs:
-        cfg = await procs.go(seed=True, **plan(lease=LEASE, window=5.0, once=300))
+        cfg = await procs.go(seed=True, **plan(lease=LEASE, window=4.0, once=300))
         await _until(cfg["start"] + 1.0)
         paused_at = time.time()
         redis.pause()  # SIGSTOP: connections hang, nothing answers
@@ -205,7 +197,7 @@ async def test_script_cache_flushed_twice_changes_nothing(
     redis: RedisServer, tmp_path: Path, figures: Figures
 ) -> None:
     async with fleet(redis.url, tmp_path / "logs", 3) as procs:
-        cfg = await procs.go(seed=True, **plan(lease=LEASE, window=3.0, once=300))
+        cfg = await procs.go(seed=True, **plan(lease=LEASE, window=2.5, once=300))
         flushed = []
         for at in (0.5, 1.5):
             await _until(cfg["start"] + at)

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.processes.conftest import Figures
-from tests.processes.support import check, fleet, leftovers, plan, wait_for_event
+from tests.processes.support import (
+    check,
+    fleet,
+    leftovers,
+    plan,
+    repeats_of,
+    wait_for_event,
+)
 
 LEASE = 1.0
 
@@ -42,17 +49,21 @@ async def test_a_process_killed_inside_a_write_leaves_the_file_sound(
     report = check(cfg, events)
     path = sqlite_url.removeprefix("sqlite:///")
     checked = await asyncio.to_thread(integrity, path)
+    repeats = repeats_of(events, victim.name)
     after = [ev["t"] for ev in events if ev["ev"] == "done" and ev["t"] > killed_at]
     figures(
         "kill -9 inside a write (sqlite, 4 processes)",
         **report.figures(),
         integrity_check=checked,
         runs_completed_after_kill=len(after),
+        repeats_of_victims_runs=len(repeats),
     )
     bad = {n: c for n, c in codes.items() if c and n != victim.name}
     assert not bad, f"exit codes {bad}\n{procs.stderr()[-4000:]}"
     assert codes[victim.name] == -signal.SIGKILL
     assert checked == ["ok"]
     assert not report.lost, report
+    # only runs the victim completed and had not committed ran again
+    assert report.duplicate_count == len(repeats), (report, sorted(repeats))
     assert "database is locked" not in procs.stderr(), procs.stderr()[-4000:]
     assert await leftovers(sqlite_url) == []

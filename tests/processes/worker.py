@@ -151,6 +151,12 @@ def say(word: str) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    # Connected before the plan comes, so that starting the runtime is quick
+    # and every process fires from the plan's start (opens are counted: the
+    # runtime's own open and close leave it open).
+    store = open_store(args.store)
+    if isinstance(store, TaskStore):
+        await store.open()
     say("loaded")
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     cfg: dict[str, Any] = json.loads(line)
@@ -159,7 +165,7 @@ async def main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.call_at(loop.time() + float(cfg["exit_at"]) - time.time(), stop.set)
-    tasks = declare(cfg, runlog, args.instance, open_store(args.store))
+    tasks = declare(cfg, runlog, args.instance, store)
     async with Scheduler(limit=None) as scheduler:
         async with tasks.runtime(app=None, scheduler=scheduler) as runtime:
             runlog.write("ready")
@@ -169,6 +175,8 @@ async def main(args: argparse.Namespace) -> None:
                 runlog.write("seeded")
             await stop.wait()
             runlog.write("stopping")
+    if isinstance(store, TaskStore):
+        await store.close()
     runlog.write("stopped")
     runlog.close()
     say("stopped")
