@@ -37,7 +37,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._checks import (
@@ -204,6 +204,20 @@ def _import_aiosqlite() -> Any:
             'pip install "aiohttp-jobs[sqlite]"'
         ) from exc
     return aiosqlite
+
+
+Body = Callable[["aiosqlite.Connection"], Awaitable[Any]]
+
+
+class _Body:
+    """A write (a save, a claim, ...) waiting for the next batch transaction."""
+
+    __slots__ = ("body", "future", "notify")
+
+    def __init__(self, body: Body, future: asyncio.Future[Any], notify: bool) -> None:
+        self.body = body
+        self.future = future
+        self.notify = notify
 
 
 class _Op:
@@ -384,7 +398,7 @@ class SQLiteStore(TaskStore):
         self._subscribers: tuple[Callable[[], object], ...] = ()
         self._poller: asyncio.Task[None] | None = None
         self._data_version = 0
-        self._pending: list[_Op] = []
+        self._pending: list[_Body | _Op] = []
         self._flusher: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -529,25 +543,21 @@ class SQLiteStore(TaskStore):
             raise RuntimeError(f"{self!r} is not open: call open() first")
         return self._conn
 
-    async def _write(self, body: Callable[[aiosqlite.Connection], Any]) -> Any:
-        """Run ``await body(conn)`` in one ``BEGIN IMMEDIATE`` transaction.
+    async def _write(self, body: Body, *, notify: bool = False) -> Any:
+        """``await body(conn)`` inside the next batch transaction; its result.
 
-        The transaction runs in its own task: a caller cancelled while it runs
-        does not leave it half done (it commits, or rolls back on error).
+        A caller cancelled meanwhile does not take its write back: it is done
+        (or fails) with the rest of the batch.
         """
-        return await asyncio.shield(asyncio.ensure_future(self._transaction(body)))
+        self._connection()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Body(body, future, notify))
+        return await asyncio.shield(future)
 
-    async def _transaction(self, body: Callable[[aiosqlite.Connection], Any]) -> Any:
-        async with self._lock:
-            conn = self._connection()
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = await body(conn)
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
-            return result
+    def _enqueue(self, item: _Body | _Op) -> None:
+        self._pending.append(item)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
     async def _read(self, sql: str, params: Sequence[Any]) -> Iterable[Any]:
         async with self._lock:
@@ -596,8 +606,7 @@ class SQLiteStore(TaskStore):
                 row,
             )
 
-        await self._write(body)
-        self._notify()
+        await self._write(body, notify=True)
 
     async def get(self, key: str) -> TaskRecord | None:
         rows = list(
@@ -671,8 +680,7 @@ class SQLiteStore(TaskStore):
             )
             return run_id
 
-        run_id: str = await self._write(body)
-        self._notify()
+        run_id: str = await self._write(body, notify=True)
         return run_id
 
     # -- claiming -----------------------------------------------------------------
@@ -873,71 +881,111 @@ class SQLiteStore(TaskStore):
         )
 
     async def _submit(self, claim: Claim, **kwargs: Any) -> Lease:
-        """Queue a commit or extend for the batch of this loop turn; its result.
-
-        Every call made in the same loop turn (and those made while the previous
-        batch was being written) goes into one transaction; each caller gets its
-        own answer.
-        """
+        """Queue a commit or extend for the batch transaction; its result."""
         self._connection()
         future: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Op(claim, future, **kwargs))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        self._enqueue(_Op(claim, future, **kwargs))
         return await asyncio.shield(future)
 
     async def _flush(self) -> None:
+        """Write what is pending, one transaction per batch.
+
+        Every write asked for in the same loop turn, and those asked for while
+        the previous batch was being written, share one ``BEGIN IMMEDIATE``
+        transaction (one lock, one sync to disk); each caller gets its own
+        answer, or its own error.
+        """
         while self._pending:
             async with self._lock:
                 batch, self._pending = self._pending, []
                 try:
-                    results = await self._apply_batch(batch)
+                    outcomes = await self._run_batch(batch)
                 except BaseException as exc:
-                    for op in batch:
-                        if not op.future.done():
-                            op.future.set_exception(exc)
+                    for item in batch:
+                        if not item.future.done():
+                            item.future.set_exception(exc)
                     if not isinstance(exc, Exception):
                         raise
                     continue
-            if any(result for _, result in results):
+            if any(notify for *_, notify in outcomes):
                 self._notify()
-            for op, result in results:
-                if not op.future.done():
-                    op.future.set_result(result)
+            for future, ok, value, _ in outcomes:
+                if not future.done():
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
 
-    async def _apply_batch(self, batch: list[_Op]) -> list[tuple[_Op, Lease]]:
-        """Apply *batch* in order, in one transaction: read the runs and
-        records it touches, replay the operations in Python, write back."""
+    async def _run_batch(
+        self, batch: list[_Body | _Op]
+    ) -> list[tuple[asyncio.Future[Any], bool, Any, bool]]:
+        """Run *batch* in order in one transaction: (future, ok, result or
+        error, notify) per item. A write that fails is undone alone (a
+        savepoint) unless it is the only one."""
         conn = self._connection()
-        ns = self._namespace
+        outcomes: list[tuple[asyncio.Future[Any], bool, Any, bool]] = []
+        alone = len(batch) == 1
         await conn.execute("BEGIN IMMEDIATE")
         try:
-            run_ids = sorted({op.claim.run_id for op in batch})
-            runs: dict[str, _RunRow] = {}
-            for chunk in _chunks(run_ids):
-                for row in await conn.execute_fetchall(
-                    "SELECT id, run_id, key, from_cursor, attempt, token, due, "
-                    "cancelled FROM aiohttp_jobs_runs "
-                    f"WHERE namespace = ? AND run_id IN ({_marks(len(chunk))})",
-                    (ns, *chunk),
-                ):
-                    runs[row[1]] = _RunRow(*row)
-            keys = sorted({run.key for run in runs.values()})
-            records: dict[str, _RecordRow] = {}
-            for chunk in _chunks(keys):
-                for row in await conn.execute_fetchall(
-                    "SELECT key, held, running, fire_at, backlog "
-                    "FROM aiohttp_jobs_records "
-                    f"WHERE namespace = ? AND key IN ({_marks(len(chunk))})",
-                    (ns, *chunk),
-                ):
-                    records[row[0]] = _RecordRow(*row)
-            results = [(op, _replay(op, runs, records)) for op in batch]
-            await self._write_back(conn, runs, records, results)
+            leases: list[_Op] = []
+            for item in [*batch, None]:
+                if isinstance(item, _Op):
+                    leases.append(item)
+                    continue
+                if leases:
+                    for op, lease in await self._apply_leases(conn, leases):
+                        outcomes.append((op.future, True, lease, bool(lease)))
+                    leases = []
+                if item is None:
+                    break
+                if alone:
+                    value = await item.body(conn)
+                    outcomes.append((item.future, True, value, item.notify))
+                    continue
+                await conn.execute("SAVEPOINT aiohttp_jobs_write")
+                try:
+                    value = await item.body(conn)
+                except Exception as exc:
+                    await conn.execute("ROLLBACK TO aiohttp_jobs_write")
+                    outcomes.append((item.future, False, exc, False))
+                else:
+                    outcomes.append((item.future, True, value, item.notify))
+                await conn.execute("RELEASE aiohttp_jobs_write")
+            await conn.execute("COMMIT")
         except BaseException:
-            await conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
             raise
-        await conn.execute("COMMIT")
+        return outcomes
+
+    async def _apply_leases(
+        self, conn: aiosqlite.Connection, batch: list[_Op]
+    ) -> list[tuple[_Op, Lease]]:
+        """Apply commits and extends in order: read the runs and records they
+        touch, replay the operations in Python, write back."""
+        ns = self._namespace
+        run_ids = sorted({op.claim.run_id for op in batch})
+        runs: dict[str, _RunRow] = {}
+        for chunk in _chunks(run_ids):
+            for row in await conn.execute_fetchall(
+                "SELECT id, run_id, key, from_cursor, attempt, token, due, "
+                "cancelled FROM aiohttp_jobs_runs "
+                f"WHERE namespace = ? AND run_id IN ({_marks(len(chunk))})",
+                (ns, *chunk),
+            ):
+                runs[row[1]] = _RunRow(*row)
+        keys = sorted({run.key for run in runs.values()})
+        records: dict[str, _RecordRow] = {}
+        for chunk in _chunks(keys):
+            for row in await conn.execute_fetchall(
+                "SELECT key, held, running, fire_at, backlog "
+                "FROM aiohttp_jobs_records "
+                f"WHERE namespace = ? AND key IN ({_marks(len(chunk))})",
+                (ns, *chunk),
+            ):
+                records[row[0]] = _RecordRow(*row)
+        results = [(op, _replay(op, runs, records)) for op in batch]
+        await self._write_back(conn, runs, records, results)
         return results
 
     async def _write_back(
@@ -994,9 +1042,7 @@ class SQLiteStore(TaskStore):
             )
             return cursor.rowcount > 0
 
-        found: bool = await self._write(body)
-        if found:
-            self._notify()
+        found: bool = await self._write(body, notify=True)
         return found
 
     # -- instances and run log ----------------------------------------------------

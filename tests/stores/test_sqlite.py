@@ -211,6 +211,31 @@ async def test_commits_of_one_loop_turn_share_one_transaction(db: Path) -> None:
         assert (retry.run_id, retry.attempt) == ("t:0@1000", 1)
 
 
+async def test_writes_of_one_loop_turn_share_one_transaction_and_fail_alone(
+    db: Path,
+) -> None:
+    async with SQLiteStore(db) as store:
+        await store.save(_rec("t", fire_at=None))
+        statements = await _traced(store)
+        results = await asyncio.gather(
+            *(store.save(_rec(f"u:{i}", fire_at=5.0)) for i in range(10)),
+            store.add_run("t", fire_at=1.0),
+            store.add_run("missing", fire_at=1.0),
+            store.cancel("t@1000", now=0.5),
+            return_exceptions=True,
+        )
+        assert results[:10] == [None] * 10
+        assert results[10:12:2] == ["t@1000"] and results[12] is True
+        assert isinstance(results[11], LookupError)
+        assert statements.count("BEGIN IMMEDIATE") == 1
+        assert statements.count("COMMIT") == 1
+        assert len(await store.records()) == 11
+        [cancelled] = await store.acquire(
+            now=0.5, owner="me", lease_duration=9, limit=1
+        )
+        assert (cancelled.run_id, cancelled.cancelled) == ("t@1000", True)
+
+
 async def test_a_cancelled_caller_does_not_undo_its_commit(db: Path) -> None:
     async with SQLiteStore(db) as store:
         await store.save(_rec(fire_at=1.0))
