@@ -21,21 +21,25 @@ The spans come from the tracer ``aiohttp_jobs`` of the global tracer provider.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
+from types import CoroutineType
 from typing import Any, Protocol, TypeVar
 
-from .job import running_job
+from .job import coroutine_in_use, running_job
 from .logs import RunFields, enter_run
 
 __all__ = [
     "TRACER_NAME",
     "active",
     "capture",
+    "close_unstarted",
     "observe_run",
     "span",
     "traced",
+    "wrap_work",
 ]
 
 TRACER_NAME = "aiohttp_jobs"
@@ -100,14 +104,45 @@ async def _in_span(
     tracer = trace.get_tracer(TRACER_NAME)
     with tracer.start_as_current_span(
         name,
-        context=parent,
-        attributes=attributes,  # type: ignore[arg-type]
+        context=parent,  # type: ignore[arg-type]
+        attributes=attributes,
     ) as current:
         job = running_job()
         if job is not None:
             current.set_attribute("aiohttp_jobs.job.id", job.id)
             current.set_attribute("aiohttp_jobs.job.name", job.name)
         return await coro
+
+
+def wrap_work(
+    coro: object, kind: str, name: str | None, origin: str
+) -> Coroutine[Any, Any, Any] | None:
+    """*coro* in a span ``<kind> <name>`` (default name: its own), with
+    ``aiohttp_jobs.origin`` (what spawned it, e.g. ``"POST /orders"``); ``None``
+    when tracing is inactive or *coro* is not a fresh coroutine (then it is
+    left alone, for the usual checks to judge). If the wrapper is refused
+    before it starts, close *coro* with :func:`close_unstarted`."""
+    if not active() or type(coro) is not CoroutineType:
+        return None
+    if inspect.getcoroutinestate(coro) != inspect.CORO_CREATED or (
+        coroutine_in_use(coro)
+    ):
+        return None
+    label = name if name is not None else coro.__qualname__
+    return traced(
+        coro,
+        f"{kind} {label}",
+        {"aiohttp_jobs.kind": kind, "aiohttp_jobs.origin": origin},
+    )
+
+
+def close_unstarted(coro: object) -> None:
+    """Close *coro* if it never started (its wrapper was refused)."""
+    if (
+        type(coro) is CoroutineType
+        and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
+    ):
+        coro.close()
 
 
 class RunContext(RunFields, Protocol):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar, Unpack
 from aiohttp import web
 
 from .._checks import check_instance
+from .._core import tracing
 from .._core.job import Job
 from .._core.priority import Priority
 from .._core.scheduler import Scheduler
@@ -234,6 +235,53 @@ async def spawn(
         if asyncio.iscoroutine(coro):
             coro.close()  # never started: no "coroutine was never awaited"
         raise
+    traced = tracing.wrap_work(coro, "job", name, f"{request.method} {request.path}")
+    if traced is None:
+        return await _spawn(
+            state,
+            scheduler,
+            coro,
+            name,
+            priority,
+            tags,
+            loop,
+            delay,
+            start_at,
+            reject_when_full,
+            retry_after,
+        )
+    try:
+        return await _spawn(
+            state,
+            scheduler,
+            traced,
+            name,
+            priority,
+            tags,
+            loop,
+            delay,
+            start_at,
+            reject_when_full,
+            retry_after,
+        )
+    except BaseException:
+        tracing.close_unstarted(coro)  # its wrapper was refused before it ran
+        raise
+
+
+async def _spawn(
+    state: WebState,
+    scheduler: Scheduler,
+    coro: Coroutine[object, object, _T],
+    name: str | None,
+    priority: Priority | int | str,
+    tags: Collection[str],
+    loop: str | None,
+    delay: float | timedelta | None,
+    start_at: float | datetime | None,
+    reject_when_full: bool,
+    retry_after: float | None,
+) -> Job[_T]:
     if not reject_when_full:
         return await scheduler.spawn(
             coro,
@@ -283,4 +331,11 @@ def shield(request: web.Request, arg: Awaitable[_T]) -> asyncio.Future[_T]:
         if asyncio.iscoroutine(arg):
             arg.close()
         raise
-    return state.protected.shield(arg, request)
+    traced = tracing.wrap_work(arg, "shield", None, f"{request.method} {request.path}")
+    if traced is None:
+        return state.protected.shield(arg, request)
+    try:
+        return state.protected.shield(traced, request)
+    except BaseException:
+        tracing.close_unstarted(arg)  # its wrapper was refused before it ran
+        raise

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from .._checks import check_callable
+from .._core import tracing
 from .._errors import ConfigTypeError, SchedulerClosedError, SetupError
 from ._state import NOT_SET_UP, STATE_KEY, WebState, state_of
 
@@ -39,6 +40,10 @@ def _state_of(request: web.Request) -> WebState:
     if state is None:
         raise SetupError(NOT_SET_UP)
     return state
+
+
+def _qualname(handler: Callable[..., object]) -> str:
+    return getattr(handler, "__qualname__", None) or type(handler).__qualname__
 
 
 def _request_of(request_or_view: web.Request | web.View) -> web.Request:
@@ -109,6 +114,16 @@ def atomic(
         coro = handler(request_or_view)
         if work.closing:
             raise work.refuse(coro)
+        if tracing.active():  # a span for the work, child of the request's
+            coro = (
+                tracing.wrap_work(
+                    coro,
+                    "atomic",
+                    _qualname(handler),
+                    f"{request.method} {request.path}",
+                )
+                or coro
+            )
         loop = asyncio.get_running_loop()
         awaiter = asyncio.current_task(loop)
         assert awaiter is not None
