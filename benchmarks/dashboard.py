@@ -9,10 +9,10 @@ requested through an aiohttp client.
 * **Jobs page.** Two applications, their histories filled with 1,000 and
   100,000 finished jobs (succeeded, failed and cancelled, several names and
   tags); the jobs page is requested R times from each, alternately: plain,
-  with a name filter, and searching the error text. *Server time* is measured by a middleware around the
-  handler (rendering included); the round trip through the client is
-  reported beside it. Medians (and the fastest request); the ratio is big
-  over small.
+  with a name filter, and searching the error text. *Server time* is
+  measured by a middleware around the handler (rendering included); the
+  round trip through the client is reported beside it. Medians (and the
+  fastest request); the ratio is big over small.
 * **Spawn rate with streams.** Rounds alternate (ABBA): M trivial jobs spawned
   and awaited with no dashboard open, and with S event streams open (each read
   by a client as a browser would). Medians of jobs/s; the ratio is with over
