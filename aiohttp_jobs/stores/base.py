@@ -13,7 +13,9 @@ Vocabulary:
 * **run**: one execution of one occurrence. A run is created when the cursor is
   claimed (its id, ``"<key>@<fire time in ms>"``, is derived from the fire time,
   so two instances claiming the same occurrence produce the same id) or by
-  :meth:`TaskStore.add_run` (run now, keyword-fired runs).
+  :meth:`TaskStore.add_run` (run now, keyword-fired runs). Run ids are unique
+  among the runs a store holds: a run created while another has its id gets
+  ``".2"``, ``".3"``... appended (an added run due at the cursor's time).
 * **claim**: a run leased to one runner until ``expires_at``. An expired lease
   makes the run claimable again, by anyone, with ``attempt`` increased: this is
   how at-least-once delivery survives a runner that died.

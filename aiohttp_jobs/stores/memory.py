@@ -188,11 +188,9 @@ class MemoryStore(TaskStore):
         old = self._records.get(key)
         if old is not None and old.revision != record.revision:
             self._drop(key)  # another definition: the old one's runs go
-            old = None
-        if old is not None:
-            self._versions[key] += 1
-        else:
-            self._versions[key] = 0
+        # One counter for every key: a key deleted (or replaced) and saved again
+        # never reuses a version that stale heap entries of it may still carry.
+        self._versions[key] = next(self._seq)
         self._records[key] = record
         self._push_cursor(key, record)
         if self._subscribers:
@@ -234,18 +232,22 @@ class MemoryStore(TaskStore):
             fire_at = check_timestamp("fire_at", fire_at)
         if key not in self._records:
             raise LookupError(f"no task record {key!r}")
-        base = f"{key}@{round(fire_at * 1000)}"
-        run_id = base
-        n = 1
-        while run_id in self._runs:
-            n += 1
-            run_id = f"{base}.{n}"
+        run_id = f"{key}@{round(fire_at * 1000)}"
+        if run_id in self._runs:
+            run_id = self._unique(run_id)
         run = self._runs[run_id] = _Run(run_id, key, fire_at, False, payload)
         _add(self._run_ids, key, run_id)
         self._push_run(run)
         if self._subscribers:
             self._notify()
         return run_id
+
+    def _unique(self, base: str) -> str:
+        """``base.2``, ``base.3``...: the first that no run has."""
+        n = 2
+        while f"{base}.{n}" in self._runs:
+            n += 1
+        return f"{base}.{n}"
 
     # -- claiming -----------------------------------------------------------------
 
@@ -274,6 +276,8 @@ class MemoryStore(TaskStore):
                 fire_at = self._records[ident].fire_at
                 assert fire_at is not None
                 run_id = f"{ident}@{round(fire_at * 1000)}"
+                if run_id in self._runs:  # an added run has it: unique ids
+                    run_id = self._unique(run_id)
                 run = _Run(run_id, ident, fire_at, True, None)
                 self._runs[run_id] = run
                 _add(self._run_ids, ident, run_id)
@@ -348,7 +352,7 @@ class MemoryStore(TaskStore):
             self._records[key] = self._records[key]._replace(
                 fire_at=cursor.fire_at, backlog=cursor.backlog
             )
-            self._versions[key] += 1
+            self._versions[key] = next(self._seq)
         if retry_at is not None:
             run.token = None
             run.attempt += 1
@@ -370,7 +374,7 @@ class MemoryStore(TaskStore):
                     del self._running[key]
                 if self._held.get(key) == run.run_id:  # finished, cursor not moved
                     del self._held[key]
-                    self._versions[key] += 1
+                    self._versions[key] = next(self._seq)
         if cursor is not None or not keep_lease:
             self._push_cursor(key, self._records[key])
         if log is not None:

@@ -155,6 +155,22 @@ async def test_added_runs_carry_a_payload_and_ignore_the_cursor(
         await store.add_run("nope", fire_at=1.0)
 
 
+async def test_an_added_run_and_the_cursor_due_at_once_are_two_runs(
+    store: TaskStore,
+) -> None:
+    await store.save(_rec(fire_at=100.0))
+    added = await store.add_run("t", fire_at=100.0, payload={"x": 1})
+    claims = await _take(store, 100.0)
+    assert sorted((c.run_id, c.from_cursor, c.payload) for c in claims) == [
+        ("t@100000", False, {"x": 1}),
+        ("t@100000.2", True, None),
+    ]
+    assert added == "t@100000"
+    assert all(c.attempt == 0 for c in claims)
+    for claim in claims:
+        assert await store.commit(claim) is Lease.HELD
+
+
 async def test_deleting_a_record_loses_its_claims(store: TaskStore) -> None:
     await store.save(_rec(fire_at=100.0))
     [claim] = await _take(store, 100.0)
@@ -209,6 +225,19 @@ async def test_saving_another_revision_replaces_the_record_and_its_runs(
     assert record is not None and (record.fire_at, record.revision) == (500.0, 1)
     [new] = await _take(store, 500.0)
     assert (new.fire_at, new.attempt, new.record.params) == (500.0, 0, {"v": 2})
+
+
+async def test_a_replaced_or_recreated_record_forgets_its_old_times(
+    store: TaskStore,
+) -> None:
+    await store.save(_rec(fire_at=100.0, max_running=2))
+    await store.save(_rec(fire_at=300.0, revision=1))  # replaced
+    assert await store.next_due() == 300.0
+    assert await _take(store, 200.0) == []
+    await store.delete("t")
+    await store.save(_rec(fire_at=400.0, revision=1))  # created again
+    assert await store.next_due() == 400.0
+    assert await _take(store, 350.0) == []
 
 
 async def test_saving_another_revision_drops_a_pending_retry(store: TaskStore) -> None:
