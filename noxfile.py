@@ -10,8 +10,13 @@ Sessions:
   true.
 - ``docs``: the documentation site (Sphinx), built with warnings as errors and
   every cross-reference checked (``-W -n``), into ``docs/_build/html``.
-- ``example``: the example application on http://127.0.0.1:8080 (not run by
-  default).
+- ``example``: the example application on http://127.0.0.1:8080, its dashboard
+  at http://127.0.0.1:8080/jobs (not run by default).
+
+The dashboard's browser tests drive the system's Chromium (``/usr/bin/chromium``,
+Debian's ``chromium`` package; ``AIOHTTP_JOBS_CHROMIUM`` names another binary)
+through Playwright, which never downloads a browser here; ``.ci/run`` installs
+it when it is missing. Without it they are skipped, or fail with ``CI`` set.
 
 Interpreters are looked up on ``PATH`` under their usual names (``python3.12``).
 Where pyenv is installed, its interpreters are put on ``PATH`` first, so a machine
