@@ -69,7 +69,15 @@ def test_every_extra_has_code_behind_it() -> None:
         for path in (PACKAGE / "stores").glob("*.py")
         if path.stem not in {"__init__", "base"}
     }
-    assert extras - {"test", "lint", "dev", "bench"} <= backends
+    # The other extras and the code that needs them.
+    needed_by = {
+        "docs": ROOT / "docs" / "conf.py",
+        "metrics": PACKAGE / "metrics.py",
+        "otel": PACKAGE / "_core" / "tracing.py",
+    }
+    for name, path in needed_by.items():
+        assert name not in extras or path.is_file(), f"extra {name!r}: no {path}"
+    assert extras - {"test", "lint", "dev", "bench", *needed_by} <= backends
     assert (ROOT / "benchmarks").is_dir()
     for name, requirements in PROJECT["optional-dependencies"].items():
         assert requirements, f"extra {name!r} is empty"
