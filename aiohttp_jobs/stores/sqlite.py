@@ -666,13 +666,20 @@ class SQLiteStore(TaskStore):
         data = None if payload is None else _dumps(payload)
 
         async def body(conn: aiosqlite.Connection) -> str:
-            exists = await conn.execute_fetchall(
-                "SELECT 1 FROM aiohttp_jobs_records WHERE namespace = ? AND key = ?",
-                (ns, key),
+            # The run ids taken from this base on, and a NULL if the record exists.
+            rows = await conn.execute_fetchall(
+                "SELECT run_id FROM aiohttp_jobs_runs WHERE namespace = ? "
+                "AND (run_id = ? OR (run_id > ? AND run_id < ?)) UNION ALL "
+                "SELECT NULL FROM aiohttp_jobs_records WHERE namespace = ? AND key = ?",
+                (ns, base, base + ".", base + "/", ns, key),
             )
-            if not exists:
+            taken = {run_id for (run_id,) in rows}
+            if None not in taken:
                 raise LookupError(f"no task record {key!r}")
-            run_id = await self._free_id(conn, base)
+            run_id, n = base, 1
+            while run_id in taken:
+                n += 1
+                run_id = f"{base}.{n}"
             await conn.execute(
                 "INSERT INTO aiohttp_jobs_runs (namespace, run_id, key, fire_at, "
                 "from_cursor, payload, due) VALUES (?, ?, ?, ?, 0, ?, ?)",
@@ -920,11 +927,14 @@ class SQLiteStore(TaskStore):
         self, batch: list[_Body | _Op]
     ) -> list[tuple[asyncio.Future[Any], bool, Any, bool]]:
         """Run *batch* in order in one transaction: (future, ok, result or
-        error, notify) per item. A write that fails is undone alone (a
-        savepoint) unless it is the only one."""
+        error, notify) per item.
+
+        A write refuses with ``LookupError`` before it writes anything: only its
+        caller gets the error. Any other error undoes the whole batch and every
+        caller in it gets the error.
+        """
         conn = self._connection()
         outcomes: list[tuple[asyncio.Future[Any], bool, Any, bool]] = []
-        alone = len(batch) == 1
         await conn.execute("BEGIN IMMEDIATE")
         try:
             leases: list[_Op] = []
@@ -938,19 +948,12 @@ class SQLiteStore(TaskStore):
                     leases = []
                 if item is None:
                     break
-                if alone:
-                    value = await item.body(conn)
-                    outcomes.append((item.future, True, value, item.notify))
-                    continue
-                await conn.execute("SAVEPOINT aiohttp_jobs_write")
                 try:
                     value = await item.body(conn)
-                except Exception as exc:
-                    await conn.execute("ROLLBACK TO aiohttp_jobs_write")
+                except LookupError as exc:  # refused before it wrote anything
                     outcomes.append((item.future, False, exc, False))
                 else:
                     outcomes.append((item.future, True, value, item.notify))
-                await conn.execute("RELEASE aiohttp_jobs_write")
             await conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
