@@ -30,6 +30,7 @@ from .._checks import (
 )
 from .._core.clock import Clock, check_clock
 from .._core.job import Job
+from .._core.logs import job_extra
 from .._core.scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
 from .._errors import ConfigTypeError, SetupError
 from .._tasks.runtime import TaskRuntime
@@ -238,6 +239,7 @@ class WebState:
                     job.id,
                     "running" if job.started_at is not None else "pending",
                     ran,
+                    extra=job_extra(job),
                 )
         for entry in self.protected.entries.values():
             logger.warning(
@@ -377,6 +379,7 @@ def _log_cut_off(
                 "shutdown: dropped pending job %r (id=%s): it never started",
                 job.name,
                 job.id,
+                extra=job_extra(job),
             )
             continue
         outcome = "cancelled" if job.done else "did not stop within close_timeout"
@@ -387,6 +390,7 @@ def _log_cut_off(
             job.id,
             outcome,
             now - job.started_at,
+            extra=job_extra(job),
         )
     for fut, entry in work.items():
         outcome = "cancelled" if fut.done() else "did not stop within close_timeout"
