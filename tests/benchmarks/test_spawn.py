@@ -24,3 +24,4 @@ def test_spawn_benchmark_prints_ratios_and_memory() -> None:
     assert set(result["ratio_to_aiojobs"]) == {"limit_None", "limit_100"}
     assert result["bytes_per_live_job"]["aiohttp_jobs_limit_None"] > 0
     assert result["history_10000_mb"] > 0
+    assert set(result["metrics_on_ratio"]) == {"limit_None", "limit_100"}
