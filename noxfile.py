@@ -108,7 +108,8 @@ def floors(session: nox.Session) -> None:
 @nox.session(python=LOWEST, tags=["ci"])
 def docs(session: nox.Session) -> None:
     """Build the documentation site; a warning or a broken reference fails."""
-    session.install("-e", ".[docs]")
+    # pytest: the API reference documents the pytest plugin's fixtures.
+    session.install("-e", ".[docs]", "pytest")
     session.run(
         "sphinx-build",
         *("-W", "--keep-going", "-n", "-E", "-q", "-b", "html"),
