@@ -1,6 +1,7 @@
 """Demo traffic, so that the dashboard at /jobs has something to show from the
 first minute: every few seconds a scheduled task spawns a report that reports
-its progress and a thumbnail in the thread pool, now and then a payment that
+its progress, a thumbnail in the thread pool, a digest mail due a few seconds
+later (a delayed spawn), now and then a payment that
 fails, a sign-up (which fires the keyword task ``welcome``) and a release
 workflow whose graph changes colour step by step. At start it also schedules
 a recurring dynamic instance of ``remind`` (a stand-up reminder every weekday).
@@ -66,6 +67,14 @@ async def demo_traffic(ctx: Context) -> str:
     )
     await scheduler.spawn_in_thread(
         make_thumbnail, 4096, 2 * DELAY, name="thumbnail", tags=("images", "demo")
+    )
+    # Scheduled for later: it waits in the "scheduled" column until then.
+    await scheduler.spawn(
+        build_report(steps=2, delay=DELAY),
+        "digest-mail",
+        tags=("demo",),
+        priority="low",
+        delay=EVERY / 2,
     )
     if burst % 3 == 0:
         await scheduler.spawn(failing_job(), "charge-card", priority="high")
