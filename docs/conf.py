@@ -30,6 +30,8 @@ myst_heading_anchors = 3
 
 html_theme = "furo"
 html_title = f"aiohttp-jobs {release}"
+html_static_path = ["_static"]
+html_css_files = ["tables.css"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
