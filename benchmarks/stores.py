@@ -3,7 +3,8 @@ against the number of records stored, idle cross-instance firing lateness and
 Redis round trips per run; pyncette's Redis and SQLite repositories measured in
 the same run (when pyncette is installed: the ``bench`` extra).
 
-    python benchmarks/stores.py [--n 10000] [--big 1000000] [--quick]
+    python benchmarks/stores.py [--n 10000] [--big 1000000] [--processes 4]
+                                [--samples 100] [--quick]
 
 Prints ONE JSON line. It starts its own ``redis-server`` (no persistence) on a
 free port of 127.0.0.1, in a temporary directory it removes at the end.
@@ -11,8 +12,9 @@ free port of 127.0.0.1, in a temporary directory it removes at the end.
 * ``once``: *n* once-off tasks due at the same moment; ``run_per_s`` counts from
   that moment to the last run finishing (every runner process started and idle
   before it; the records are written beforehand with ``TaskStore.save``, whose
-  rate is ``seed_per_s``). Redis and SQLite with one and four runner processes
-  (``--child`` runs of this script); memory in this process. ``duplicates``:
+  rate is ``seed_per_s``). Redis and SQLite with one and ``--processes`` runner
+  processes (``*_multi``; ``--child`` runs of this script); memory in this
+  process. ``duplicates``:
   runs beyond one per task, over all processes. pyncette: ``schedule_task`` for
   each, then ``run()`` until all ran (its default 1 s poll), as in
   ``benchmarks/tasks.py`` (at most 2,000 for its SQLite repository, which
@@ -24,10 +26,13 @@ free port of 127.0.0.1, in a temporary directory it removes at the end.
 * ``lateness``: one runner process idle on the store; this process saves a
   once-off record due now (or 200 ms from now) every 50 ms; the runner logs
   (start of the run) - (its fire time).
-* ``round_trips_per_run``: what the runner process sent to Redis (counted at
-  the client: one send is one round trip) during the one-process Redis run
-  phase, per run; ``redis_commands_per_run``: commands the server executed
-  (``INFO stats``, commands inside Lua scripts included) per run;
+* ``redis_cpu_us_per_run``: CPU time of ``redis-server`` (``INFO cpu``) during
+  the run phase, per run; ``shard_ceiling_runs_per_s``: its inverse, the rate
+  at which one Redis shard's core would be saturated.
+* ``round_trips_per_run``: what the runner processes sent to Redis (counted at
+  the client: one send is one round trip) during the Redis run phase, per
+  run; ``redis_commands_per_run``: commands the server executed (``INFO
+  stats``, commands inside Lua scripts included) per run;
   ``commandstats``: the busiest of those, per run.
 """
 
@@ -98,6 +103,11 @@ def redis_server() -> Iterator[str | None]:
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _redis_cpu(admin: Any) -> float:
+    info = admin.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def redis_admin(url: str) -> Any:
@@ -172,7 +182,12 @@ async def child(url: str, namespace: str, mode: str) -> None:
                     break
                 await asyncio.sleep(0.05)
             sent = sends[0] - before if sends else None
-    out: dict[str, Any] = {"ran": len(ran), "last": last, "late": late, "round_trips": sent}
+    out: dict[str, Any] = {
+        "ran": len(ran),
+        "last": last,
+        "late": late,
+        "round_trips": sent,
+    }
     if mode == "once":
         out["ids"] = ran
     sys.stdout.write(json.dumps(out) + "\n")
@@ -269,10 +284,12 @@ async def once_shared(url: str, n: int, procs: int, timeout: float) -> dict[str,
         ready = time.time()
         admin = None
         before = 0
-        if url.startswith("redis") and procs == 1:
+        cpu = 0.0
+        if url.startswith("redis"):
             admin = redis_admin(url)
             admin.config_resetstat()
             before = int(admin.info("stats")["total_commands_processed"])
+            cpu = _redis_cpu(admin)
         await go(runners, at=at)
         outs, errs = await results(runners, timeout)
     last = max((o["last"] for o in outs), default=at)
@@ -289,6 +306,11 @@ async def once_shared(url: str, n: int, procs: int, timeout: float) -> dict[str,
         "locked_errors": errs.count("database is locked"),
     }
     if admin is not None:
+        # CPU the server spent (idle ticks of the runners included) per run:
+        # what bounds one shard, whatever the number of runner processes
+        used = _redis_cpu(admin) - cpu
+        result["redis_cpu_us_per_run"] = round(used * 1e6 / n, 1)
+        result["shard_ceiling_runs_per_s"] = round(n / used) if used else None
         stats = admin.info("commandstats")
         total = int(admin.info("stats")["total_commands_processed"]) - before
         result["redis_commands_per_run"] = round(total / n, 3)
@@ -565,9 +587,14 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2)
 
 
-async def main(n: int, big: int, samples: int) -> dict[str, Any]:
+async def main(n: int, big: int, samples: int, procs: int) -> dict[str, Any]:
     logging.disable(logging.WARNING)
-    out: dict[str, Any] = {"benchmark": "stores", "n": n, "big": big}
+    out: dict[str, Any] = {
+        "benchmark": "stores",
+        "n": n,
+        "big": big,
+        "processes": procs,
+    }
     timeout = max(120.0, n / 100)
     tmp = tempfile.mkdtemp(prefix="bench-stores-")
     sqlite_url = f"sqlite:///{tmp}/tasks.db"
@@ -576,10 +603,10 @@ async def main(n: int, big: int, samples: int) -> dict[str, Any]:
             out["redis_available"] = redis_url is not None
             once: dict[str, Any] = {"memory": await once_memory(n)}
             once["sqlite_1"] = await once_shared(sqlite_url, n, 1, timeout)
-            once["sqlite_4"] = await once_shared(sqlite_url, n, 4, timeout)
+            once["sqlite_multi"] = await once_shared(sqlite_url, n, procs, timeout)
             if redis_url is not None:
                 once["redis_1"] = await once_shared(redis_url, n, 1, timeout)
-                once["redis_4"] = await once_shared(redis_url, n, 4, timeout)
+                once["redis_multi"] = await once_shared(redis_url, n, procs, timeout)
             once["pyncette_redis"] = await once_pyncette("redis", redis_url, n)
             # pyncette's SQLite repository writes about 100 records/s here:
             # a smaller batch keeps the run short (its rate does not need more)
@@ -612,8 +639,8 @@ async def main(n: int, big: int, samples: int) -> dict[str, Any]:
         return None if not entry else float(entry["run_per_s"])
 
     ratios: dict[str, float | None] = {
-        "redis_4_vs_1_x": _ratio(rate("redis_4"), rate("redis_1")),
-        "sqlite_4_vs_1_x": _ratio(rate("sqlite_4"), rate("sqlite_1")),
+        "redis_multi_vs_1_x": _ratio(rate("redis_multi"), rate("redis_1")),
+        "sqlite_multi_vs_1_x": _ratio(rate("sqlite_multi"), rate("sqlite_1")),
         "redis_1_vs_pyncette_redis_x": _ratio(rate("redis_1"), rate("pyncette_redis")),
         "sqlite_1_vs_pyncette_sqlite_x": _ratio(
             rate("sqlite_1"), rate("pyncette_sqlite")
@@ -626,12 +653,14 @@ async def main(n: int, big: int, samples: int) -> dict[str, Any]:
         )
     out["ratios"] = ratios
     late = out.get("lateness_redis", {}).get("all", {})
-    redis_4 = once.get("redis_4") or {}
+    multi = once.get("redis_multi") or {}
     out["targets"] = {
         "redis_1_at_least_10000_per_s": (rate("redis_1") or 0) >= 10_000,
-        "redis_4_at_least_1.8x_with_0_duplicates": (ratios["redis_4_vs_1_x"] or 0)
+        "redis_multi_at_least_1.8x_with_0_duplicates": (
+            ratios["redis_multi_vs_1_x"] or 0
+        )
         >= 1.8
-        and redis_4.get("duplicates") == 0,
+        and multi.get("duplicates") == 0,
         "sqlite_1_at_least_5000_per_s": (rate("sqlite_1") or 0) >= 5_000,
         "redis_lateness_p99_at_most_20ms": late.get("p99_ms", 1e9) <= 20,
     }
@@ -649,11 +678,12 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--processes", type=int, default=4)
     parser.add_argument(
         "--quick", action="store_true", help="small sizes (for a smoke test)"
     )
     args = parser.parse_args()
     if args.quick:
-        args.n, args.big, args.samples = 500, 5_000, 10
-    result = asyncio.run(main(args.n, args.big, args.samples))
+        args.n, args.big, args.samples, args.processes = 500, 5_000, 10, 2
+    result = asyncio.run(main(args.n, args.big, args.samples, args.processes))
     sys.stdout.write(json.dumps(result) + "\n")
