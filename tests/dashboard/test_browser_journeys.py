@@ -97,12 +97,46 @@ async def test_open_jobs_and_visit_every_page(
     await expect(page).to_have_url(f"{base}/jobs/audit")
     await shots.take(page, "audit, empty")
 
+    # From the keyboard: "g j" goes to the jobs, "j" and Enter open the first,
+    # "/" jumps to the search box.
+    await until_live(page)  # the page's script is running
+    await page.keyboard.press("g")
+    await page.keyboard.press("j")
+    await expect(page).to_have_url(f"{base}/jobs/jobs")
+    await until_live(page)
+    await page.keyboard.press("j")
+    await page.keyboard.press("Enter")
+    await expect(page.locator(tid("job-detail"))).to_be_visible()
+    await page.go_back()
+    await until_live(page)
+    await page.keyboard.press("/")
+    await expect(page.locator(tid("search-input"))).to_be_focused()
+
+    # A system in dark mode: the dashboard follows it.
+    await page.emulate_media(color_scheme="dark")
+    for path, label in (("/jobs/", "overview"), ("/jobs/jobs", "jobs")):
+        await page.goto(base + path)
+        background = await page.evaluate(
+            "getComputedStyle(document.body).backgroundColor"
+        )
+        assert _luminance(background) < 0.3, background
+        await shots.take(page, f"{label} in dark mode")
+    await page.emulate_media(color_scheme="light")
+
     # A phone-sized window: the same pages, readable.
     await page.set_viewport_size({"width": 390, "height": 844})
     for path, label in (("/jobs/", "overview"), ("/jobs/jobs", "jobs")):
         await page.goto(base + path)
         await shots.take(page, f"{label} on a phone")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{label}: the page is {width} px wide on a phone"
     gate.set()
+
+
+def _luminance(css_colour: str) -> float:
+    """0 (black) to 1 (white), from ``rgb(r, g, b)``."""
+    red, green, blue = (int(x) for x in re.findall(r"\d+", css_colour)[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
 
 
 async def test_a_running_job_turns_succeeded_without_a_reload(
