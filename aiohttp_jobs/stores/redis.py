@@ -60,27 +60,14 @@ __all__ = ["RedisClock", "RedisStore"]
 
 log = logging.getLogger("aiohttp_jobs.stores.redis")
 
-_KEYS = (
-    "rec",
-    "st",
-    "due",
-    "run",
-    "held",
-    "running",
-    "kruns",
-    "done",
-    "donez",
-    "fence",
-    "inst",
-    "instz",
-)
+_KEYS = ("rec", "st", "due", "run", "kruns", "done", "donez", "fence", "inst", "instz")
 _NKEYS = len(_KEYS)
-_BATCH = 500
-_Call = tuple[int, str, list[Any], list[str]]  # partition, operation, args, more keys
-# operation, partition, args, key whose run log the item appends to, its result
-_Pending = tuple[
-    str, int, list[str], "str | None", "asyncio.Future[int]"
-]  # commits or heartbeats per script call
+_BATCH = 500  # commits or heartbeats per script call
+# partition, operation, call id ("": not remembered), args, more keys
+_Call = tuple[int, str, str, list[Any], list[str]]
+# operation, partition, args, (key whose run log it touches, where its index
+# goes in args) or None, its result
+_Pending = tuple[str, int, list[str], "tuple[str, int] | None", "asyncio.Future[int]"]
 _MAX_BACKOFF = 5.0
 
 
@@ -336,7 +323,7 @@ class RedisStore(TaskStore):
         return f"{{{self.namespace}:{p}}}:log:{key}"
 
     def _argv(
-        self, p: int, op: str, args: Sequence[Any], extra: Sequence[str]
+        self, p: int, op: str, call: str, args: Sequence[Any], extra: Sequence[str]
     ) -> list[Any]:
         return [
             _NKEYS + len(extra),
@@ -345,14 +332,25 @@ class RedisStore(TaskStore):
             op,
             self._channel,
             self._uid,
+            call,
             *args,
         ]
 
+    def _call_id(self) -> str:
+        """Names one script call: repeated after a lost reply, it is answered
+        as the first time instead of being applied twice."""
+        return f"{self._uid}.{next(self._ids)}"
+
     async def _eval(
-        self, p: int, op: str, *args: str | int, extra: Sequence[str] = ()
+        self,
+        p: int,
+        op: str,
+        *args: str | int,
+        call: str = "",
+        extra: Sequence[str] = (),
     ) -> Any:
         client = self._require()
-        argv = self._argv(p, op, args, extra)
+        argv = self._argv(p, op, call, args, extra)
         try:
             return await client.evalsha(self._sha, *argv)
         except self._redis.exceptions.NoScriptError:
@@ -364,23 +362,26 @@ class RedisStore(TaskStore):
     async def _eval_many(self, calls: Sequence[_Call]) -> list[Any]:
         """One script call per item; one round trip on a single server."""
         if len(calls) == 1:
-            p, op, args, extra = calls[0]
-            return [await self._eval(p, op, *args, extra=extra)]
+            p, op, call, args, extra = calls[0]
+            return [await self._eval(p, op, *args, call=call, extra=extra)]
         if self._cluster:
             return list(
                 await asyncio.gather(
-                    *(self._eval(p, op, *a, extra=x) for p, op, a, x in calls)
+                    *(
+                        self._eval(p, op, *a, call=c, extra=x)
+                        for p, op, c, a, x in calls
+                    )
                 )
             )
         client = self._require()
         pipe = client.pipeline(transaction=False)
-        for p, op, args, extra in calls:
-            pipe.evalsha(self._sha, *self._argv(p, op, args, extra))
+        for p, op, call, args, extra in calls:
+            pipe.evalsha(self._sha, *self._argv(p, op, call, args, extra))
         results = list(await pipe.execute(raise_on_error=False))
         for i, result in enumerate(results):
             if isinstance(result, self._redis.exceptions.NoScriptError):
-                p, op, args, extra = calls[i]
-                results[i] = await self._eval(p, op, *args, extra=extra)
+                p, op, call, args, extra = calls[i]
+                results[i] = await self._eval(p, op, *args, call=call, extra=extra)
             elif isinstance(result, Exception):
                 raise result
         return results
@@ -486,7 +487,7 @@ class RedisStore(TaskStore):
                 self._defs.clear()
             self._defs[definition] = cached
         task, schedule, params = cached
-        enabled, max_running, revision, fire, backlog = state.split("|")
+        enabled, max_running, revision, fire, backlog, _ = state.split("|", 5)
         fire_ms = int(fire)
         return TaskRecord(
             key,
@@ -532,16 +533,15 @@ class RedisStore(TaskStore):
         return self._record(key, definition, state)
 
     async def delete(self, key: str, *, claim: Claim | None = None) -> bool:
-        p = self._partition(key)
-        if claim is None:
-            args: tuple[str, ...] = (key, "", "", "")
-        else:
+        if claim is not None:
             if claim.record.key != key:
                 return False
-            args = (key, claim.run_id, claim.token, self._commit_id(claim))
-        return bool(
-            await self._eval(p, "delete", *args, extra=(self._log_key(p, key),))
-        )
+            # a once-off run finishing: batched with the commits of this turn
+            item = [key, claim.run_id, claim.token, "0"]
+            return bool(await self._queue("cdelete", key, item, (key, 3)))
+        p = self._partition(key)
+        extra = (self._log_key(p, key),)
+        return bool(await self._eval(p, "delete", key, extra=extra))
 
     async def records(self, task: str | None = None) -> list[TaskRecord]:
         client = self._require()
@@ -572,7 +572,7 @@ class RedisStore(TaskStore):
                 key,
                 _ms(fire_at),
                 data,
-                f"a:{self._uid}:{next(self._ids)}",
+                call=self._call_id(),
             )
         )
         if not run_id:
@@ -608,27 +608,35 @@ class RedisStore(TaskStore):
             peeked = await self._peek(now_ms, limit)
             calls = self._plan(peeked, limit, now_ms, prefix, lease_ms)
             replies = await self._eval_many(calls) if calls else []
+        expires = (now_ms + lease_ms) / 1000
         claims: list[Claim] = []
         record = self._record
         for reply in replies:
-            for i in range(0, len(reply), 12):
-                (run_id, key, fire, attempt, token, expires, fromc, payload) = reply[
-                    i : i + 8
-                ]
-                key = _text(key)
-                payload = _text(payload)
+            for (
+                run_id,
+                key,
+                fire,
+                attempt,
+                token,
+                fromc,
+                payload,
+                definition,
+                state,
+                fence,
+                cancelled,
+            ) in json.loads(reply):
                 claims.append(
                     Claim(  # positional: this is the hot path
-                        _text(run_id),
-                        record(key, _text(reply[i + 8]), _text(reply[i + 9])),
+                        run_id,
+                        record(key, definition, state),
                         int(fire) / 1000,
                         int(attempt),
-                        _text(token),
-                        int(expires) / 1000,
-                        int(fromc) == 1,
+                        token,
+                        expires,
+                        fromc == "1",
                         json.loads(payload[1:]) if payload else None,
-                        int(reply[i + 10]),
-                        int(reply[i + 11]) == 1,
+                        int(fence),
+                        cancelled == "1",
                     )
                 )
         return claims
@@ -666,12 +674,9 @@ class RedisStore(TaskStore):
             counts[p] = counts.get(p, 0) + 1
         order = sorted(counts, key=lambda p: (p - turn) % n)
         return [
-            (p, "acquire", [now_ms, f"{prefix}{p}.", lease, counts[p]], [])
+            (p, "acquire", "", [now_ms, f"{prefix}{p}.", lease, counts[p]], [])
             for p in order
         ]
-
-    def _commit_id(self, claim: Claim) -> str:
-        return f"{claim.token}#{self._uid}.{next(self._ids)}"
 
     async def extend(self, claim: Claim, *, until: float) -> Lease:
         lease = await self._queue(
@@ -703,7 +708,6 @@ class RedisStore(TaskStore):
             "commit",
             key,
             [
-                self._commit_id(claim),
                 claim.run_id,
                 claim.token,
                 position,
@@ -713,7 +717,7 @@ class RedisStore(TaskStore):
                 "0",  # the index of the log key: set when the batch is sent
                 "" if log is None else _encode_entry(log),
             ],
-            None if log is None else key,
+            None if log is None else (key, 6),
         )
         if lease and self._subscribers:
             self._notify()
@@ -792,7 +796,7 @@ class RedisStore(TaskStore):
     # -- batching ---------------------------------------------------------------------
 
     async def _queue(
-        self, op: str, key: str, item: list[str], log_of: str | None
+        self, op: str, key: str, item: list[str], log_of: tuple[str, int] | None
     ) -> Lease:
         """Send *item* with the others of this loop turn; its result."""
         self._require()
@@ -821,14 +825,16 @@ class RedisStore(TaskStore):
         waiting: list[list[asyncio.Future[int]]] = []
         for (op, p), items in groups.items():
             for start in range(0, len(items), _BATCH):
-                args: list[Any] = []
+                batch: list[list[str]] = []
                 extra: list[str] = []
                 for _, _, item, log_of, _ in items[start : start + _BATCH]:
                     if log_of is not None:
-                        extra.append(self._log_key(p, log_of))
-                        item = [*item[:-2], str(_NKEYS + len(extra)), item[-1]]
-                    args.extend(item)
-                calls.append((p, op, args, extra))
+                        extra.append(self._log_key(p, log_of[0]))
+                        item[log_of[1]] = str(_NKEYS + len(extra))
+                    batch.append(item)
+                call = "" if op == "extend" else self._call_id()
+                args = [json.dumps(batch, separators=(",", ":"))]
+                calls.append((p, op, call, args, extra))
                 waiting.append([f for *_, f in items[start : start + _BATCH]])
         try:
             replies = await self._eval_many(calls)
@@ -841,7 +847,7 @@ class RedisStore(TaskStore):
                 raise
             return
         for futures, reply in zip(waiting, replies, strict=True):
-            for future, result in zip(futures, reply, strict=True):
+            for future, result in zip(futures, json.loads(reply), strict=True):
                 if not future.done():
                     future.set_result(int(result))
 
