@@ -192,11 +192,20 @@ def journey_tasks() -> Tasks:
 
 
 def dashboard_app(
-    *, authorize: dashboard.Authorize | None = None, **options: Any
+    *,
+    authorize: dashboard.Authorize | None = None,
+    tasks: Tasks | None = None,
+    **options: Any,
 ) -> web.Application:
-    """An application with a scheduler, tasks and the dashboard at /jobs."""
+    """An application with a scheduler, tasks (*tasks*, or
+    :func:`journey_tasks`) and the dashboard at /jobs."""
     app = web.Application()
-    aiohttp_jobs.setup(app, tasks=journey_tasks(), wait_timeout=0.5, close_timeout=0.5)
+    aiohttp_jobs.setup(
+        app,
+        tasks=journey_tasks() if tasks is None else tasks,
+        wait_timeout=0.5,
+        close_timeout=0.5,
+    )
     dashboard.setup(app, prefix="/jobs", authorize=authorize, title="Shop", **options)
     return app
 

@@ -17,7 +17,7 @@ import pytest
 from playwright.async_api import BrowserContext, expect
 
 import aiohttp_jobs
-from aiohttp_jobs import Step, Workflow
+from aiohttp_jobs import Context, Step, Workflow
 from tests.conftest import Serve
 from tests.dashboard.browser_support import (
     NO_RELOAD,
@@ -27,6 +27,7 @@ from tests.dashboard.browser_support import (
     chromium_browser,  # noqa: F401  (fixture)
     confirming,
     dashboard_app,
+    journey_tasks,
     scheduler_of,
     serve,  # noqa: F401  (fixture)
     shots,  # noqa: F401  (fixture)
@@ -333,3 +334,104 @@ async def _fill(node: Any) -> str:
         "g => getComputedStyle(g.querySelector('rect, ellipse, polygon, path')).fill"
     )
     return fill
+
+
+async def test_steer_the_tasks_and_cancel_what_a_filter_matches(
+    browser: Browser,  # noqa: F811
+    shots: Screenshots,  # noqa: F811
+    serve: Serve,  # noqa: F811
+) -> None:
+    receipts: list[object] = []
+    tasks = journey_tasks()
+
+    @tasks.task(keyword="order-shipped")
+    async def notify_customer(ctx: Context) -> None:
+        receipts.append(ctx.params["order"])
+
+    @tasks.task(name="sync-prices", interval=3600)
+    async def sync_prices(ctx: Context) -> None:
+        raise RuntimeError("the price feed is down")
+
+    @tasks.dynamic_task(name="remind")
+    async def remind(ctx: Context) -> None:
+        return None
+
+    app = dashboard_app(tasks=tasks)
+    base = await started(app, serve)
+    runtime = aiohttp_jobs.get_tasks(app)
+    await runtime.schedule_task("remind", "ada.tea", interval=600)
+
+    page = await browser.new_page()
+    asked = await confirming(page)
+    await page.goto(f"{base}/jobs/tasks")
+    await until_live(page)
+
+    def task(key: str) -> Any:
+        return page.locator(f'{tid("task-row")}[data-task-key="{key}"]')
+
+    # Disable a cron task, then enable it again.
+    await task("nightly-report").locator(tid("toggle-enabled")).click()
+    await expect(task("nightly-report")).to_have_attribute("data-enabled", "false")
+    await shots.take(page, "nightly-report disabled")
+    assert not {i.key: i for i in await runtime.list_tasks()}["nightly-report"].enabled
+    await task("nightly-report").locator(tid("toggle-enabled")).click()
+    await expect(task("nightly-report")).to_have_attribute("data-enabled", "true")
+
+    # Fire a keyword with a JSON payload (a payload that is not an object
+    # is stopped in the page).
+    await page.locator(tid("fire-keyword-select")).select_option("order-shipped")
+    await page.locator(tid("fire-payload")).fill("[7]")
+    await page.locator(tid("fire-keyword")).click()
+    await expect(page.locator(tid("fire-payload"))).to_have_value("[7]")
+    assert any("JSON object" in question for question in asked), asked
+    await page.locator(tid("fire-payload")).fill('{"order": 7}')
+    await page.locator(tid("fire-keyword")).click()
+    await expect(page.locator(tid("action-result"))).to_have_attribute(
+        "data-outcome", "ok"
+    )
+    await expect(task("notify_customer").locator(tid("task-run-row"))).to_have_count(1)
+    assert receipts == [7]
+    await shots.take(page, "keyword fired")
+
+    # A run that failed can be retried.
+    await task("sync-prices").locator(tid("run-now")).click()
+    failed = task("sync-prices").locator(tid("task-run-row"))
+    await expect(failed.first).to_have_attribute("data-outcome", "failed")
+    await expect(failed.first).to_contain_text("the price feed is down")
+    await failed.first.locator(tid("retry-run")).click()
+    await expect(page.locator(tid("action-result"))).to_have_attribute(
+        "data-outcome", "ok"
+    )
+    await expect(task("sync-prices").locator(tid("task-run-row"))).to_have_count(2)
+    await shots.take(page, "failed run retried")
+
+    # A dynamic instance can be unscheduled.
+    await task("remind:ada.tea").locator(tid("unschedule")).click()
+    await expect(task("remind:ada.tea")).to_have_count(0)
+    assert await runtime.store.get("remind:ada.tea") is None
+    await shots.take(page, "instance unscheduled")
+
+    # Cancel every job a filter matches: the count first, then the deed.
+    scheduler = scheduler_of(app)
+    batch = [
+        await scheduler.spawn(asyncio.Event().wait(), "batch-import") for _ in range(3)
+    ]
+    other = await scheduler.spawn(asyncio.Event().wait(), "keep-me")
+    await page.goto(f"{base}/jobs/jobs")
+    await page.locator(tid("filter-name")).fill("batch-import")
+    await page.locator(tid("filter-submit")).click()
+    await expect(page.locator(tid("job-row"))).to_have_count(3)
+    await page.locator(tid("bulk-cancel")).click()
+    await expect(page.locator(tid("bulk-count"))).to_have_attribute("data-matched", "3")
+    await shots.take(page, "bulk cancel, the count first")
+    await page.locator(tid("bulk-cancel-confirm")).click()
+    await expect(page.locator(tid("action-result"))).to_have_attribute(
+        "data-outcome", "ok"
+    )
+    await shots.take(page, "bulk cancel done")
+    assert [job.state.value for job in batch] == ["cancelled"] * 3
+    assert other.active
+    await page.goto(f"{base}/jobs/audit")
+    actions = page.locator(tid("audit-row"))
+    await expect(actions.first).to_have_attribute("data-action", "bulk_cancel")
+    await shots.take(page, "audit of every action")
