@@ -193,8 +193,8 @@ async def stream(request: web.Request, scheduler: Scheduler) -> web.StreamRespon
                         woken.cancel()
                     if gone.done():
                         break
-            except (ConnectionResetError, asyncio.CancelledError):
-                raise
+            except (ConnectionResetError, RuntimeError):
+                pass  # the client went away while a message was written
             finally:
                 gone.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -164,8 +164,13 @@
     try { msg = JSON.parse(event.data); } catch (e) { return; }
     var page = body.getAttribute("data-page");
     var missing = false;
+    var shown = body.getAttribute("data-job-id");
     (msg.jobs || []).forEach(function (job) {
       if (!updateJob(job)) missing = true;
+      // A job page shows the result or the error once the job is over.
+      if (shown && job.id === shown && /^(succeeded|failed|cancelled)$/.test(job.state)) {
+        softRefresh();
+      }
     });
     updateCounts(msg.counts);
     var wf = body.getAttribute("data-workflow-id");
