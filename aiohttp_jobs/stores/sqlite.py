@@ -48,9 +48,24 @@ from .._checks import (
     check_timestamp,
 )
 from .._errors import ConfigError, ConfigTypeError, MissingDependencyError
+from ._sqlite_rows import (
+    RECORD_COLUMNS,
+    RUN_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    LeaseOp,
+    RecordRow,
+    RunRow,
+    chunks,
+    dumps,
+    marks,
+    ms,
+    record_of,
+    replay,
+    seconds,
+)
 from .base import (
     JSON,
-    NO_PARAMS,
     RUN_LOG_SIZE,
     Claim,
     Cursor,
@@ -69,130 +84,7 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 log = logging.getLogger("aiohttp_jobs.stores")
 
-SCHEMA_VERSION = 1
-"""The layout of the tables, kept in ``PRAGMA user_version`` of the file."""
-
 _SYNCHRONOUS = ("FULL", "NORMAL")
-_IN_CHUNK = 500  # values per "IN (...)" list, well under SQLite's variable limit
-
-_SCHEMA = """
-CREATE TABLE aiohttp_jobs_records (
-    namespace   TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    task        TEXT NOT NULL,
-    schedule    TEXT,
-    params      TEXT,
-    enabled     INTEGER NOT NULL,
-    fire_at     INTEGER,
-    backlog     INTEGER NOT NULL,
-    max_running INTEGER NOT NULL,
-    revision    INTEGER NOT NULL,
-    held        TEXT,
-    running     INTEGER NOT NULL DEFAULT 0,
-    due INTEGER GENERATED ALWAYS AS (
-        CASE WHEN enabled AND held IS NULL AND running < max_running
-        THEN fire_at END
-    ) VIRTUAL,
-    PRIMARY KEY (namespace, key)
-) WITHOUT ROWID;
-CREATE INDEX aiohttp_jobs_records_due
-    ON aiohttp_jobs_records (namespace, due) WHERE due IS NOT NULL;
-CREATE INDEX aiohttp_jobs_records_task ON aiohttp_jobs_records (namespace, task, key);
-
-CREATE TABLE aiohttp_jobs_runs (
-    id          INTEGER PRIMARY KEY,
-    namespace   TEXT NOT NULL,
-    run_id      TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    fire_at     INTEGER NOT NULL,
-    from_cursor INTEGER NOT NULL,
-    payload     TEXT,
-    attempt     INTEGER NOT NULL DEFAULT 0,
-    token       TEXT,
-    due         INTEGER NOT NULL,
-    fence       INTEGER NOT NULL DEFAULT 0,
-    cancelled   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (namespace, run_id)
-);
-CREATE INDEX aiohttp_jobs_runs_due ON aiohttp_jobs_runs (namespace, due);
-CREATE INDEX aiohttp_jobs_runs_key ON aiohttp_jobs_runs (namespace, key);
-
-CREATE TABLE aiohttp_jobs_counters (
-    namespace TEXT NOT NULL,
-    name      TEXT NOT NULL,
-    value     INTEGER NOT NULL,
-    PRIMARY KEY (namespace, name)
-) WITHOUT ROWID;
-
-CREATE TABLE aiohttp_jobs_instances (
-    namespace   TEXT NOT NULL,
-    instance_id TEXT NOT NULL,
-    host        TEXT NOT NULL,
-    pid         INTEGER NOT NULL,
-    version     TEXT NOT NULL,
-    started     INTEGER NOT NULL,
-    last_seen   INTEGER NOT NULL,
-    expires     INTEGER NOT NULL,
-    PRIMARY KEY (namespace, instance_id)
-) WITHOUT ROWID;
-
-CREATE TABLE aiohttp_jobs_run_log (
-    id        INTEGER PRIMARY KEY,
-    namespace TEXT NOT NULL,
-    key       TEXT NOT NULL,
-    run_id    TEXT NOT NULL,
-    instance  TEXT NOT NULL,
-    attempt   INTEGER NOT NULL,
-    outcome   TEXT NOT NULL,
-    started   INTEGER NOT NULL,
-    finished  INTEGER NOT NULL,
-    error     TEXT
-);
-CREATE INDEX aiohttp_jobs_run_log_key ON aiohttp_jobs_run_log (namespace, key, id);
-"""
-
-_RECORD_COLUMNS = (
-    "key, task, schedule, params, enabled, fire_at, backlog, max_running, revision"
-)
-_RUN_COLUMNS = (
-    "id, run_id, key, fire_at, from_cursor, payload, attempt, token, due, cancelled"
-)
-
-
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
-
-
-def _seconds(ms: int | None) -> float | None:
-    return None if ms is None else ms / 1000
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _record(row: Sequence[Any]) -> TaskRecord:
-    key, task, schedule, params, enabled, fire_at, backlog, max_running, rev = row
-    return TaskRecord(
-        key,
-        task,
-        None if schedule is None else json.loads(schedule),
-        NO_PARAMS if params is None else json.loads(params),
-        bool(enabled),
-        _seconds(fire_at),
-        backlog,
-        max_running,
-        rev,
-    )
-
-
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), _IN_CHUNK):
-        yield items[start : start + _IN_CHUNK]
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 def _import_aiosqlite() -> Any:
@@ -218,132 +110,6 @@ class _Body:
         self.body = body
         self.future = future
         self.notify = notify
-
-
-class _Op:
-    """A commit or extend waiting for the next batch transaction."""
-
-    __slots__ = ("claim", "cursor", "future", "keep_lease", "log", "retry_at", "until")
-
-    def __init__(
-        self,
-        claim: Claim,
-        future: asyncio.Future[Lease],
-        *,
-        until: float | None = None,
-        cursor: Cursor | None = None,
-        retry_at: float | None = None,
-        keep_lease: bool = False,
-        log: RunLogEntry | None = None,
-    ) -> None:
-        self.claim = claim
-        self.future = future
-        self.until = until
-        self.cursor = cursor
-        self.retry_at = retry_at
-        self.keep_lease = keep_lease
-        self.log = log
-
-
-class _RunRow:
-    """A run as a batch of commits reads it, changed in place by the replay."""
-
-    __slots__ = (
-        "attempt",
-        "cancelled",
-        "deleted",
-        "dirty",
-        "due",
-        "from_cursor",
-        "id",
-        "key",
-        "run_id",
-        "token",
-    )
-
-    def __init__(
-        self,
-        id: int,
-        run_id: str,
-        key: str,
-        from_cursor: int,
-        attempt: int,
-        token: str | None,
-        due: int,
-        cancelled: int,
-    ) -> None:
-        self.id = id
-        self.run_id = run_id
-        self.key = key
-        self.from_cursor = bool(from_cursor)
-        self.attempt = attempt
-        self.token = token
-        self.due = due
-        self.cancelled = bool(cancelled)
-        self.deleted = False
-        self.dirty = False
-
-
-class _RecordRow:
-    """The cursor columns of a record, as a batch of commits reads them."""
-
-    __slots__ = ("backlog", "dirty", "fire_at", "held", "key", "running")
-
-    def __init__(
-        self,
-        key: str,
-        held: str | None,
-        running: int,
-        fire_at: int | None,
-        backlog: int,
-    ) -> None:
-        self.key = key
-        self.held = held
-        self.running = running
-        self.fire_at = fire_at
-        self.backlog = backlog
-        self.dirty = False
-
-
-def _replay(op: _Op, runs: dict[str, _RunRow], records: dict[str, _RecordRow]) -> Lease:
-    """What one commit or extend does to the rows (what MemoryStore does)."""
-    claim = op.claim
-    run = runs.get(claim.run_id)
-    if (
-        run is None
-        or run.deleted
-        or run.token is None
-        or run.token != claim.token
-        or run.key != claim.record.key
-        or run.key not in records
-    ):
-        return Lease.LOST
-    answer = Lease.CANCELLED if run.cancelled else Lease.HELD
-    run.dirty = True
-    if op.until is not None:
-        run.due = _ms(op.until)
-        return answer
-    record = records[run.key]
-    record.dirty = True
-    retry_at, keep_lease = op.retry_at, op.keep_lease
-    if run.cancelled:  # a cancelled run finishes (rule 7)
-        retry_at, keep_lease = None, False
-    if op.cursor is not None:
-        if record.held == run.run_id:
-            record.held = None
-        record.fire_at = None if op.cursor.fire_at is None else _ms(op.cursor.fire_at)
-        record.backlog = op.cursor.backlog
-    if retry_at is not None:
-        run.token = None
-        run.attempt += 1
-        run.due = _ms(retry_at)
-    elif not keep_lease:
-        run.deleted = True
-        if run.from_cursor:
-            record.running -= 1
-            if record.held == run.run_id:
-                record.held = None
-    return answer
 
 
 class SQLiteStore(TaskStore):
@@ -398,7 +164,7 @@ class SQLiteStore(TaskStore):
         self._subscribers: tuple[Callable[[], object], ...] = ()
         self._poller: asyncio.Task[None] | None = None
         self._data_version = 0
-        self._pending: list[_Body | _Op] = []
+        self._pending: list[_Body | LeaseOp] = []
         self._flusher: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -422,6 +188,7 @@ class SQLiteStore(TaskStore):
         self._opened += 1
         if self._opened > 1:
             return
+        self._lock = asyncio.Lock()  # of this event loop
         try:
             self._conn = await self._connect()
         except BaseException:
@@ -436,7 +203,7 @@ class SQLiteStore(TaskStore):
             self._path, isolation_level=None
         )
         try:
-            await conn.execute(f"PRAGMA busy_timeout = {_ms(self._busy_timeout)}")
+            await conn.execute(f"PRAGMA busy_timeout = {ms(self._busy_timeout)}")
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             await conn.execute("BEGIN IMMEDIATE")
@@ -444,7 +211,7 @@ class SQLiteStore(TaskStore):
                 [(version,)] = await conn.execute_fetchall("PRAGMA user_version")
                 if version == 0:
                     # One by one: executescript() would commit first.
-                    for statement in _SCHEMA.split(";"):
+                    for statement in SCHEMA.split(";"):
                         if statement.strip():
                             await conn.execute(statement)
                     await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -554,7 +321,7 @@ class SQLiteStore(TaskStore):
         self._enqueue(_Body(body, future, notify))
         return await asyncio.shield(future)
 
-    def _enqueue(self, item: _Body | _Op) -> None:
+    def _enqueue(self, item: _Body | LeaseOp) -> None:
         self._pending.append(item)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
@@ -575,10 +342,10 @@ class SQLiteStore(TaskStore):
             ns,
             record.key,
             record.task,
-            None if record.schedule is None else _dumps(record.schedule),
-            _dumps(dict(record.params)) if record.params else None,
+            None if record.schedule is None else dumps(record.schedule),
+            dumps(dict(record.params)) if record.params else None,
             int(record.enabled),
-            None if record.fire_at is None else _ms(record.fire_at),
+            None if record.fire_at is None else ms(record.fire_at),
             record.backlog,
             record.max_running,
             record.revision,
@@ -611,12 +378,12 @@ class SQLiteStore(TaskStore):
     async def get(self, key: str) -> TaskRecord | None:
         rows = list(
             await self._read(
-                f"SELECT {_RECORD_COLUMNS} FROM aiohttp_jobs_records "
+                f"SELECT {RECORD_COLUMNS} FROM aiohttp_jobs_records "
                 "WHERE namespace = ? AND key = ?",
                 (self._namespace, key),
             )
         )
-        return _record(rows[0]) if rows else None
+        return record_of(rows[0]) if rows else None
 
     async def delete(self, key: str, *, claim: Claim | None = None) -> bool:
         ns = self._namespace
@@ -648,12 +415,14 @@ class SQLiteStore(TaskStore):
         return deleted
 
     async def records(self, task: str | None = None) -> list[TaskRecord]:
-        sql = f"SELECT {_RECORD_COLUMNS} FROM aiohttp_jobs_records WHERE namespace = ?"
+        sql = f"SELECT {RECORD_COLUMNS} FROM aiohttp_jobs_records WHERE namespace = ?"
         params: tuple[str, ...] = (self._namespace,)
         if task is not None:
             sql += " AND task = ?"
             params += (task,)
-        return [_record(row) for row in await self._read(sql + " ORDER BY key", params)]
+        return [
+            record_of(row) for row in await self._read(sql + " ORDER BY key", params)
+        ]
 
     async def add_run(
         self, key: str, *, fire_at: float, payload: dict[str, JSON] | None = None
@@ -661,9 +430,9 @@ class SQLiteStore(TaskStore):
         if type(fire_at) is not float or not 0.0 <= fire_at <= MAX_TIMESTAMP:
             fire_at = check_timestamp("fire_at", fire_at)
         ns = self._namespace
-        fire_ms = _ms(fire_at)
+        fire_ms = ms(fire_at)
         base = f"{key}@{fire_ms}"
-        data = None if payload is None else _dumps(payload)
+        data = None if payload is None else dumps(payload)
 
         async def body(conn: aiosqlite.Connection) -> str:
             # The run ids taken from this base on, and a NULL if the record exists.
@@ -700,7 +469,7 @@ class SQLiteStore(TaskStore):
             "SELECT min(due) FROM aiohttp_jobs_runs WHERE namespace = ?)",
             (ns, ns),
         )
-        return _seconds(due)
+        return seconds(due)
 
     async def acquire(
         self, *, now: float, owner: str, lease_duration: float, limit: int
@@ -708,13 +477,13 @@ class SQLiteStore(TaskStore):
         if type(limit) is not int or limit < 1:
             check_count("limit", limit, minimum=1)
         ns = self._namespace
-        now_ms = _ms(now)
-        expires_ms = _ms(now + lease_duration)
+        now_ms = ms(now)
+        expires_ms = ms(now + lease_duration)
 
         async def body(conn: aiosqlite.Connection) -> list[Claim]:
             cursors = list(
                 await conn.execute_fetchall(
-                    f"SELECT {_RECORD_COLUMNS} FROM aiohttp_jobs_records "
+                    f"SELECT {RECORD_COLUMNS} FROM aiohttp_jobs_records "
                     "WHERE namespace = ? AND due IS NOT NULL AND due <= ? "
                     "ORDER BY due LIMIT ?",
                     (ns, now_ms, limit),
@@ -736,7 +505,7 @@ class SQLiteStore(TaskStore):
             )[:limit]
             chosen_runs = [runs[i][0] for _, kind, i in merged if not kind]
             chosen_cursors = [cursors[i] for _, kind, i in merged if kind]
-            records = {row[0]: _record(row) for row in chosen_cursors}
+            records = {row[0]: record_of(row) for row in chosen_cursors}
             new_ids: Iterator[int] = iter(())
             if chosen_cursors:
                 # Each claimed cursor becomes a run (unleased until the claim
@@ -778,18 +547,18 @@ class SQLiteStore(TaskStore):
                 "fence = ? + chosen.n, token = ? || (? + chosen.n) "
                 "FROM (SELECT value AS id, key AS n FROM json_each(?)) AS chosen "
                 "WHERE aiohttp_jobs_runs.id = chosen.id "
-                f"RETURNING {_RUN_COLUMNS}, fence",
-                (expires_ms, first, f"{owner}:", first, _dumps(ids)),
+                f"RETURNING {RUN_COLUMNS}, fence",
+                (expires_ms, first, f"{owner}:", first, dumps(ids)),
             )
             claimed = sorted(claimed, key=lambda row: position[row[0]])
             missing = sorted({row[2] for row in claimed} - records.keys())
-            for chunk in _chunks(missing):
+            for chunk in chunks(missing):
                 for row in await conn.execute_fetchall(
-                    f"SELECT {_RECORD_COLUMNS} FROM aiohttp_jobs_records "
-                    f"WHERE namespace = ? AND key IN ({_marks(len(chunk))})",
+                    f"SELECT {RECORD_COLUMNS} FROM aiohttp_jobs_records "
+                    f"WHERE namespace = ? AND key IN ({marks(len(chunk))})",
                     (ns, *chunk),
                 ):
-                    records[row[0]] = _record(row)
+                    records[row[0]] = record_of(row)
             expires_at = expires_ms / 1000
             return [
                 Claim(
@@ -830,10 +599,10 @@ class SQLiteStore(TaskStore):
         same millisecond as the cursor)."""
         ns = self._namespace
         taken: set[str] = set()
-        for chunk in _chunks(bases):
+        for chunk in chunks(bases):
             rows = await conn.execute_fetchall(
                 "SELECT run_id FROM aiohttp_jobs_runs WHERE namespace = ? "
-                f"AND run_id IN ({_marks(len(chunk))})",
+                f"AND run_id IN ({marks(len(chunk))})",
                 (ns, *chunk),
             )
             taken.update(run_id for (run_id,) in rows)
@@ -859,10 +628,10 @@ class SQLiteStore(TaskStore):
     async def _ids(self, conn: aiosqlite.Connection, run_ids: list[str]) -> list[int]:
         """The row ids of *run_ids*, in the same order."""
         ids: list[int] = []
-        for chunk in _chunks(run_ids):
+        for chunk in chunks(run_ids):
             rows = await conn.execute_fetchall(
                 "SELECT run_id, id FROM aiohttp_jobs_runs WHERE namespace = ? "
-                f"AND run_id IN ({_marks(len(chunk))})",
+                f"AND run_id IN ({marks(len(chunk))})",
                 (self._namespace, *chunk),
             )
             found: dict[str, int] = dict(rows)  # type: ignore[arg-type]
@@ -891,7 +660,7 @@ class SQLiteStore(TaskStore):
         """Queue a commit or extend for the batch transaction; its result."""
         self._connection()
         future: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Op(claim, future, **kwargs))
+        self._enqueue(LeaseOp(claim, future, **kwargs))
         return await asyncio.shield(future)
 
     async def _flush(self) -> None:
@@ -924,7 +693,7 @@ class SQLiteStore(TaskStore):
                         future.set_exception(value)
 
     async def _run_batch(
-        self, batch: list[_Body | _Op]
+        self, batch: list[_Body | LeaseOp]
     ) -> list[tuple[asyncio.Future[Any], bool, Any, bool]]:
         """Run *batch* in order in one transaction: (future, ok, result or
         error, notify) per item.
@@ -937,9 +706,9 @@ class SQLiteStore(TaskStore):
         outcomes: list[tuple[asyncio.Future[Any], bool, Any, bool]] = []
         await conn.execute("BEGIN IMMEDIATE")
         try:
-            leases: list[_Op] = []
+            leases: list[LeaseOp] = []
             for item in [*batch, None]:
-                if isinstance(item, _Op):
+                if isinstance(item, LeaseOp):
                     leases.append(item)
                     continue
                 if leases:
@@ -962,41 +731,41 @@ class SQLiteStore(TaskStore):
         return outcomes
 
     async def _apply_leases(
-        self, conn: aiosqlite.Connection, batch: list[_Op]
-    ) -> list[tuple[_Op, Lease]]:
+        self, conn: aiosqlite.Connection, batch: list[LeaseOp]
+    ) -> list[tuple[LeaseOp, Lease]]:
         """Apply commits and extends in order: read the runs and records they
         touch, replay the operations in Python, write back."""
         ns = self._namespace
         run_ids = sorted({op.claim.run_id for op in batch})
-        runs: dict[str, _RunRow] = {}
-        for chunk in _chunks(run_ids):
+        runs: dict[str, RunRow] = {}
+        for chunk in chunks(run_ids):
             for row in await conn.execute_fetchall(
                 "SELECT id, run_id, key, from_cursor, attempt, token, due, "
                 "cancelled FROM aiohttp_jobs_runs "
-                f"WHERE namespace = ? AND run_id IN ({_marks(len(chunk))})",
+                f"WHERE namespace = ? AND run_id IN ({marks(len(chunk))})",
                 (ns, *chunk),
             ):
-                runs[row[1]] = _RunRow(*row)
+                runs[row[1]] = RunRow(*row)
         keys = sorted({run.key for run in runs.values()})
-        records: dict[str, _RecordRow] = {}
-        for chunk in _chunks(keys):
+        records: dict[str, RecordRow] = {}
+        for chunk in chunks(keys):
             for row in await conn.execute_fetchall(
                 "SELECT key, held, running, fire_at, backlog "
                 "FROM aiohttp_jobs_records "
-                f"WHERE namespace = ? AND key IN ({_marks(len(chunk))})",
+                f"WHERE namespace = ? AND key IN ({marks(len(chunk))})",
                 (ns, *chunk),
             ):
-                records[row[0]] = _RecordRow(*row)
-        results = [(op, _replay(op, runs, records)) for op in batch]
+                records[row[0]] = RecordRow(*row)
+        results = [(op, replay(op, runs, records)) for op in batch]
         await self._write_back(conn, runs, records, results)
         return results
 
     async def _write_back(
         self,
         conn: aiosqlite.Connection,
-        runs: dict[str, _RunRow],
-        records: dict[str, _RecordRow],
-        results: list[tuple[_Op, Lease]],
+        runs: dict[str, RunRow],
+        records: dict[str, RecordRow],
+        results: list[tuple[LeaseOp, Lease]],
     ) -> None:
         ns = self._namespace
         deleted = [(run.id,) for run in runs.values() if run.deleted]
@@ -1034,7 +803,7 @@ class SQLiteStore(TaskStore):
 
     async def cancel(self, run_id: str, *, now: float) -> bool:
         ns = self._namespace
-        now_ms = _ms(now)
+        now_ms = ms(now)
 
         async def body(conn: aiosqlite.Connection) -> bool:
             cursor = await conn.execute(
@@ -1057,7 +826,7 @@ class SQLiteStore(TaskStore):
             )
         ttl = check_duration("ttl", ttl, positive=True)
         ns = self._namespace
-        seen = _ms(info.last_seen)
+        seen = ms(info.last_seen)
 
         async def body(conn: aiosqlite.Connection) -> None:
             await conn.execute(
@@ -1074,9 +843,9 @@ class SQLiteStore(TaskStore):
                     info.host,
                     info.pid,
                     info.version,
-                    _ms(info.started),
+                    ms(info.started),
                     seen,
-                    _ms(info.last_seen + ttl),
+                    ms(info.last_seen + ttl),
                 ),
             )
 
@@ -1099,7 +868,7 @@ class SQLiteStore(TaskStore):
             "SELECT instance_id, host, pid, version, started, last_seen "
             "FROM aiohttp_jobs_instances WHERE namespace = ? AND expires > ? "
             "ORDER BY instance_id",
-            (self._namespace, _ms(now)),
+            (self._namespace, ms(now)),
         )
         return [
             InstanceInfo(ident, host, pid, version, started / 1000, seen / 1000)
@@ -1136,8 +905,8 @@ class SQLiteStore(TaskStore):
                     e.instance,
                     e.attempt,
                     e.outcome,
-                    _ms(e.started),
-                    _ms(e.finished),
+                    ms(e.started),
+                    ms(e.finished),
                     e.error,
                     ns,
                     e.key,
