@@ -22,6 +22,7 @@ is scraped. docs/observability.md lists every series.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from bisect import bisect_left
@@ -89,17 +90,14 @@ STORE_BUCKETS: Final = (
     5.0,
 )
 
-#: The store operations that are timed (and counted when they fail).
-STORE_OPERATIONS: Final = (
-    "save",
-    "get",
-    "delete",
-    "records",
-    "add_run",
-    "next_due",
-    "acquire",
-    "extend",
-    "commit",
+#: The store operations that are timed (and counted when they fail): every
+#: coroutine method of the store contract but ``open`` and ``close``.
+STORE_OPERATIONS: Final = tuple(
+    name
+    for name, member in vars(TaskStore).items()
+    if inspect.iscoroutinefunction(member)
+    and not name.startswith("_")
+    and name not in ("open", "close")
 )
 
 _PRIORITY_LABELS: Final = {prio: prio.name.lower() for prio in Priority}
@@ -211,9 +209,21 @@ class Metrics:
             )
         if any(seen is store for seen in self._stores):
             return
+        wrapped: dict[str, Callable[..., Any]] = {}
         for operation in STORE_OPERATIONS:
-            original = getattr(store, operation)
-            setattr(store, operation, self._timed(operation, original))
+            original = getattr(store, operation, None)
+            if original is not None:
+                wrapped[operation] = self._timed(operation, original)
+        try:
+            for operation, timed in wrapped.items():
+                setattr(store, operation, timed)
+        except AttributeError:  # a store class with __slots__ and no __dict__
+            logger.warning(
+                "metrics: cannot time the calls to %r (its methods cannot be "
+                "wrapped); no store metrics for it",
+                store,
+            )
+            return
         self._stores.append(store)
 
     def _timed(self, operation: str, call: Callable[..., Any]) -> Callable[..., Any]:
