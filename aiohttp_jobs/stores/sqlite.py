@@ -87,6 +87,17 @@ log = logging.getLogger("aiohttp_jobs.stores")
 _SYNCHRONOUS = ("FULL", "NORMAL")
 
 
+def _check_folder(path: str) -> None:
+    """Refuse a file whose folder is missing, naming it (SQLite would only say
+    "unable to open database file")."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if path != ":memory:" and not os.path.isdir(folder):
+        raise ConfigError(
+            f"path={path!r}: the folder {folder!r} does not exist "
+            "(the store creates the file, not its folder)"
+        )
+
+
 def _import_aiosqlite() -> Any:
     try:
         import aiosqlite
@@ -199,6 +210,7 @@ class SQLiteStore(TaskStore):
 
     async def _connect(self) -> aiosqlite.Connection:
         library = _import_aiosqlite()
+        _check_folder(self._path)
         conn: aiosqlite.Connection = await library.connect(
             self._path, isolation_level=None
         )

@@ -80,6 +80,15 @@ async def test_a_file_of_another_schema_version_is_refused(db: Path) -> None:
     await store.close()
 
 
+async def test_a_file_in_a_missing_folder_is_refused_naming_it(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "nowhere" / "jobs.db")
+    with pytest.raises(ConfigError, match="nowhere"):
+        await store.open()
+    async with SQLiteStore(":memory:") as private:  # no folder needed
+        await private.save(_rec())
+        assert await private.next_due() == 100.0
+
+
 async def test_namespaces_share_a_file_without_seeing_each_other(db: Path) -> None:
     async with SQLiteStore(db, namespace="a") as a, SQLiteStore(db, namespace="b") as b:
         await a.save(_rec("x", fire_at=1.0))
