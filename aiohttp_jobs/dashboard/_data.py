@@ -551,6 +551,7 @@ async def tasks_page(
                 else None,
                 "runs": info.runs,
                 "failures": info.failures,
+                "recent_failures": sum(r["outcome"] == "failed" for r in runs),
                 "skipped": info.skipped,
                 "p50": _percentile(durations, 0.5),
                 "p95": _percentile(durations, 0.95),

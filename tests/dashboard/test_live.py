@@ -196,3 +196,27 @@ async def test_shutdown_ends_every_stream_at_once(serve: Serve) -> None:
             except (EOFError, aiohttp.ClientPayloadError):
                 pass
         await asyncio.wait_for(cleanup, 10)
+
+
+async def test_open_streams_are_reported_to_the_metrics(
+    aiohttp_client: ClientFactory,
+) -> None:
+    from aiohttp_jobs import metrics
+
+    app = make_app()
+    collected = metrics.setup(app)
+    client = await aiohttp_client(app)
+    response = await client.get("/jobs/stream")
+    await _event(response.content)
+    assert collected.streams == 1
+    text = await (await client.get("/jobs/metrics")).text()
+    assert "aiohttp_jobs_dashboard_streams 1.0" in text
+    response.close()
+    broadcaster = client.app._subapps[0][BROADCASTER_KEY]  # type: ignore[union-attr]
+    scheduler = scheduler_of(client)
+    for _ in range(200):
+        if broadcaster.clients == 0:
+            break
+        await finished(scheduler, returning(0), "nudge")  # wakes the stream
+        await asyncio.sleep(0.05)
+    assert collected.streams == 0

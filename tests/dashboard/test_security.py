@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+import aiohttp_jobs
 from aiohttp_jobs import ConfigError, SetupError, dashboard
 from aiohttp_jobs.dashboard._config import CONFIG_KEY
 from aiohttp_jobs.dashboard._security import guard, is_loopback
@@ -262,3 +263,59 @@ def test_setup_checks_its_arguments() -> None:
         dashboard.setup(app)
     with pytest.raises(SetupError, match="no dashboard"):
         dashboard.audit_log(web.Application())
+
+
+WRITES = [
+    "/jobs/jobs/some-1/cancel",
+    "/jobs/api/jobs/some-1/cancel",
+    "/jobs/jobs/cancel",
+    "/jobs/api/jobs/cancel",
+    "/jobs/tasks/run",
+    "/jobs/api/tasks/run",
+    "/jobs/tasks/retry",
+    "/jobs/api/tasks/retry",
+    "/jobs/tasks/enable",
+    "/jobs/api/tasks/enable",
+    "/jobs/tasks/disable",
+    "/jobs/api/tasks/disable",
+    "/jobs/tasks/unschedule",
+    "/jobs/api/tasks/unschedule",
+    "/jobs/tasks/cancel",
+    "/jobs/api/tasks/cancel",
+    "/jobs/keywords/fire",
+    "/jobs/api/keywords/fire",
+]
+
+
+@pytest.mark.parametrize("path", WRITES)
+async def test_every_action_is_refused_when_forwarded_cross_site_or_read_only(
+    aiohttp_client: ClientFactory, path: str
+) -> None:
+    client = await aiohttp_client(make_app())
+    for headers in (
+        {**SAME_ORIGIN, "X-Forwarded-For": "203.0.113.5"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "https://evil.example"},
+    ):
+        response = await client.post(path, json={"key": "x"}, headers=headers)
+        assert (response.status, await response.text()) == (403, "Forbidden\n")
+    response = await client.get(path)
+    assert response.status in (405, 200) if path.endswith("/jobs/cancel") else 405
+    entries = dashboard.audit_log(client.app)  # type: ignore[arg-type]
+    assert [e.outcome for e in entries] == ["refused"] * 3
+
+    def read_only(request: web.Request, action: str) -> bool:
+        return action == "view"
+
+    client = await aiohttp_client(make_app(authorize=read_only))
+    response = await client.post(path, json={"key": "x"}, headers=SAME_ORIGIN)
+    assert response.status == 403
+
+
+def test_the_dashboard_ends_its_streams_before_anything_else_on_shutdown() -> None:
+    app = web.Application()
+    aiohttp_jobs.setup(app)
+    before = list(app.on_shutdown)
+    dashboard.setup(app)
+    assert list(app.on_shutdown)[1 : 1 + len(before)] == before
+    assert app.on_shutdown[0].__name__ == "end_streams"
