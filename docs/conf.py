@@ -72,13 +72,16 @@ _EXTERNAL = (
 )
 nitpick_ignore_regex = [
     (r"py:.*", rf"({'|'.join(_EXTERNAL)})(\..*)?"),
-    # Builtins, and the type variables of generic signatures.
-    (r"py:.*", r"[A-Za-z_]\w*"),
+    # The type variables of generic signatures, and the types of other
+    # libraries that annotations name without their module.
+    (r"py:.*", r"_[A-Z]\w*"),
+    (r"py:.*", r"(CollectorRegistry|Metric|TestClient)"),
     (r"py:.*", r"aiohttp_jobs(\.\w+)*\._[A-Z]\w*"),
     # Private helper types that public signatures name; users never build them.
     (
         r"py:.*",
-        r"aiohttp_jobs\._\w+\.\w+\.(TimerHandle|JobOwner|Hop|TaskControl|Declared)",
+        r"(aiohttp_jobs\.[\w.]+\.)?"
+        r"(TimerHandle|JobOwner|Hop|TaskControl|Declared|Requirements|JobLabel)",
     ),
 ]
 

@@ -75,7 +75,7 @@ class EventStream:
     """An async iterator over events, buffered up to ``maxsize``.
 
     When the consumer falls behind, the oldest events are dropped and counted in
-    :attr:`dropped`, so a slow reader never slows the scheduler down.
+    its ``dropped`` attribute, so a slow reader never slows the scheduler down.
     """
 
     __slots__ = ("_buffer", "_closed", "_waiter", "dropped", "maxsize")

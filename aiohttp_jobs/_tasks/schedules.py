@@ -191,7 +191,7 @@ class Schedule(ABC):
     def _spec(self) -> dict[str, str | float]: ...
 
     def to_spec(self) -> dict[str, str | float]:
-        """A JSON-serialisable description; :func:`schedule_from_spec` reverses it."""
+        """A JSON-serialisable description; ``schedule_from_spec()`` reverses it."""
         spec = self._spec()
         if self.start_at is not None:
             spec["start_at"] = self.start_at
