@@ -6,7 +6,9 @@ Prints one JSON line: median jobs/s over several rounds for each contender
 (tracemalloc peak / N) and the size of a 10,000-job history.
 ``metrics_on_ratio``: the rate with Prometheus metrics collected
 (``aiohttp_jobs.metrics.instrument``) over the rate without, same run (when
-prometheus-client is installed).
+prometheus-client is installed). ``tracing_off``: what the tracing switch costs
+``aiohttp_jobs.spawn()``/``shield()``/``@atomic`` while OpenTelemetry is not in
+use (one check, in ns, and as a share of a spawn's time).
 
     python benchmarks/spawn.py [--jobs 100000] [--rounds 5]
 """
@@ -19,11 +21,13 @@ import gc
 import json
 import statistics
 import time
+import timeit
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp_jobs
+from aiohttp_jobs._core import tracing
 
 try:
     import aiojobs
@@ -151,6 +155,12 @@ def main() -> None:
             )
             for limit in (None, 100)
         }
+    check_s = min(timeit.repeat(tracing.active, number=100_000, repeat=5)) / 100_000
+    result["tracing_off"] = {
+        "opentelemetry_imported": tracing.active(),
+        "check_ns": round(check_s * 1e9, 1),
+        "share_of_spawn": round(check_s * medians["aiohttp_jobs_limit_100"], 4),
+    }
     print(json.dumps(result))
 
 

@@ -235,7 +235,11 @@ async def spawn(
         if asyncio.iscoroutine(coro):
             coro.close()  # never started: no "coroutine was never awaited"
         raise
-    traced = tracing.wrap_work(coro, "job", name, f"{request.method} {request.path}")
+    traced = (  # a span when the application uses OpenTelemetry
+        tracing.wrap_work(coro, "job", name, f"{request.method} {request.path}")
+        if tracing.active()
+        else None
+    )
     if traced is None:
         return await _spawn(
             state,
@@ -331,7 +335,11 @@ def shield(request: web.Request, arg: Awaitable[_T]) -> asyncio.Future[_T]:
         if asyncio.iscoroutine(arg):
             arg.close()
         raise
-    traced = tracing.wrap_work(arg, "shield", None, f"{request.method} {request.path}")
+    traced = (  # a span when the application uses OpenTelemetry
+        tracing.wrap_work(arg, "shield", None, f"{request.method} {request.path}")
+        if tracing.active()
+        else None
+    )
     if traced is None:
         return state.protected.shield(arg, request)
     try:
