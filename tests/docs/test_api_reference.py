@@ -84,6 +84,23 @@ def _covered(module: ModuleType, name: str) -> bool:
     return False
 
 
+def test_plain_directives_name_objects_relative_to_the_current_module() -> None:
+    """``.. py:data:: aiohttp_jobs.x.NAME`` after ``.. automodule:: aiohttp_jobs.x``
+    is indexed as ``aiohttp_jobs.x.aiohttp_jobs.x.NAME``: references miss it."""
+    plain = re.compile(r"^\s*\.\. (py:)?(?P<kind>\w+):: +(?P<target>[\w.]+)", re.M)
+    for page in sorted(API.glob("*.md")):
+        current = ""
+        for match in plain.finditer(page.read_text()):
+            kind, target = match["kind"], match["target"]
+            if kind in ("module", "currentmodule", "automodule"):
+                current = target
+            elif not kind.startswith("auto") and current:
+                assert not target.startswith("aiohttp_jobs."), (
+                    f"{page.name}: '.. {kind}:: {target}' under module {current}: "
+                    "name it relative to the module (or set py:currentmodule first)"
+                )
+
+
 def test_the_public_modules_include_the_documented_ones() -> None:
     assert {
         "aiohttp_jobs",
