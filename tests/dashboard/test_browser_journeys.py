@@ -170,6 +170,9 @@ async def test_a_running_job_turns_succeeded_without_a_reload(
     await expect(page.locator(tid("job-detail"))).to_have_attribute(
         "data-state", "succeeded"
     )
+    # The rest of the page follows: the result, no Cancel button any more.
+    await expect(page.locator(tid("job-result"))).to_contain_text("42 orders")
+    await expect(page.locator(tid("cancel-job"))).to_have_count(0)
     assert await page.evaluate(STILL_LOADED)
     await shots.take(page, "job succeeded")
 
