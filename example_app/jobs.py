@@ -125,6 +125,6 @@ async def start_thumbnail(request: web.Request) -> web.Response:
 
 
 async def start_failing(request: web.Request) -> web.Response:
-    """A job that fails: see its error at /api/jobs/{id}."""
+    """A job that fails: its traceback is on its dashboard page."""
     job = await aiohttp_jobs.spawn(request, failing_job(), "charge-card")
     return accepted(request, job)
