@@ -135,6 +135,7 @@ PUBLIC: dict[str, frozenset[str]] = {
             "from_url",
         }
     ),
+    "aiohttp_jobs.stores.sqlite": frozenset({"SCHEMA_VERSION", "SQLiteStore"}),
     "aiohttp_jobs.testing": frozenset({"FakeClock", "settle"}),
     "aiohttp_jobs.metrics": frozenset(
         {
@@ -176,6 +177,7 @@ VALUES = frozenset(
         "Outcome",
         "RUN_LOG_SIZE",
         "SCHEMES",
+        "SCHEMA_VERSION",
         "__version__",
         "ACTIONS",
         "Authorize",
