@@ -15,8 +15,9 @@ How it keeps the contract of :mod:`.base`:
   so the store runs on Redis Cluster, where partitions spread over the shards.
 * Times are integer milliseconds.
 * Commits and heartbeats made during one event-loop turn travel together, as
-  one script call per partition. A commit carries an id: repeated after a lost
-  reply (redis-py retries on connection errors), it is not applied twice and
+  one script call per partition. Each call that changes something carries an
+  id: repeated after a lost reply (calls are tried again while the server is
+  unreachable, for up to ``retry_for`` seconds), it is not applied twice and
   answers as the first one did.
 * A change that makes something due earlier than before is published on the
   namespace's channel; :meth:`RedisStore.subscribe` listens on one pub/sub
@@ -35,10 +36,11 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from .._checks import MAX_TIMESTAMP, check_count, check_duration, check_timestamp
 from .._errors import ConfigError, ConfigTypeError, MissingDependencyError
@@ -69,6 +71,7 @@ _Call = tuple[int, str, str, list[Any], list[str]]
 # goes in args) or None, its result
 _Pending = tuple[str, int, list[str], "tuple[str, int] | None", "asyncio.Future[int]"]
 _MAX_BACKOFF = 5.0
+_T = TypeVar("_T")
 
 
 def _script() -> str:
@@ -107,9 +110,10 @@ class RedisStore(TaskStore):
     spread over (a Redis Cluster puts them on different shards).
     *pool_size*: connections at most; callers wait up to *pool_timeout* seconds
     for a free one. *socket_timeout*: seconds a command may take before it
-    counts as failed; *retries*: how often redis-py tries again after a
-    connection error or timeout. *server_clock*: :attr:`clock` follows the
-    Redis server's clock (``TIME``), so hosts with skewed clocks agree.
+    counts as failed; *retry_for*: seconds a call keeps trying again while
+    the server is unreachable (restarting, failing over) before it raises.
+    *server_clock*: :attr:`clock` follows the Redis server's clock
+    (``TIME``), so hosts with skewed clocks agree.
     *poll_interval*: seconds between checks of :meth:`next_due` while
     subscribed (pub/sub loses messages while disconnected). *cluster*: the URL
     names a node of a Redis Cluster.
@@ -124,7 +128,7 @@ class RedisStore(TaskStore):
         pool_size: int = 32,
         pool_timeout: float = 10.0,
         socket_timeout: float = 5.0,
-        retries: int = 2,
+        retry_for: float = 10.0,
         server_clock: bool = False,
         poll_interval: float = 1.0,
         cluster: bool = False,
@@ -157,7 +161,7 @@ class RedisStore(TaskStore):
         self._socket_timeout = check_duration(
             "socket_timeout", socket_timeout, positive=True
         )
-        self._retries = check_count("retries", retries, minimum=0)
+        self._retry_for = check_duration("retry_for", retry_for)
         self._poll_interval = check_duration(
             "poll_interval", poll_interval, positive=True
         )
@@ -175,6 +179,7 @@ class RedisStore(TaskStore):
         self._ids = itertools.count(1)
         self._turn = int(self._uid[:4], 16) % self.partitions
         self._client: Any = None
+        self._unreachable: tuple[type[Exception], ...] = ()
         self._own_client = isinstance(url_or_client, str)
         self._redis: Any = None
         self._sha = ""
@@ -218,13 +223,17 @@ class RedisStore(TaskStore):
 
     async def _connect(self) -> None:
         redis = self._redis = _import_redis()
+        self._unreachable = (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+        )
         if not self._source:
             self._source = _script()
         target = self._url_or_client
         if isinstance(target, str):
-            retry = redis.asyncio.retry.Retry(
-                redis.backoff.ExponentialBackoff(cap=1.0, base=0.05), self._retries
-            )
+            # one quick retry replaces a pooled connection the server closed;
+            # longer outages are waited out by _retrying()
+            retry = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 1)
             common: dict[str, Any] = {
                 "socket_timeout": self._socket_timeout,
                 "socket_connect_timeout": self._socket_timeout,
@@ -341,6 +350,29 @@ class RedisStore(TaskStore):
         as the first time instead of being applied twice."""
         return f"{self._uid}.{next(self._ids)}"
 
+    async def _retrying(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """``await attempt()``, tried again while the server is unreachable
+        (restarting, failing over, paused), for up to ``retry_for`` seconds.
+
+        Every call may be repeated: the ones that change something are
+        recognised by their call id, or change the same thing twice.
+        """
+        errors = self._unreachable
+        delay = 0.05
+        deadline: float | None = None
+        while True:
+            try:
+                return await attempt()
+            except errors as exc:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._retry_for
+                if now + delay > deadline:
+                    raise
+                log.debug("Redis store %r: %r; trying again", self.namespace, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
     async def _eval(
         self,
         p: int,
@@ -349,8 +381,11 @@ class RedisStore(TaskStore):
         call: str = "",
         extra: Sequence[str] = (),
     ) -> Any:
-        client = self._require()
         argv = self._argv(p, op, call, args, extra)
+        return await self._retrying(lambda: self._evalsha(argv))
+
+    async def _evalsha(self, argv: list[Any]) -> Any:
+        client = self._require()
         try:
             return await client.evalsha(self._sha, *argv)
         except self._redis.exceptions.NoScriptError:
@@ -373,6 +408,9 @@ class RedisStore(TaskStore):
                     )
                 )
             )
+        return await self._retrying(lambda: self._pipeline(calls))
+
+    async def _pipeline(self, calls: Sequence[_Call]) -> list[Any]:
         client = self._require()
         pipe = client.pipeline(transaction=False)
         for p, op, call, args, extra in calls:
@@ -381,7 +419,8 @@ class RedisStore(TaskStore):
         for i, result in enumerate(results):
             if isinstance(result, self._redis.exceptions.NoScriptError):
                 p, op, call, args, extra = calls[i]
-                results[i] = await self._eval(p, op, *args, call=call, extra=extra)
+                argv = self._argv(p, op, call, args, extra)
+                results[i] = await self._evalsha(argv)
             elif isinstance(result, Exception):
                 raise result
         return results
@@ -547,8 +586,8 @@ class RedisStore(TaskStore):
         client = self._require()
         found: list[TaskRecord] = []
         for keys in self._keys:
-            definitions = await client.hgetall(keys[0])
-            states = await client.hgetall(keys[1])
+            definitions = await self._retrying(partial(client.hgetall, keys[0]))
+            states = await self._retrying(partial(client.hgetall, keys[1]))
             for key, definition in definitions.items():
                 state = states.get(key)
                 if state is None:
@@ -584,6 +623,9 @@ class RedisStore(TaskStore):
     # -- claiming ---------------------------------------------------------------------
 
     async def next_due(self) -> float | None:
+        return await self._retrying(self._next_due)
+
+    async def _next_due(self) -> float | None:
         client = self._require()
         if self.partitions == 1:
             heads = [await client.zrange(self._keys[0][2], 0, 0, withscores=True)]
@@ -644,14 +686,18 @@ class RedisStore(TaskStore):
     async def _peek(self, now_ms: int, limit: int) -> list[list[tuple[int, float]]]:
         """The due entries of each partition (partition, score), for planning."""
         client = self._require()
-        replies = await asyncio.gather(
-            *(
-                client.zrangebyscore(
-                    k[2], "-inf", now_ms, start=0, num=limit, withscores=True
+
+        async def peek() -> list[Any]:
+            return await asyncio.gather(
+                *(
+                    client.zrangebyscore(
+                        k[2], "-inf", now_ms, start=0, num=limit, withscores=True
+                    )
+                    for k in self._keys
                 )
-                for k in self._keys
             )
-        )
+
+        replies = await self._retrying(peek)
         return [[(p, score) for _, score in r] for p, r in enumerate(replies)]
 
     def _plan(
@@ -783,14 +829,15 @@ class RedisStore(TaskStore):
         if type(limit) is not int or limit < 1:
             check_count("limit", limit, minimum=1)
         client = self._require()
-        entries = await client.lrange(
-            self._log_key(self._partition(key), key), 0, min(limit, RUN_LOG_SIZE) - 1
+        log_key = self._log_key(self._partition(key), key)
+        entries = await self._retrying(
+            partial(client.lrange, log_key, 0, min(limit, RUN_LOG_SIZE) - 1)
         )
         return [RunLogEntry(*json.loads(_text(entry))) for entry in entries]
 
     async def server_time(self) -> float | None:
         """The Redis server's clock (``TIME``), in POSIX seconds."""
-        seconds, micros = await self._require().time()
+        seconds, micros = await self._retrying(self._require().time)
         return int(seconds) + int(micros) / 1e6
 
     # -- batching ---------------------------------------------------------------------

@@ -94,7 +94,7 @@ async def test_a_commit_repeated_after_a_lost_reply_takes_effect_once(
     opened: Callable[..., Any],
 ) -> None:
     async with ReplyDropper(redis_server.port) as proxy:
-        store = await opened(proxy.url, retries=2)
+        store = await opened(proxy.url)
         other = await opened(redis_server.url, namespace=store.namespace)
         await store.save(_rec("t", max_running=2))
         [claim] = await store.acquire(
@@ -179,6 +179,23 @@ async def test_a_restart_with_aof_loses_nothing(
     assert len(rest) == 15
 
 
+async def test_calls_made_while_the_server_restarts_wait_for_it(
+    redis_factory: Any,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    server: RedisServer = redis_factory(appendonly=True)
+    store = await opened(server.url)
+    await store.save(_rec("t"))
+    [claim] = await store.acquire(now=100.0, owner="me", lease_duration=30, limit=1)
+    server.stop()
+    restart = asyncio.get_running_loop().run_in_executor(None, server.start)
+    # refused connections until it is back: the calls try again meanwhile
+    assert await store.commit(claim, cursor=Cursor(200.0)) is Lease.HELD
+    await store.save(_rec("u"))
+    await restart
+    assert [r.fire_at for r in await store.records()] == [200.0, 100.0]
+
+
 async def test_a_paused_server_makes_calls_wait_then_they_go_on(
     redis_factory: Any,  # noqa: F811
     opened: Callable[..., Any],
@@ -199,7 +216,7 @@ async def test_an_unreachable_server_fails_calls_clearly_and_they_recover(
     import redis.exceptions
 
     server: RedisServer = redis_factory()
-    store = await opened(server.url, socket_timeout=0.3, retries=0)
+    store = await opened(server.url, socket_timeout=0.3, retry_for=0)
     await store.save(_rec("t"))
     server.pause()
     try:
@@ -217,7 +234,7 @@ async def test_the_listener_reconnects_and_reports_what_it_may_have_missed(
 ) -> None:
     server: RedisServer = redis_factory()
     listener = await opened(
-        server.url, socket_timeout=0.3, retries=0, poll_interval=0.1
+        server.url, socket_timeout=0.3, retry_for=0, poll_interval=0.1
     )
     writer = await opened(server.url, namespace=listener.namespace)
     heard = asyncio.Event()
