@@ -566,7 +566,8 @@ class Scheduler(Collection[Job[Any]]):
         for scrapes and dashboards, not for hot paths."""
         counts = dict.fromkeys(Priority, (0, 0))
         active = dict.fromkeys(Priority, 0)
-        for job in self._jobs.values():
+        # A copy first: a scrape may run in another thread.
+        for job in list(self._jobs.values()):
             if job._run_task is not None:
                 active[job._priority] += 1
         for prio in Priority:
