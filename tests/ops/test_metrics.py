@@ -268,3 +268,45 @@ def test_a_missing_prometheus_client_names_the_extra() -> None:
         cwd=ROOT,
     )
     assert 'pip install "aiohttp-jobs[metrics]"' in out.stdout
+
+
+async def test_scheduler_observers_see_every_start_and_end_once() -> None:
+    seen: list[tuple[str, str]] = []
+
+    class Observer:
+        def job_started(self, job: Any) -> None:
+            seen.append(("started", job.name))
+
+        def job_finished(self, job: Any) -> None:
+            seen.append((f"finished {job.state}", job.name))
+
+    class EndsOnly:
+        def job_finished(self, job: Any) -> None:
+            seen.append(("ends only", job.name))
+
+    observer, ends = Observer(), EndsOnly()
+    async with Scheduler(limit=1, wait_timeout=1) as scheduler:
+        scheduler.add_observer(observer)
+        scheduler.add_observer(observer)  # added twice: called once
+        scheduler.add_observer(ends)
+        await (await scheduler.spawn(returning(1), "a")).wait()
+        gate = asyncio.Event()
+        await scheduler.spawn(blocked(gate), "b")
+        dropped = await scheduler.spawn(returning(2), "c")  # pending
+        assert scheduler.priority_counts()[Priority.NORMAL] == (1, 1)
+        await dropped.close()
+        scheduler.remove_observer(ends)
+        gate.set()
+    assert seen == [
+        ("started", "a"),
+        ("finished succeeded", "a"),
+        ("ends only", "a"),
+        ("started", "b"),
+        ("finished cancelled", "c"),
+        ("ends only", "c"),
+        ("finished succeeded", "b"),
+    ]
+    with pytest.raises(ConfigTypeError, match="observer"):
+        Scheduler().add_observer(object())
+    with pytest.raises(ConfigTypeError, match=r"observer\.job_finished"):
+        Scheduler().add_observer(type("Bad", (), {"job_finished": 1})())
