@@ -156,7 +156,9 @@ class MemoryStore(TaskStore):
             heapq.heappush(self._heap, entry)
 
     def _push_run(self, run: _Run) -> None:
-        run.version += 1
+        # From the one counter: a later run with the same id (the occurrence
+        # claimed again after this run finished) never matches this one's entries.
+        run.version = next(self._seq)
         if run.token is None:
             entry = (run.due, next(self._seq), _RUN, run.run_id, run.version)
         else:
@@ -365,7 +367,7 @@ class MemoryStore(TaskStore):
                 runs.discard(run.run_id)
                 if not runs:
                     del self._run_ids[key]
-            run.version += 1
+            run.version = -1  # finished: its heap entries are stale
             if run.from_cursor:
                 left = self._running[key] - 1
                 if left:

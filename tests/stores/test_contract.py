@@ -171,6 +171,17 @@ async def test_an_added_run_and_the_cursor_due_at_once_are_two_runs(
         assert await store.commit(claim) is Lease.HELD
 
 
+async def test_an_occurrence_finished_and_claimed_again_is_one_claim(
+    store: TaskStore,
+) -> None:
+    await store.save(_rec(fire_at=100.0))
+    [claim] = await _take(store, 100.0, lease=1)
+    # finished without moving the cursor (after its lease ran out, untaken)
+    assert await store.commit(claim) is Lease.HELD
+    again = await _take(store, 101.0, lease=1)
+    assert [(c.run_id, c.attempt) for c in again] == [("t@100000", 0)]
+
+
 async def test_deleting_a_record_loses_its_claims(store: TaskStore) -> None:
     await store.save(_rec(fire_at=100.0))
     [claim] = await _take(store, 100.0)
