@@ -4,17 +4,25 @@ dashboard through Server-Sent Events.
 Changes are coalesced: the listener only notes which jobs changed; every
 ``interval`` (0.25 s) one message with their latest state is built, numbered
 and kept in a short ring, and every stream sends it. So a stream gets at most
-four messages a second however many jobs change, and the scheduler pays one
-function call per event whatever the number of streams. A client that
-reconnects with ``Last-Event-ID`` gets what it missed if the ring still holds
-it, else a ``refresh`` event (reload the page). The listener is attached only
-while a stream is open. On shutdown every stream ends at once.
+four messages a second however many jobs change, and the scheduler's cost does
+not grow with the number of streams. A client that reconnects with
+``Last-Event-ID`` gets what it missed if the ring still holds it, else a
+``refresh`` event (reload the page). The listener is attached only while a
+stream is open. On shutdown every stream ends at once.
+
+A listener makes the scheduler build an event for every change; at thousands
+of jobs a second that is a good part of its time. So when more than
+``BUSY_EVENTS`` events come within one interval, the broadcaster stops
+listening and samples the scheduler each interval instead (its counts, its
+running jobs, how many finished), telling clients to reload what they show
+(``"more": true``), until fewer than ``QUIET_JOBS`` jobs finish in an interval.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import time
@@ -26,7 +34,7 @@ from aiohttp_sse import sse_response
 
 from .. import metrics
 from .._core.events import Event, JobEvent
-from .._core.job import Job
+from .._core.job import Job, JobState
 from .._core.scheduler import Scheduler
 from ._config import ROOT_KEY
 from ._data import job_row
@@ -37,6 +45,12 @@ logger = logging.getLogger("aiohttp_jobs.dashboard")
 
 #: Most jobs one message lists; beyond it the message says ``"more": true``.
 MAX_JOBS = 200
+#: Events within one interval that make the broadcaster stop listening and
+#: sample the scheduler instead (a listener costs the scheduler an event
+#: object per change: at thousands of jobs a second, a good part of its time).
+BUSY_EVENTS = 600
+#: Jobs finished within one sampled interval under which it listens again.
+QUIET_JOBS = 100
 PING_INTERVAL = 15.0
 
 
@@ -48,20 +62,27 @@ class Broadcaster:
         self.scheduler: Scheduler | None = None
         self.clients = 0
         self.closing = False
+        #: Sampling instead of listening (see :meth:`_go_busy`).
+        self.busy = False
         # Ids unique across restarts: a client resuming against a new process
         # has an id the ring does not hold, and refreshes.
         self.seq = int(time.time() * 1000)
         self.messages: deque[tuple[int, str]] = deque(maxlen=keep)
         self._changed: dict[str, Job[Any]] = {}
         self._more = False
+        self._events = 0
+        self._seen: Job[Any] | None = None
+        self._counts: tuple[int, int, int] | None = None
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
-        self.on_clients_changed: list[Any] = []
 
     # -- the scheduler side ------------------------------------------------------
 
     def _listen(self, event: Event) -> None:
-        if type(event) is JobEvent:
+        self._events += 1
+        if self._events > BUSY_EVENTS:
+            self._go_busy()
+        elif type(event) is JobEvent:
             job = event.job
             changed = self._changed
             if len(changed) < MAX_JOBS or job.id in changed:
@@ -69,18 +90,39 @@ class Broadcaster:
             else:
                 self._more = True
 
+    def _go_busy(self) -> None:
+        """Too many events for one message: stop listening (the scheduler then
+        builds no events at all) and sample it every interval instead, until
+        it is quiet again. Clients are told to reload (``more``)."""
+        scheduler = self.scheduler
+        if scheduler is None or self.busy:
+            return
+        scheduler.events.remove_listener(self._listen)
+        self.busy = True
+        self._more = True
+        self._seen = next(scheduler.history.newest(), None)
+
+    def _go_quiet(self, scheduler: Scheduler) -> None:
+        self.busy = False
+        self._seen = None
+        scheduler.events.add_listener(self._listen)
+
     def _attach(self, scheduler: Scheduler) -> None:
         if self.scheduler is not None:
             return
         self.scheduler = scheduler
+        self.busy = False
+        self._events = 0
         scheduler.events.add_listener(self._listen)
         self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
 
     def _detach(self) -> None:
         scheduler = self.scheduler
-        if scheduler is not None:
+        if scheduler is not None and not self.busy:
             scheduler.events.remove_listener(self._listen)
         self.scheduler = None
+        self.busy = False
+        self._seen = None
         self._changed.clear()
         if self._flusher is not None:
             self._flusher.cancel()
@@ -89,8 +131,43 @@ class Broadcaster:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            if self._changed or self._more:
+            self._events = 0
+            if self.busy:
+                self._sample()
+            elif self._changed or self._more:
                 self.publish()
+
+    def _sample(self) -> None:
+        """One look at a busy scheduler: its running jobs (their progress) and
+        how many jobs finished since the last look."""
+        scheduler = self.scheduler
+        if scheduler is None:
+            return
+        finished = 0
+        newest = None
+        seen = self._seen
+        for job in scheduler.history.newest():
+            if job is seen or finished >= QUIET_JOBS:
+                break
+            if newest is None:
+                newest = job
+            finished += 1
+        if newest is not None:
+            self._seen = newest
+        counts = (
+            scheduler.active_count,
+            scheduler.pending_count,
+            scheduler.scheduled_count,
+        )
+        if finished or counts != self._counts:
+            self._counts = counts
+            for job in itertools.islice(scheduler, MAX_JOBS):
+                if job.state is JobState.RUNNING:
+                    self._changed[job.id] = job
+            self._more = True
+            self.publish()
+        if finished < QUIET_JOBS:
+            self._go_quiet(scheduler)
 
     def publish(self) -> None:
         """Build one message from what changed since the last one."""

@@ -220,3 +220,33 @@ async def test_open_streams_are_reported_to_the_metrics(
         await finished(scheduler, returning(0), "nudge")  # wakes the stream
         await asyncio.sleep(0.05)
     assert collected.streams == 0
+
+
+def test_a_busy_scheduler_is_sampled_instead_of_listened_to() -> None:
+    async def main() -> None:
+        async with aiohttp_jobs.Scheduler(limit=None) as scheduler:
+            broadcaster = Broadcaster()
+            broadcaster._attach(scheduler)
+            assert scheduler.events and not broadcaster.busy
+            jobs = [await scheduler.spawn(returning(n), "burst") for n in range(400)]
+            await asyncio.gather(*(job.wait() for job in jobs))
+            # 1,200 events in one interval: it stopped listening, so the
+            # scheduler builds no more events for it.
+            assert broadcaster.busy and not scheduler.events
+            broadcaster._sample()  # the rest of the burst: still busy
+            assert broadcaster.busy
+            long = await scheduler.spawn(forever(), "long")
+            try:
+                start = broadcaster.seq
+                broadcaster._sample()  # nothing finished since: quiet again
+                [(_, text)] = broadcaster.after(start) or []
+                data = json.loads(text)
+                assert data["more"] and [j["id"] for j in data["jobs"]] == [long.id]
+                assert data["counts"]["running"] == 1
+                assert not broadcaster.busy and scheduler.events
+            finally:
+                await long.close()
+                broadcaster._detach()
+            assert not scheduler.events
+
+    asyncio.run(main())
