@@ -5,10 +5,11 @@ Prints one JSON line: median jobs/s over several rounds for each contender
 ``create_task`` + ``gather`` measured in the same run, memory per live job
 (tracemalloc peak / N) and the size of a 10,000-job history.
 ``metrics_on_ratio``: the rate with Prometheus metrics collected
-(``aiohttp_jobs.metrics.instrument``) over the rate without, same run (when
-prometheus-client is installed). ``tracing_off``: what the tracing switch costs
-``aiohttp_jobs.spawn()``/``shield()``/``@atomic`` while OpenTelemetry is not in
-use (one check, in ns, and as a share of a spawn's time).
+(``aiohttp_jobs.metrics.instrument``) over the rate without, the median of the
+rounds' ratios, each measured back to back (when prometheus-client is
+installed). ``tracing_off``: what the tracing switch costs ``aiohttp_jobs.spawn()``,
+``shield()`` and ``@atomic`` while OpenTelemetry is not in use (one check, in ns,
+and as a share of a spawn's time).
 
     python benchmarks/spawn.py [--jobs 100000] [--rounds 5]
 """
@@ -138,10 +139,18 @@ def main() -> None:
         "history_10000_mb": round(asyncio.run(_history_bytes(10_000)) / 2**20, 2),
     }
     if prometheus_client is not None:
+        # Paired: each round measures both back to back, so the load of a
+        # shared machine, which drifts between rounds, cancels out.
         result["metrics_on_ratio"] = {
             f"limit_{limit}": round(
-                medians[f"aiohttp_jobs_metrics_limit_{limit}"]
-                / medians[f"aiohttp_jobs_limit_{limit}"],
+                statistics.median(
+                    on / off
+                    for on, off in zip(
+                        rates[f"aiohttp_jobs_metrics_limit_{limit}"],
+                        rates[f"aiohttp_jobs_limit_{limit}"],
+                        strict=True,
+                    )
+                ),
                 2,
             )
             for limit in (None, 100)
