@@ -3,7 +3,20 @@ the guides say."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from tests.docs.examples import run_example
+
+GUIDES = Path(__file__).resolve().parents[2] / "docs" / "migration"
+
+
+def _printed(page: str) -> list[str]:
+    """The lines of the page's "It prints" block."""
+    text = (GUIDES / page).read_text()
+    block = re.search(r"It prints:\n\n```text\n(.*?)```", text, re.S)
+    assert block is not None
+    return block.group(1).splitlines()
 
 
 def test_aiojobs_code_runs_with_the_import_changed() -> None:
@@ -29,7 +42,9 @@ def test_pyncette_declarations_run_as_tasks() -> None:
 
 
 def test_apscheduler_options_map_to_misfire_and_overlap() -> None:
-    assert run_example("migration_apscheduler") == [
+    lines = run_example("migration_apscheduler")
+    assert lines == _printed("apscheduler.md")
+    assert lines == [
         "first hour: {'coalesced (missed=0)': 1, 'every_one': 1, "
         "'on_time_only': 1, 'parallel': 6, 'single': 2}",
         "after 3 hours down: {'coalesced (missed=2)': 1, 'every_one': 3}",

@@ -6,11 +6,22 @@ tests/docs/test_web.py.)
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from tests.docs.examples import run_example
 
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "quickstart.md"
 
-def test_scheduler_example() -> None:
-    assert run_example("quickstart_scheduler") == [
-        "send-mail succeeded mail sent to ada",
-        "finished: send-mail",
-    ]
+
+def test_scheduler_example_prints_what_the_page_shows() -> None:
+    block = re.search(r"It prints:\n\n```text\n(.*?)```", PAGE.read_text(), re.S)
+    assert block is not None
+    assert (
+        run_example("quickstart_scheduler")
+        == block.group(1).splitlines()
+        == [
+            "send-mail succeeded mail sent to ada",
+            "finished: send-mail",
+        ]
+    )
