@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,12 @@ def test_tasks_take_a_store_or_a_store_url() -> None:
         Tasks(store="mongo://x")
     with pytest.raises(ConfigError, match="store must be a TaskStore"):
         Tasks(store=42)  # type: ignore[arg-type]
+
+
+def test_the_real_backends_are_built_from_their_urls(tmp_path: Path) -> None:
+    from aiohttp_jobs.stores.redis import RedisStore
+    from aiohttp_jobs.stores.sqlite import SQLiteStore
+
+    assert isinstance(from_url(f"sqlite:///{tmp_path}/jobs.db"), SQLiteStore)
+    assert isinstance(from_url("redis://127.0.0.1:1/0", namespace="app"), RedisStore)
+    assert isinstance(from_url("unix:///tmp/none.sock?db=2"), RedisStore)
