@@ -110,8 +110,6 @@ def _same_origin(request: web.Request, config: Config) -> bool:
     if site is not None:
         if site == "same-origin":
             return True
-        if site == "none":  # typed by the user: no page made it
-            return True
         origin = request.headers.get("Origin")
         return origin is not None and origin.lower() in config.trusted_origins
     origin = request.headers.get("Origin")

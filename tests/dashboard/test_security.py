@@ -167,6 +167,7 @@ async def test_only_true_allows(aiohttp_client: ClientFactory) -> None:
         ({"Sec-Fetch-Site": "same-origin"}, True),
         ({"Sec-Fetch-Site": "cross-site"}, False),
         ({"Sec-Fetch-Site": "same-site"}, False),
+        ({"Sec-Fetch-Site": "none"}, False),
         ({"Sec-Fetch-Site": "cross-site", "Origin": "https://admin.example.com"}, True),
         ({"Origin": "http://evil.example"}, False),
         ({"Origin": "null"}, False),
