@@ -9,16 +9,12 @@ loads no template library.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from .._checks import check_instance
 from ._audit import AuditEntry, audit_log
 from ._config import ACTIONS, Authorize, FormatError, FormatResult, Identify
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "ACTIONS",

@@ -99,6 +99,8 @@ class JobQuery:
     q: str = ""
     before: str = ""
     limit: int = 50
+    #: The ``limit`` the URL asked for ("" for the default page size).
+    asked_limit: str = ""
 
     @classmethod
     def parse(cls, query: Mapping[str, str], config: Config) -> JobQuery:
@@ -130,6 +132,7 @@ class JobQuery:
             q=query.get("q", "").strip()[:200],
             before=query.get("before", "").strip()[:200],
             limit=limit,
+            asked_limit=raw_limit,
         )
 
     def params(self, **changes: str) -> dict[str, str]:
@@ -141,6 +144,7 @@ class JobQuery:
             "priority": self.priority,
             "q": self.q,
             "before": self.before,
+            "limit": self.asked_limit,
         }
         values.update(changes)
         return {k: v for k, v in values.items() if v}

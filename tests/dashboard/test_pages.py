@@ -380,3 +380,17 @@ async def test_the_applications_own_templates_are_untouched(
     client = await aiohttp_client(app)
     assert await (await client.get("/")).text() == "mine 1"
     assert "Overview" in await (await client.get("/jobs/")).text()
+
+
+async def test_the_next_page_keeps_the_filters_and_the_page_size(
+    aiohttp_client: ClientFactory,
+) -> None:
+    client = await aiohttp_client(make_app())
+    scheduler = scheduler_of(client)
+    for n in range(5):
+        await finished(scheduler, returning(n), "same", tags=("t",))
+    api = await (await client.get("/jobs/api/jobs?tag=t&limit=2")).json()
+    assert api["query"] == {"tag": "t", "limit": "2"}
+    text = await (await client.get("/jobs/jobs?tag=t&limit=2")).text()
+    match = re.search(r'href="\./jobs\?([^"]+)" rel="next"', text)
+    assert match and "tag=t" in match.group(1) and "limit=2" in match.group(1)

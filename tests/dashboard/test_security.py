@@ -320,3 +320,14 @@ def test_the_dashboard_ends_its_streams_before_anything_else_on_shutdown() -> No
     dashboard.setup(app)
     assert list(app.on_shutdown)[1 : 1 + len(before)] == before
     assert app.on_shutdown[0].__name__ == "end_streams"
+
+
+async def test_authorize_may_send_the_browser_to_a_login_page(
+    aiohttp_client: ClientFactory,
+) -> None:
+    def to_login(request: web.Request, action: str) -> bool:
+        raise web.HTTPFound("/login")
+
+    client = await aiohttp_client(make_app(authorize=to_login))
+    response = await client.get("/jobs/jobs", allow_redirects=False)
+    assert (response.status, response.headers["Location"]) == (302, "/login")

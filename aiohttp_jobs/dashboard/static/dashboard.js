@@ -34,6 +34,16 @@
   /* Confirmations: every action form asks first. */
   document.addEventListener("submit", function (event) {
     var form = event.target;
+    if ((form.getAttribute("method") || "get").toLowerCase() === "get") {
+      // Short, bookmarkable URLs: leave the empty filters out.
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (el.name && !el.value) el.disabled = true;
+      });
+      window.setTimeout(function () {
+        Array.prototype.forEach.call(form.elements, function (el) { el.disabled = false; });
+      }, 0);
+      return;
+    }
     var field = form.getAttribute("data-json-field");
     if (field) {
       var area = form.elements[field];
