@@ -4,6 +4,7 @@ time, task store timings, the aiohttp handler, and the label cap."""
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from typing import Any
@@ -310,3 +311,45 @@ async def test_scheduler_observers_see_every_start_and_end_once() -> None:
         Scheduler().add_observer(object())
     with pytest.raises(ConfigTypeError, match=r"observer\.job_finished"):
         Scheduler().add_observer(type("Bad", (), {"job_finished": 1})())
+
+
+async def test_the_dashboard_prefix_scrapes_every_listed_series(
+    aiohttp_client: Any,
+) -> None:
+    from aiohttp_jobs import dashboard
+
+    tasks = Tasks()
+
+    @tasks.task(interval=60)
+    async def tick(ctx: Context) -> None:
+        pass
+
+    clock = FakeClock(0)
+    app = web.Application()
+    aiohttp_jobs.setup(app, tasks=tasks, clock=clock)
+    metrics.setup(app)
+    dashboard.setup(app, prefix="/ops/jobs")
+    client = await aiohttp_client(app)
+    await clock.advance(60)
+    await aiohttp_jobs.get_tasks(app).wait_idle()
+    text = await (await client.get("/ops/jobs/metrics")).text()
+    families = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    assert families == {
+        "aiohttp_jobs_jobs_started_total",
+        "aiohttp_jobs_jobs_finished_total",
+        "aiohttp_jobs_job_run_seconds",
+        "aiohttp_jobs_job_wait_seconds",
+        "aiohttp_jobs_jobs_active",
+        "aiohttp_jobs_jobs_pending",
+        "aiohttp_jobs_jobs_scheduled",
+        "aiohttp_jobs_capacity",
+        "aiohttp_jobs_pending_limit",
+        "aiohttp_jobs_task_lateness_seconds",
+        "aiohttp_jobs_task_lease_takeovers_total",
+        "aiohttp_jobs_store_errors_total",
+        "aiohttp_jobs_store_seconds",
+        "aiohttp_jobs_dashboard_streams",
+    }
+    assert 'aiohttp_jobs_jobs_finished_total{name="tick",state="succeeded"} 1.0' in text
+    assert 'aiohttp_jobs_task_lateness_seconds_count{task="tick"} 1.0' in text
+    assert 'aiohttp_jobs_store_seconds_count{operation="commit"}' in text
