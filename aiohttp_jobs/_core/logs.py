@@ -25,6 +25,7 @@ __all__ = [
     "enter_run",
     "job_extra",
     "jobs_logger",
+    "run_extra",
 ]
 
 #: Every logger of the package, parent first.
@@ -65,6 +66,12 @@ def enter_run(task: str, run: RunFields) -> None:
     the package's records logged from it carry ``task``, ``run_id`` and
     ``attempt``. Set inside the job's own context, it ends with the job."""
     _run.set((task, run.run_id, run.attempt))
+
+
+def run_extra(task: str, run: RunFields) -> dict[str, object]:
+    """``extra=`` for a record about *run* of *task* logged outside the run's
+    own job (where the filter cannot find it)."""
+    return {"task": task, "run_id": run.run_id, "attempt": run.attempt}
 
 
 def job_extra(job: Job[Any] | None) -> dict[str, object]:
