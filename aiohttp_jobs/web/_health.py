@@ -49,27 +49,26 @@ def check_health_options(
     """``setup()``'s health arguments, checked: a path prefix (``None``: no
     health routes), a port (``None``: none of its own; 0: any free port) and
     the host that port listens on."""
-    if health is not None:
-        check_name("health", health)
-        assert isinstance(health, str)
-        if not health.startswith("/") or health.endswith("/"):
-            raise ConfigError(
-                f"health must be a path prefix such as '/health' (a leading "
-                f"slash, no trailing one), got {health!r}"
-            )
+    prefix = check_name("health", health, optional=True)
+    if prefix is not None and (not prefix.startswith("/") or prefix.endswith("/")):
+        raise ConfigError(
+            f"health must be a path prefix such as '/health' (a leading "
+            f"slash, no trailing one), got {prefix!r}"
+        )
+    port = None
     if health_port is not None:
-        if health is None:
+        if prefix is None:
             raise ConfigError(
                 f"health_port={health_port!r} needs health='/health' (the path "
                 "prefix of the routes it serves)"
             )
-        check_count("health_port", health_port, minimum=0, maximum=65535)
+        port = check_count("health_port", health_port, minimum=0, maximum=65535)
     if not isinstance(health_host, str) or not health_host:
         raise ConfigTypeError(
             f"health_host must be a host name or address such as '0.0.0.0', got "
             f"{health_host!r} ({type(health_host).__name__})"
         )
-    return health, health_port, health_host  # type: ignore[return-value]
+    return prefix, port, health_host
 
 
 class Health:
@@ -109,8 +108,8 @@ class Health:
             app.on_cleanup.append(self._stop)
 
     def _add_routes(self, router: web.UrlDispatcher) -> None:
-        router.add_get(f"{self.prefix}/live", self.live, name=None)
-        router.add_get(f"{self.prefix}/ready", self.ready, name=None)
+        router.add_get(f"{self.prefix}/live", self.live)
+        router.add_get(f"{self.prefix}/ready", self.ready)
 
     async def _start(self, app: web.Application) -> None:
         health_app = web.Application()
