@@ -645,15 +645,19 @@ class RedisStore(TaskStore):
         lease_ms = _ms(lease_duration)
         prefix = f"{owner}:{self._uid}.{next(self._ids)}:"
         if self.partitions == 1:
+            parts = [0]
             replies = [await self._eval(0, "acquire", now_ms, prefix, lease_ms, limit)]
         else:
             peeked = await self._peek(now_ms, limit)
             calls = self._plan(peeked, limit, now_ms, prefix, lease_ms)
+            parts = [call[0] for call in calls]
             replies = await self._eval_many(calls) if calls else []
         expires = (now_ms + lease_ms) / 1000
         claims: list[Claim] = []
+        dues: list[float] = []
         record = self._record
-        for reply in replies:
+        n = self.partitions
+        for p, reply in zip(parts, replies, strict=True):
             for (
                 run_id,
                 key,
@@ -666,21 +670,27 @@ class RedisStore(TaskStore):
                 state,
                 fence,
                 cancelled,
+                due,
             ) in json.loads(reply):
-                claims.append(
-                    Claim(  # positional: this is the hot path
-                        run_id,
-                        record(key, definition, state),
-                        int(fire) / 1000,
-                        int(attempt),
-                        token,
-                        expires,
-                        fromc == "1",
-                        json.loads(payload[1:]) if payload else None,
-                        int(fence),
-                        cancelled == "1",
-                    )
+                claim = Claim(  # positional: this is the hot path
+                    run_id,
+                    record(key, definition, state),
+                    int(fire) / 1000,
+                    int(attempt),
+                    token,
+                    expires,
+                    fromc == "1",
+                    json.loads(payload[1:]) if payload else None,
+                    # per partition counters, unique in the store (rule 8)
+                    int(fence) * n + p,
+                    cancelled == "1",
                 )
+                if len(replies) > 1:
+                    dues.append(float(due))
+                claims.append(claim)
+        if len(replies) > 1:  # earliest first across partitions too
+            order = sorted(range(len(claims)), key=dues.__getitem__)
+            claims = [claims[i] for i in order]
         return claims
 
     async def _peek(self, now_ms: int, limit: int) -> list[list[tuple[int, float]]]:

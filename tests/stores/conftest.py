@@ -14,7 +14,7 @@ import pytest
 
 from aiohttp_jobs.stores import MemoryStore, TaskStore
 
-from .redis_support import redis_backend
+from .redis_support import redis_backend, redis_cluster_backend
 from .sqlite_support import sqlite_store
 
 Factory = Callable[[Path], Awaitable[TaskStore]]
@@ -27,6 +27,7 @@ async def _memory(tmp_path: Path) -> TaskStore:
 BACKENDS: dict[str, Factory] = {
     "memory": _memory,
     "redis": redis_backend,
+    "redis-cluster": redis_cluster_backend,
     "sqlite": sqlite_store,
 }
 

@@ -447,6 +447,8 @@ def redis_store_factory(server: RedisServer | RedisCluster, **options: Any) -> A
     async def factory(tmp_path: Path | None = None) -> RedisStore:
         if isinstance(server, RedisCluster):
             options.setdefault("cluster", True)
+            if server.nodes[0].running is False:  # pragma: no cover
+                raise RedisServerError("the cluster was closed")
         return RedisStore(server.url, namespace=fresh_namespace(), **options)
 
     return factory
@@ -529,3 +531,17 @@ class ReplyDropper:
         self._tasks.update(tasks)
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.difference_update(tasks)
+
+
+_session_cluster: RedisCluster | None = None
+
+
+async def redis_cluster_backend(tmp_path: Path) -> Any:
+    """``BACKENDS["redis-cluster"]``: a RedisStore with three partitions on a
+    three-node Redis Cluster of this process (started on first use), so the
+    partitions' hash tags land on different nodes; a fresh namespace per call."""
+    global _session_cluster
+    require_redis()
+    if _session_cluster is None:
+        _session_cluster = RedisCluster(3).start()
+    return await redis_store_factory(_session_cluster, partitions=3)(tmp_path)

@@ -237,10 +237,11 @@ elseif op == 'acquire' then
   -- ARGV: now_ms, token prefix, lease_ms, limit
   local expires = tonumber(ARGV[5]) + tonumber(ARGV[7])
   local exp = fmt(expires)
-  local items = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', ARGV[5], 'LIMIT', 0,
-    tonumber(ARGV[8]))
+  local items = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', ARGV[5], 'WITHSCORES',
+    'LIMIT', 0, tonumber(ARGV[8]))
   local out = {}
-  for n, member in ipairs(items) do
+  for i = 1, #items, 2 do
+    local n, member, due = (i + 1) / 2, items[i], items[i + 1]
     local kind, ident = string.sub(member, 1, 1), string.sub(member, 3)
     local run
     if kind == 'c' then
@@ -266,7 +267,8 @@ elseif op == 'acquire' then
     redis.call('ZADD', K_DUE, exp, 'r:' .. run.id)
     out[n] = {run.id, run.key, fmt(run.fire), fmt(run.attempt), run.token,
               fmt(run.fromc), run.payload, redis.call('HGET', K_REC, run.key),
-              redis.call('HGET', K_ST, run.key), fmt(run.fence), fmt(run.cancelled)}
+              redis.call('HGET', K_ST, run.key), fmt(run.fence), fmt(run.cancelled),
+              due}
   end
   if #out == 0 then
     return '[]'
