@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from functools import partial
 from types import MappingProxyType
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._checks import MAX_TIMESTAMP, check_count, check_duration, check_timestamp
 from .._errors import ConfigError, ConfigTypeError, MissingDependencyError
@@ -91,6 +92,47 @@ def _import_redis() -> Any:
     return redis
 
 
+_DEFAULTS: dict[str, Any] = {
+    "namespace": "aiohttp_jobs",
+    "partitions": 1,
+    "pool_size": 32,
+    "pool_timeout": 10.0,
+    "socket_timeout": 5.0,
+    "retry_for": 10.0,
+    "server_clock": False,
+    "poll_interval": 1.0,
+    "cluster": False,
+}
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _url_options(url: str) -> tuple[str, dict[str, Any]]:
+    """Take the store's own options out of *url*'s query
+    (``redis://host/0?partitions=4&cluster=true``); the rest is redis-py's."""
+    parts = urlsplit(url)
+    kept: list[tuple[str, str]] = []
+    found: dict[str, Any] = {}
+    for name, text in parse_qsl(parts.query, keep_blank_values=True):
+        default = _DEFAULTS.get(name)
+        if default is None:
+            kept.append((name, text))
+            continue
+        kind = type(default)
+        try:
+            if kind is bool:
+                if text.lower() not in _TRUE + _FALSE:
+                    raise ValueError(text)
+                found[name] = text.lower() in _TRUE
+            else:
+                found[name] = kind(text)
+        except ValueError:
+            raise ConfigError(
+                f"{name} in the store URL must be {kind.__name__}, got {text!r}"
+            ) from None
+    return urlunsplit(parts._replace(query=urlencode(kept))), found
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -139,6 +181,30 @@ class RedisStore(TaskStore):
                     "url_or_client must be a redis://, rediss:// or unix:// URL "
                     f"or a redis.asyncio client, got {url_or_client!r}"
                 )
+            url_or_client, query = _url_options(url_or_client)
+            given: dict[str, Any] = {
+                "namespace": namespace,
+                "partitions": partitions,
+                "pool_size": pool_size,
+                "pool_timeout": pool_timeout,
+                "socket_timeout": socket_timeout,
+                "retry_for": retry_for,
+                "server_clock": server_clock,
+                "poll_interval": poll_interval,
+                "cluster": cluster,
+            }
+            for name, value in query.items():  # keywords other than defaults win
+                if given[name] == _DEFAULTS[name]:
+                    given[name] = value
+            namespace = given["namespace"]
+            partitions = given["partitions"]
+            pool_size = given["pool_size"]
+            pool_timeout = given["pool_timeout"]
+            socket_timeout = given["socket_timeout"]
+            retry_for = given["retry_for"]
+            server_clock = given["server_clock"]
+            poll_interval = given["poll_interval"]
+            cluster = given["cluster"]
         elif not hasattr(url_or_client, "evalsha"):
             raise ConfigTypeError(
                 "url_or_client must be a redis://, rediss:// or unix:// URL or a "

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from aiohttp_jobs import ConfigError, MissingDependencyError
-from aiohttp_jobs.stores import Cursor, Lease, TaskRecord
+from aiohttp_jobs.stores import Cursor, Lease, TaskRecord, from_url
 from aiohttp_jobs.stores.redis import RedisStore
 
 from ..helpers import ROOT
@@ -440,6 +440,26 @@ def test_bad_options_are_refused_naming_them(
 ) -> None:
     with pytest.raises(ConfigError, match=name):
         RedisStore("redis://127.0.0.1:1/0", **options)
+
+
+async def test_store_options_in_the_url(
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    url = f"{redis_server.url}?partitions=2&poll_interval=0.5&server_clock=yes"
+    store = from_url(url, namespace=fresh_namespace())
+    assert isinstance(store, RedisStore)
+    assert (store.partitions, store.clock is not None) == (2, True)
+    async with store:  # redis-py got the URL without them
+        await store.save(_rec("t"))
+        assert await store.get("t") == _rec("t")
+    keyword = RedisStore(f"{redis_server.url}?partitions=2", partitions=3)
+    assert keyword.partitions == 3  # a keyword given wins
+    with pytest.raises(ConfigError, match="partitions"):
+        RedisStore(f"{redis_server.url}?partitions=many")
+    with pytest.raises(ConfigError, match="partitions"):
+        RedisStore(f"{redis_server.url}?partitions=0")
+    with pytest.raises(ConfigError, match="cluster"):
+        RedisStore(f"{redis_server.url}?cluster=perhaps")
 
 
 def test_only_redis_urls_or_clients() -> None:
