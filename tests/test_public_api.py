@@ -136,6 +136,7 @@ PUBLIC: dict[str, frozenset[str]] = {
         }
     ),
     "aiohttp_jobs.stores.sqlite": frozenset({"SCHEMA_VERSION", "SQLiteStore"}),
+    "aiohttp_jobs.stores.redis": frozenset({"RedisClock", "RedisStore"}),
     "aiohttp_jobs.testing": frozenset({"FakeClock", "settle"}),
     "aiohttp_jobs.metrics": frozenset(
         {
