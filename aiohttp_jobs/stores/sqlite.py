@@ -447,6 +447,16 @@ class SQLiteStore(TaskStore):
         data = None if payload is None else dumps(payload)
 
         async def body(conn: aiosqlite.Connection) -> str:
+            # Mostly the plain id is free: one statement adds the run if the
+            # record exists and no run has that id.
+            added = await conn.execute(
+                "INSERT OR IGNORE INTO aiohttp_jobs_runs (namespace, run_id, key, "
+                "fire_at, from_cursor, payload, due) SELECT ?, ?, ?, ?, 0, ?, ? "
+                "FROM aiohttp_jobs_records WHERE namespace = ? AND key = ?",
+                (ns, base, key, fire_ms, data, fire_ms, ns, key),
+            )
+            if added.rowcount == 1:
+                return base
             # The run ids taken from this base on, and a NULL if the record exists.
             rows = await conn.execute_fetchall(
                 "SELECT run_id FROM aiohttp_jobs_runs WHERE namespace = ? "
