@@ -322,7 +322,9 @@ class RedisStore(TaskStore):
                 self._client = redis.asyncio.Redis.from_pool(pool)
         else:
             self._client = target
-        self._sha = await self._client.script_load(self._source)
+        self._sha = await self._retrying(
+            partial(self._client.script_load, self._source)
+        )
         await self._check_server()
         if self.clock is not None:
             await self.clock.start()
@@ -357,15 +359,14 @@ class RedisStore(TaskStore):
 
     async def _check_server(self) -> None:
         """Warn when the server may evict our keys or keeps nothing on disk."""
-        node = self._client
-        if self._cluster:
-            node = self._client.get_default_node()
+        client = self._client
+        config: dict[str, str] = {}
         try:
-            config = await self._client.config_get("maxmemory-policy")
-            persistence = await self._client.config_get("appendonly")
-            persistence.update(await self._client.config_get("save"))
+            for name in ("maxmemory-policy", "appendonly", "save"):
+                reply = await client.config_get(name)
+                config.update({_text(k): _text(v) for k, v in reply.items()})
         except Exception as exc:  # CONFIG may be disabled on managed services
-            log.debug("cannot read the Redis configuration of %r: %s", node, exc)
+            log.debug("cannot read the Redis configuration: %r", exc)
             return
         policy = config.get("maxmemory-policy", "noeviction")
         if policy != "noeviction" and not policy.startswith("volatile-"):
@@ -375,7 +376,7 @@ class RedisStore(TaskStore):
                 policy,
                 self.namespace,
             )
-        if persistence.get("appendonly") == "no" and not persistence.get("save"):
+        if config.get("appendonly") == "no" and not config.get("save"):
             log.warning(
                 "Redis keeps nothing on disk (appendonly no, no save points): a "
                 "restart loses every task record and run (namespace %r)",
@@ -635,7 +636,7 @@ class RedisStore(TaskStore):
         definition, state = await self._eval(self._partition(key), "get", key)
         if not definition or not state:
             return None
-        return self._record(key, definition, state)
+        return self._record(key, _text(definition), _text(state))
 
     async def delete(self, key: str, *, claim: Claim | None = None) -> bool:
         if claim is not None:

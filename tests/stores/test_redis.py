@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from aiohttp_jobs import ConfigError, MissingDependencyError
-from aiohttp_jobs.stores import Cursor, Lease, TaskRecord, from_url
+from aiohttp_jobs.stores import (
+    Cursor,
+    InstanceInfo,
+    Lease,
+    RunLogEntry,
+    TaskRecord,
+    from_url,
+)
 from aiohttp_jobs.stores.redis import RedisStore
 
 from ..helpers import ROOT
@@ -413,6 +420,30 @@ async def test_the_pool_is_bounded_and_callers_wait_for_a_connection(
     mine = [c for c in clients if c["name"].startswith("aiohttp_jobs.")]
     names = {c["name"] for c in mine}
     assert all(sum(c["name"] == n for c in mine) <= 2 for n in names)
+
+
+async def test_a_client_of_ones_own_is_used_and_left_open(
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    client = redis_server.client()  # bytes replies (decode_responses=False)
+    try:
+        async with RedisStore(client, namespace=fresh_namespace()) as store:
+            await store.save(_rec("t", params={"x": 1}))
+            assert await store.get("t") == _rec("t", params={"x": 1})
+            assert [r.key for r in await store.records()] == ["t"]
+            [claim] = await store.acquire(
+                now=100.0, owner="me", lease_duration=30, limit=1
+            )
+            entry = RunLogEntry(claim.run_id, "t", "me", 0, "succeeded", 100.0, 101.0)
+            assert await store.commit(claim, cursor=Cursor(200.0), log=entry)
+            assert await store.recent_runs("t") == [entry]
+            info = InstanceInfo("i1", "host", 1, "1.0", 100.0, 100.0)
+            await store.register_instance(info, ttl=10)
+            assert await store.instances(now=105.0) == [info]
+            assert await store.instances(now=111.0) == []
+        assert await client.ping()  # not closed by the store
+    finally:
+        await client.aclose()
 
 
 async def test_a_unix_socket_url(
