@@ -24,7 +24,7 @@ from aiohttp_jobs.stores import (
     TaskRecord,
     from_url,
 )
-from aiohttp_jobs.stores.redis import RedisStore
+from aiohttp_jobs.stores.redis import RedisClock, RedisStore
 
 from ..helpers import ROOT
 from .redis_support import (
@@ -386,6 +386,27 @@ async def test_the_server_clock_follows_the_server() -> None:
             assert abs(await RedisStore.server_time(store) - time.time()) < 5  # type: ignore[operator]
     finally:
         server.close()
+
+
+class _SteppingServer(RedisStore):
+    ahead = 100.0
+
+    async def server_time(self) -> float | None:
+        return time.time() + self.ahead
+
+
+async def test_the_server_clock_never_goes_back_when_it_resamples(
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    store = _SteppingServer(redis_server.url, namespace=fresh_namespace())
+    clock = RedisClock(store)
+    async with store:
+        await clock.sample()
+        before = clock.time()
+        store.ahead = 50.0  # the next sample finds the server 50 s behind that
+        await clock.sample()
+        assert clock.time() >= before
+        assert 49.0 < clock.skew < 51.0
 
 
 async def test_open_warns_when_the_server_may_lose_our_keys(
