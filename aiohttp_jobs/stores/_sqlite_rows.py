@@ -39,7 +39,7 @@ SCHEMA_VERSION = 1
 
 IN_CHUNK = 500  # values per "IN (...)" list, well under SQLite's variable limit
 
-SCHEMA = """
+_TABLES = """
 CREATE TABLE aiohttp_jobs_records (
     namespace   TEXT NOT NULL,
     key         TEXT NOT NULL,
@@ -114,6 +114,28 @@ CREATE TABLE aiohttp_jobs_run_log (
 );
 CREATE INDEX aiohttp_jobs_run_log_key ON aiohttp_jobs_run_log (namespace, key, id);
 """
+
+SCHEMA: tuple[str, ...] = (
+    *(statement for statement in _TABLES.split(";") if statement.strip()),
+    # Another revision replaces a record: its runs go (rule 5 of .base).
+    """CREATE TRIGGER aiohttp_jobs_records_replaced
+    BEFORE UPDATE OF revision ON aiohttp_jobs_records
+    WHEN OLD.revision <> NEW.revision
+    BEGIN
+        DELETE FROM aiohttp_jobs_runs
+        WHERE namespace = OLD.namespace AND key = OLD.key;
+    END""",
+    # A deleted record takes its runs and its run log along.
+    """CREATE TRIGGER aiohttp_jobs_records_deleted
+    AFTER DELETE ON aiohttp_jobs_records
+    BEGIN
+        DELETE FROM aiohttp_jobs_runs
+        WHERE namespace = OLD.namespace AND key = OLD.key;
+        DELETE FROM aiohttp_jobs_run_log
+        WHERE namespace = OLD.namespace AND key = OLD.key;
+    END""",
+)
+"""The statements that create the tables, indexes and triggers (in order)."""
 
 RECORD_COLUMNS = (
     "key, task, schedule, params, enabled, fire_at, backlog, max_running, revision"

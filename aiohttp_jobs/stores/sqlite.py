@@ -223,9 +223,8 @@ class SQLiteStore(TaskStore):
                 [(version,)] = await conn.execute_fetchall("PRAGMA user_version")
                 if version == 0:
                     # One by one: executescript() would commit first.
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            await conn.execute(statement)
+                    for statement in SCHEMA:
+                        await conn.execute(statement)
                     await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 elif version != SCHEMA_VERSION:
                     raise ConfigError(
@@ -364,13 +363,7 @@ class SQLiteStore(TaskStore):
         )
 
         async def body(conn: aiosqlite.Connection) -> None:
-            # Another revision replaces the record: its runs go first (rule 5).
-            await conn.execute(
-                "DELETE FROM aiohttp_jobs_runs WHERE namespace = ? AND key = ? "
-                "AND EXISTS (SELECT 1 FROM aiohttp_jobs_records WHERE namespace = ? "
-                "AND key = ? AND revision <> ?)",
-                (ns, record.key, ns, record.key, record.revision),
-            )
+            # Another revision: a trigger drops the old one's runs (rule 5).
             await conn.execute(
                 "INSERT INTO aiohttp_jobs_records (namespace, key, task, schedule, "
                 "params, enabled, fire_at, backlog, max_running, revision) "
@@ -415,13 +408,7 @@ class SQLiteStore(TaskStore):
                 "DELETE FROM aiohttp_jobs_records WHERE namespace = ? AND key = ?",
                 (ns, key),
             )
-            if cursor.rowcount < 1:
-                return False
-            for table in ("aiohttp_jobs_runs", "aiohttp_jobs_run_log"):
-                await conn.execute(
-                    f"DELETE FROM {table} WHERE namespace = ? AND key = ?", (ns, key)
-                )
-            return True
+            return cursor.rowcount > 0  # a trigger deletes its runs and log
 
         deleted: bool = await self._write(body)
         return deleted
