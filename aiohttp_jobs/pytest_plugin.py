@@ -23,7 +23,8 @@ nothing until a test asks for them:
     ``aiohttp_jobs.setup(app, clock=jobs_clock, **options)``, starts the
     application on a local port and returns an
     :class:`aiohttp.test_utils.TestClient` for it; the application shuts down
-    (draining its scheduler) after the test.
+    (draining its scheduler) after the test. ``clock=`` in *options* replaces
+    ``jobs_clock``.
 
 The asynchronous fixtures are pytest-asyncio fixtures, so they work in its
 strict and auto modes alike. Loading the plugin imports nothing but pytest;
@@ -159,7 +160,8 @@ async def jobs_client(jobs_clock: FakeClock) -> AsyncIterator[JobsClient]:
         async def start(
             app: web.Application, **options: Any
         ) -> TestClient[web.Request, web.Application]:
-            setup(app, clock=jobs_clock, **options)
+            options.setdefault("clock", jobs_clock)
+            setup(app, **options)
             client = TestClient(TestServer(app))
             await client.start_server()
             stack.push_async_callback(client.close)
