@@ -135,7 +135,10 @@ class SQLiteStore(TaskStore):
     :param busy_timeout: seconds a write waits for another process's write lock
         before the call fails with ``sqlite3.OperationalError``.
     :param poll_interval: seconds between two checks for changes made by other
-        processes, while something is subscribed (:meth:`subscribe`).
+        processes, while something is subscribed (:meth:`subscribe`): how late
+        a run another process adds may start here at worst. Each check is one
+        cheap query (about 0.3% of a core at the default 0.1 s; 0.02 s costs
+        about 1%).
     :param synchronous: ``"FULL"`` (the default) syncs the write-ahead log on
         every commit; ``"NORMAL"`` is faster and still survives a killed
         process, but a power cut may lose the last commits (their runs then
@@ -148,7 +151,7 @@ class SQLiteStore(TaskStore):
         *,
         namespace: str = "aiohttp_jobs",
         busy_timeout: float = 5.0,
-        poll_interval: float = 0.5,
+        poll_interval: float = 0.1,
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
     ) -> None:
         if not isinstance(path, str | os.PathLike):
