@@ -238,6 +238,8 @@ class TaskRunner:
         """Act on what the store said of a held run: lost or cancelled -> stop."""
         if state is Lease.HELD or held.lost or held.cancel_requested:
             return
+        if self._held.get(held.claim.run_id) is not held:
+            return  # the task returned meanwhile: its commit says what happened
         claim = held.claim
         if state is Lease.LOST:
             held.lost = True

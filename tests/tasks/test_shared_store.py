@@ -371,3 +371,40 @@ async def test_the_run_log_says_where_and_how_each_run_ended(clock: FakeClock) -
     assert log[0].error == "ValueError('even')"
     assert {e.instance for e in log} <= {"i0", "i1"}
     assert all(e.duration == 2 for e in log)
+
+
+class SlowExtend(Cuttable):
+    """A store whose heartbeats answer only when the test says so."""
+
+    def __init__(self, inner: TaskStore) -> None:
+        super().__init__(inner)
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def extend(self, claim: Claim, *, until: float) -> Lease:
+        self.waiting.set()
+        await self.gate.wait()
+        return await super().extend(claim, until=until)
+
+
+async def test_a_heartbeat_answered_after_the_run_ended_changes_nothing(
+    scheduler: Scheduler, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SlowExtend(MemoryStore())
+    tasks = Tasks(store=store)
+    release = asyncio.Event()
+
+    @tasks.task(interval=1000)  # lease 60 s: a heartbeat every 20 s
+    async def work(ctx: Context) -> None:
+        await release.wait()
+
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime:
+        await clock.advance(1025)  # the keeper's heartbeat is now waiting
+        await store.waiting.wait()
+        release.set()  # the run ends and commits while the heartbeat is out
+        await runtime.wait_idle()
+        store.gate.set()  # the heartbeat comes back: LOST (the run is gone)
+        await clock.advance(0)
+        [entry] = await runtime.recent_runs("work")
+    assert entry.outcome == "succeeded"
+    assert "lost its lease" not in caplog.text
