@@ -30,6 +30,7 @@ from typing import Any
 
 from .._core.clock import Clock, TimerHandle, sleep_until
 from .._core.job import Job, JobState
+from .._core.logs import run_extra
 from .._core.scheduler import START_BATCH, Scheduler
 from .._core.tracing import observe_run
 from .._errors import SchedulerClosedError, SchedulerFullError
@@ -248,6 +249,7 @@ class TaskRunner:
                 "over): cancelling it here",
                 claim.record.key,
                 claim.run_id,
+                extra=run_extra(claim.record.task, claim),
             )
         else:
             held.cancel_requested = True
@@ -255,6 +257,7 @@ class TaskRunner:
                 "task %r run %r: cancel requested; cancelling it",
                 claim.record.key,
                 claim.run_id,
+                extra=run_extra(claim.record.task, claim),
             )
         task = held.runner_task
         if task is None:
@@ -316,6 +319,7 @@ class TaskRunner:
                 held.claim.run_id,
                 exc,
                 retry,
+                extra=run_extra(held.claim.record.task, held.claim),
             )
             return
         if state:
@@ -438,6 +442,7 @@ class TaskRunner:
                     "scheduler closed: run %r of task %r left to its lease",
                     claim.run_id,
                     record.key,
+                    extra=run_extra(record.task, claim),
                 )
                 self.stopping = True
                 return False
@@ -448,7 +453,10 @@ class TaskRunner:
     async def _orphan(self, claim: Claim) -> None:
         record = claim.record
         log.error(
-            "no declared task %r for %r: dropping the run", record.task, record.key
+            "no declared task %r for %r: dropping the run",
+            record.task,
+            record.key,
+            extra=run_extra(record.task, claim),
         )
         await self._store.commit(claim, cursor=Cursor(None))
 
