@@ -5,8 +5,9 @@ when the store opens, so importing this module costs nothing.
 
 How it stays correct with several processes on one file:
 
-* The file is in WAL mode: readers never block the writer, and a process
-  killed inside a write leaves a transaction that is simply not in the log.
+* The file is in WAL mode: readers and the writer do not block each other,
+  and a process killed inside a write leaves a transaction that never
+  committed, which the next connection ignores.
 * Every transaction that reads and then writes starts with ``BEGIN IMMEDIATE``:
   it takes the write lock before reading, so two processes never both read the
   same due run and then race to claim it. (A deferred ``BEGIN`` upgrades its
@@ -14,8 +15,9 @@ How it stays correct with several processes on one file:
   process got there first, whatever the busy timeout; an immediate one waits.)
 * ``busy_timeout``: how long a process waits for another's write lock before a
   call fails (the runner logs the error and tries again).
-* A claim is one ``UPDATE ... RETURNING`` over the due runs; commits and lease
-  extensions made in one event-loop turn share one transaction.
+* A claim is one ``UPDATE ... RETURNING`` over the due runs. The writes made
+  in one event-loop turn (commits, heartbeats, saves, claims...) share one
+  transaction: one lock, one sync to disk; each caller gets its own answer.
 * Times are integer milliseconds, indexed, so finding what is due costs the
   same with a million records as with a thousand.
 * SQLite tells no other process of a change: while someone is subscribed, the
@@ -23,12 +25,14 @@ How it stays correct with several processes on one file:
   connections, read from shared memory without touching the file) every
   ``poll_interval`` seconds and notifies the subscribers when it moved.
 
-Not on a network file system (NFS, SMB, most cloud volumes): SQLite's locks are
-POSIX advisory locks, which many network file systems implement wrongly or not
-at all (two processes then both believe they hold the write lock, and the file
-is corrupted), and WAL mode needs a shared-memory index (the ``-shm`` file,
-memory-mapped by every process) that processes on different machines cannot
-share. Use one host's local disk, or Redis for several hosts.
+Not on a network file system (NFS, SMB/CIFS, cloud file shares such as EFS or
+Azure Files): SQLite's locks are POSIX advisory locks, which network file
+systems implement wrongly or not at all (two processes then both believe they
+hold the write lock, and the file is corrupted), and WAL mode needs a
+shared-memory index (the ``-shm`` file, memory-mapped by every process) that
+processes on different machines cannot share. A block volume mounted by one
+host (a local disk, EBS, a Kubernetes ReadWriteOnce volume) is fine; for
+several hosts use Redis.
 """
 
 from __future__ import annotations
