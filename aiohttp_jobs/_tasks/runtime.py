@@ -568,15 +568,16 @@ async def run_tasks(
     The body of :meth:`Tasks.runtime`.
     """
     store = declared.store if declared.store is not None else MemoryStore()
-    runtime = TaskRuntime(
-        declared=declared,
-        app=app,
-        scheduler=scheduler,
-        clock=clock if clock is not None else SystemClock(),
-        store=store,
-    )
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(store)  # closed last
+        if clock is None:
+            # A store may offer its server's clock (RedisStore(server_clock=True)):
+            # then every instance agrees on what is due, whatever its host's clock.
+            offered = getattr(store, "clock", None)
+            clock = offered if isinstance(offered, Clock) else SystemClock()
+        runtime = TaskRuntime(
+            declared=declared, app=app, scheduler=scheduler, clock=clock, store=store
+        )
         for name, fixture in declared.fixtures.items():
             manager = contextlib.asynccontextmanager(fixture)(app)
             runtime._fixtures[name] = await stack.enter_async_context(manager)

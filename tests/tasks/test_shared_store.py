@@ -408,3 +408,29 @@ async def test_a_heartbeat_answered_after_the_run_ended_changes_nothing(
         [entry] = await runtime.recent_runs("work")
     assert entry.outcome == "succeeded"
     assert "lost its lease" not in caplog.text
+
+
+async def test_a_store_that_offers_its_servers_clock_sets_the_time(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    class ClockedStore(MemoryStore):
+        """As RedisStore(server_clock=True) does: ``store.clock``."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.clock = clock
+
+    tasks = Tasks(store=ClockedStore())
+    ran: list[float] = []
+
+    @tasks.task(interval=10)
+    async def tick(ctx: Context) -> None:
+        ran.append(elapsed(clock))
+
+    async with tasks.runtime(app=None, scheduler=scheduler) as runtime:
+        assert runtime.clock is clock
+        await clock.advance(30)
+    assert ran == [10, 20, 30]
+    other = FakeClock()
+    async with tasks.runtime(app=None, scheduler=scheduler, clock=other) as runtime:
+        assert runtime.clock is other  # an explicit clock wins
