@@ -8,17 +8,18 @@
 * :class:`RedisCluster`: three such servers with ``cluster-enabled yes``, the
   16,384 slots split between them (``redis-cli --cluster create``).
 * Fixtures (import them into a test module or a ``conftest.py``):
-  ``redis_server`` (one per test session, i.e. per xdist worker; share it
-  through a fresh namespace per test, see :func:`fresh_namespace`),
-  ``redis_factory`` (``redis_factory(appendonly=True, config={...})``: servers
-  of one test, for faults), ``redis_cluster`` (one per session, started on first
-  use).
+  ``redis_server`` (one per test process, i.e. per xdist worker, shared with
+  the contract suite's ``redis`` backend; share it through a fresh namespace
+  per test, see :func:`fresh_namespace`), ``redis_factory``
+  (``redis_factory(appendonly=True, config={...})``: servers of one test, for
+  faults), ``redis_cluster`` (one per test process, started on first use,
+  shared with the ``redis-cluster`` backend).
 
-A server stops with the test that started it (fixture finalizer), at
-interpreter exit (``atexit``), and, on Linux, when the process that started it
-dies (``PR_SET_PDEATHSIG``), so a crashed or killed test run leaves no server
-behind. With ``CI`` set in the environment a missing ``redis-server`` fails the
-test; otherwise it skips it.
+A test's own server stops with the test (fixture finalizer); the shared ones
+at interpreter exit (``atexit``); and every one, on Linux, when the process
+that started it dies (``PR_SET_PDEATHSIG``), so a crashed or killed test run
+leaves no server behind. With ``CI`` set in the environment a missing
+``redis-server`` fails the test; otherwise it skips it.
 """
 
 from __future__ import annotations
@@ -406,12 +407,11 @@ def _close_all() -> None:  # pragma: no cover - only when a test run is cut shor
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """One ``redis-server`` per test session (per xdist worker), no persistence.
-    Tests share it: give each its own namespace (:func:`fresh_namespace`)."""
-    require_redis()
-    with RedisServer() as server:
-        yield server
+def redis_server() -> RedisServer:
+    """One ``redis-server`` per test process (per xdist worker), no persistence,
+    shared with the contract suite's backend. Tests share it: give each its
+    own namespace (:func:`fresh_namespace`). Stopped at exit."""
+    return session_server()
 
 
 @pytest.fixture
@@ -432,11 +432,10 @@ def redis_factory() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[RedisCluster]:
-    """A three-node Redis Cluster per test session, started on first use."""
-    require_redis()
-    with RedisCluster(3) as cluster:
-        yield cluster
+def redis_cluster() -> RedisCluster:
+    """A three-node Redis Cluster per test process, started on first use and
+    shared with the contract suite's backend; stopped at exit."""
+    return session_cluster()
 
 
 def redis_store_factory(server: RedisServer | RedisCluster, **options: Any) -> Any:
@@ -455,16 +454,31 @@ def redis_store_factory(server: RedisServer | RedisCluster, **options: Any) -> A
 
 
 _session: RedisServer | None = None
+_session_cluster: RedisCluster | None = None
 
 
-async def redis_backend(tmp_path: Path) -> Any:
-    """The contract suite's ``BACKENDS["redis"]``: a RedisStore (unopened) in a
-    fresh namespace of this process's shared server, started on first use."""
+def session_server() -> RedisServer:
+    """This process's shared server (started on first use, stopped at exit)."""
     global _session
     require_redis()
     if _session is None or not _session.running:
         _session = RedisServer().start()
-    return await redis_store_factory(_session)(tmp_path)
+    return _session
+
+
+def session_cluster() -> RedisCluster:
+    """This process's shared three-node cluster (started on first use)."""
+    global _session_cluster
+    require_redis()
+    if _session_cluster is None:
+        _session_cluster = RedisCluster(3).start()
+    return _session_cluster
+
+
+async def redis_backend(tmp_path: Path) -> Any:
+    """The contract suite's ``BACKENDS["redis"]``: a RedisStore (unopened) in a
+    fresh namespace of this process's shared server."""
+    return await redis_store_factory(session_server())(tmp_path)
 
 
 class ReplyDropper:
@@ -533,15 +547,8 @@ class ReplyDropper:
         self._tasks.difference_update(tasks)
 
 
-_session_cluster: RedisCluster | None = None
-
-
 async def redis_cluster_backend(tmp_path: Path) -> Any:
-    """``BACKENDS["redis-cluster"]``: a RedisStore with three partitions on a
-    three-node Redis Cluster of this process (started on first use), so the
-    partitions' hash tags land on different nodes; a fresh namespace per call."""
-    global _session_cluster
-    require_redis()
-    if _session_cluster is None:
-        _session_cluster = RedisCluster(3).start()
-    return await redis_store_factory(_session_cluster, partitions=3)(tmp_path)
+    """``BACKENDS["redis-cluster"]``: a RedisStore with three partitions on
+    this process's three-node Redis Cluster, so the partitions' hash tags land
+    on different nodes; a fresh namespace per call."""
+    return await redis_store_factory(session_cluster(), partitions=3)(tmp_path)

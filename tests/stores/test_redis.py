@@ -248,7 +248,7 @@ async def test_the_listener_reconnects_and_reports_what_it_may_have_missed(
     listener.subscribe(heard.set)
     await asyncio.sleep(0.3)  # subscribed
     server.pause()
-    await asyncio.sleep(1.5)  # the poll times out: the listener backs off
+    await asyncio.sleep(0.8)  # the poll times out: the listener backs off
     heard.clear()
     server.resume()
     await _wait_for(heard)  # back: it says something may have changed
