@@ -17,12 +17,12 @@ free port of 127.0.0.1, in a temporary directory it removes at the end.
   process. ``duplicates``:
   runs beyond one per task, over all processes. pyncette: ``schedule_task`` for
   each, then ``run()`` until all ran (its default 1 s poll), as in
-  ``benchmarks/tasks.py`` (at most 2,000 for its SQLite repository, which
+  ``benchmarks/tasks.py`` (at most 500 for its SQLite repository, which
   writes about 100 records/s on the development machine).
 * ``acquire``: milliseconds per ``acquire(limit=100)`` of due runs (each batch
   then finished), with ``--big`` and with 1,000 records not due stored beside
   them (Redis and SQLite: cloned inside the server from one saved record, see
-  :func:`fill`).
+  :func:`fill`); the two are measured in turn, 30 rounds, median.
 * ``lateness``: one runner process idle on the store; this process saves a
   once-off record due now (or 200 ms from now) every 50 ms; the runner logs
   (start of the run) - (its fire time).
@@ -63,6 +63,10 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
 REDIS_SERVER = os.environ.get("REDIS_SERVER", "/usr/bin/redis-server")
 LEASE = 30.0
+# Seconds allowed per runner process to start before the tasks fall due, and
+# rounds of the acquire measurement (--quick lowers both).
+START_MARGIN = 1.0
+ROUNDS = 30
 
 
 # -- a redis-server of our own --------------------------------------------------------
@@ -278,7 +282,7 @@ async def once_shared(url: str, n: int, procs: int, timeout: float) -> dict[str,
         for i in range(sample):
             await store.delete(f"once:w{i}")
         # generous: the records, then every runner started (each reads them)
-        at = time.time() + 2 * probe * n / sample + 2.0 + 1.0 * procs
+        at = time.time() + 2 * probe * n / sample + START_MARGIN * (2 + procs)
         took = await seed(store, n, at)
     async with children(url, namespace, procs) as runners:
         ready = time.time()
@@ -499,47 +503,64 @@ async def stored_count(url: str, namespace: str) -> int | None:
     return None
 
 
-async def acquire_cost(
-    url: str, stored: int, batches: int = 20
-) -> dict[str, float | int | str | None]:
-    """ms per ``acquire(limit=100)`` of due runs (and committing them) with
-    *stored* records not due beside ``100 * batches`` due ones."""
-    namespace = f"a{uuid.uuid4().hex[:8]}"
-    async with from_url(url, namespace=namespace) as store:
-        t0 = time.perf_counter()
-        how = await fill(url, store, namespace, stored)
-        filled = time.perf_counter() - t0
+async def acquire_cost(url: str, sizes: tuple[int, int]) -> list[dict[str, Any]]:
+    """ms per ``acquire(limit=100)`` of due runs (and finishing them) with
+    ``sizes`` records not due stored beside them, in two namespaces measured in
+    turn (so a machine getting busier or quieter weighs on both alike)."""
+    stores: list[TaskStore] = []
+    namespaces: list[str] = []
+    fills: list[tuple[str, float]] = []
+    try:
+        for stored in sizes:
+            namespace = f"a{uuid.uuid4().hex[:8]}"
+            store = from_url(url, namespace=namespace)
+            await store.open()
+            stores.append(store)
+            namespaces.append(namespace)
+            t0 = time.perf_counter()
+            how = await fill(url, store, namespace, stored)
+            fills.append((how, time.perf_counter() - t0))
+            await seed(store, 100 * ROUNDS, time.time() - 1)
         now = time.time()
-        await seed(store, 100 * batches, now - 1)
-        size = await stored_count(url, namespace)
-        times = []
-        commits = []
-        claimed = 0
-        for _ in range(batches):
-            t = time.perf_counter()
-            claims = await store.acquire(
-                now=now, owner="bench", lease_duration=LEASE, limit=100
-            )
-            times.append(time.perf_counter() - t)
-            claimed += len(claims)
-            t = time.perf_counter()
-            await asyncio.gather(*(store.delete(c.record.key, claim=c) for c in claims))
-            commits.append(time.perf_counter() - t)
+        times: list[list[float]] = [[] for _ in sizes]
+        finish: list[list[float]] = [[] for _ in sizes]
+        claimed = [0 for _ in sizes]
+        for _ in range(ROUNDS):
+            for i, store in enumerate(stores):
+                t = time.perf_counter()
+                claims = await store.acquire(
+                    now=now, owner="bench", lease_duration=LEASE, limit=100
+                )
+                times[i].append(time.perf_counter() - t)
+                claimed[i] += len(claims)
+                t = time.perf_counter()
+                await asyncio.gather(
+                    *(store.delete(c.record.key, claim=c) for c in claims)
+                )
+                finish[i].append(time.perf_counter() - t)
+        sized = [await stored_count(url, ns) for ns in namespaces]
+    finally:
+        for store in stores:
+            await store.close()
         if url.startswith("redis"):
             admin = redis_admin(url)
-            keys = list(admin.scan_iter(match=f"*{namespace}*", count=10_000))
-            if keys:
-                admin.unlink(*keys)
+            for namespace in namespaces:
+                keys = list(admin.scan_iter(match=f"*{namespace}*", count=10_000))
+                if keys:
+                    admin.unlink(*keys)
             admin.close()
-    return {
-        "stored": stored,
-        "claimed": claimed,
-        "acquire_ms": round(statistics.median(times) * 1000, 3),
-        "finish_100_ms": round(statistics.median(commits) * 1000, 3),
-        "fill": how,
-        "fill_s": round(filled, 1),
-        "index_size": size,
-    }
+    return [
+        {
+            "stored": stored,
+            "claimed": claimed[i],
+            "acquire_ms": round(statistics.median(times[i]) * 1000, 3),
+            "finish_100_ms": round(statistics.median(finish[i]) * 1000, 3),
+            "fill": fills[i][0],
+            "fill_s": round(fills[i][1], 1),
+            "index_size": sized[i],
+        }
+        for i, stored in enumerate(sizes)
+    ]
 
 
 # -- idle cross-instance lateness ---------------------------------------------------
@@ -581,6 +602,14 @@ async def lateness(url: str, samples: int) -> dict[str, Any]:
 # -- main ---------------------------------------------------------------------------
 
 
+async def _safe(measure: Any) -> Any:
+    """A measurement's result, or what went wrong (the others still run)."""
+    try:
+        return await measure
+    except Exception as exc:
+        return {"error": repr(exc)[:500]}
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
@@ -601,42 +630,39 @@ async def main(n: int, big: int, samples: int, procs: int) -> dict[str, Any]:
     try:
         with redis_server() as redis_url:
             out["redis_available"] = redis_url is not None
-            once: dict[str, Any] = {"memory": await once_memory(n)}
-            once["sqlite_1"] = await once_shared(sqlite_url, n, 1, timeout)
-            once["sqlite_multi"] = await once_shared(sqlite_url, n, procs, timeout)
+            once: dict[str, Any] = {"memory": await _safe(once_memory(n))}
+            once["sqlite_1"] = await _safe(once_shared(sqlite_url, n, 1, timeout))
+            once["sqlite_multi"] = await _safe(
+                once_shared(sqlite_url, n, procs, timeout)
+            )
             if redis_url is not None:
-                once["redis_1"] = await once_shared(redis_url, n, 1, timeout)
-                once["redis_multi"] = await once_shared(redis_url, n, procs, timeout)
-            once["pyncette_redis"] = await once_pyncette("redis", redis_url, n)
+                once["redis_1"] = await _safe(once_shared(redis_url, n, 1, timeout))
+                once["redis_multi"] = await _safe(
+                    once_shared(redis_url, n, procs, timeout)
+                )
+            once["pyncette_redis"] = await _safe(once_pyncette("redis", redis_url, n))
             # pyncette's SQLite repository writes about 100 records/s here:
             # a smaller batch keeps the run short (its rate does not need more)
-            once["pyncette_sqlite"] = await once_pyncette("sqlite", None, min(n, 2000))
+            once["pyncette_sqlite"] = await _safe(
+                once_pyncette("sqlite", None, min(n, 500))
+            )
             out["pyncette_available"] = once["pyncette_sqlite"] is not None
             out["once"] = once
             acquire: dict[str, Any] = {
-                "memory": [
-                    await acquire_cost("memory://", 1_000),
-                    await acquire_cost("memory://", big),
-                ],
-                "sqlite": [
-                    await acquire_cost(sqlite_url, 1_000),
-                    await acquire_cost(sqlite_url, big),
-                ],
+                "memory": await _safe(acquire_cost("memory://", (1_000, big))),
+                "sqlite": await _safe(acquire_cost(sqlite_url, (1_000, big))),
             }
             if redis_url is not None:
-                acquire["redis"] = [
-                    await acquire_cost(redis_url, 1_000),
-                    await acquire_cost(redis_url, big),
-                ]
-                out["lateness_redis"] = await lateness(redis_url, samples)
-            out["lateness_sqlite"] = await lateness(sqlite_url, samples)
+                acquire["redis"] = await _safe(acquire_cost(redis_url, (1_000, big)))
+                out["lateness_redis"] = await _safe(lateness(redis_url, samples))
+            out["lateness_sqlite"] = await _safe(lateness(sqlite_url, samples))
             out["acquire"] = acquire
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     def rate(name: str) -> float | None:
-        entry = once.get(name)
-        return None if not entry else float(entry["run_per_s"])
+        value = (once.get(name) or {}).get("run_per_s")
+        return None if value is None else float(value)
 
     ratios: dict[str, float | None] = {
         "redis_multi_vs_1_x": _ratio(rate("redis_multi"), rate("redis_1")),
@@ -648,9 +674,10 @@ async def main(n: int, big: int, samples: int, procs: int) -> dict[str, Any]:
         "redis_1_vs_memory_x": _ratio(rate("redis_1"), rate("memory")),
     }
     for name, pair in acquire.items():
-        ratios[f"acquire_{name}_big_vs_1k_x"] = _ratio(
-            pair[1]["acquire_ms"], pair[0]["acquire_ms"]
-        )
+        if isinstance(pair, list):
+            ratios[f"acquire_{name}_big_vs_1k_x"] = _ratio(
+                pair[1]["acquire_ms"], pair[0]["acquire_ms"]
+            )
     out["ratios"] = ratios
     late = out.get("lateness_redis", {}).get("all", {})
     multi = once.get("redis_multi") or {}
@@ -664,8 +691,13 @@ async def main(n: int, big: int, samples: int, procs: int) -> dict[str, Any]:
         "sqlite_1_at_least_5000_per_s": (rate("sqlite_1") or 0) >= 5_000,
         "redis_lateness_p99_at_most_20ms": late.get("p99_ms", 1e9) <= 20,
     }
+    out["errors"] = sorted(
+        name for name, entry in once.items() if entry and "error" in entry
+    )
     out["all_ran"] = all(
-        entry["ran"] == entry["n"] for entry in once.values() if entry is not None
+        entry.get("ran") == entry.get("n")
+        for entry in once.values()
+        if entry is not None
     )
     return out
 
@@ -684,6 +716,7 @@ if __name__ == "__main__":
     )
     args = parser.parse_args()
     if args.quick:
-        args.n, args.big, args.samples, args.processes = 500, 5_000, 10, 2
+        args.n, args.big, args.samples, args.processes = 300, 3_000, 6, 2
+        START_MARGIN, ROUNDS = 0.3, 5
     result = asyncio.run(main(args.n, args.big, args.samples, args.processes))
     sys.stdout.write(json.dumps(result) + "\n")

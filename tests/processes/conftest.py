@@ -4,7 +4,6 @@ the fault summary printed at the end of the run (from each test's
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,19 +16,11 @@ from tests.stores.redis_support import RedisServer, require_redis
 Figures = Callable[..., dict[str, Any]]
 
 
-def _require_store(scheme: str) -> None:
-    """Skip while the store for *scheme* does not exist in this checkout."""
-    module = f"aiohttp_jobs.stores.{scheme}"
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} is not available")
-
-
 @pytest.fixture
 def redis() -> Iterator[RedisServer]:
     """A ``redis-server`` of this test alone, with an AOF fsynced on every write
     (a restart loses nothing acknowledged)."""
     require_redis()
-    _require_store("redis")
     server = RedisServer(appendonly=True)
     with server:
         yield server
@@ -37,7 +28,6 @@ def redis() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    _require_store("sqlite")
     return f"sqlite:///{tmp_path / 'tasks.db'}"
 
 

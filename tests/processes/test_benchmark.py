@@ -30,7 +30,7 @@ async def test_store_benchmark_prints_throughput_acquire_cost_and_lateness() -> 
     assert result["benchmark"] == "stores" and result["redis_available"] is True
     once = result["once"]
     for name in ("memory", "sqlite_1", "sqlite_multi", "redis_1", "redis_multi"):
-        assert once[name]["ran"] == once[name]["n"] == 500, (name, once[name])
+        assert once[name]["ran"] == once[name]["n"] == 300, (name, once[name])
         assert once[name]["duplicates"] == 0 and once[name]["run_per_s"] > 0
     assert once["redis_multi"]["processes"] == 2
     assert once["redis_1"]["round_trips_per_run"] > 0
@@ -38,9 +38,9 @@ async def test_store_benchmark_prints_throughput_acquire_cost_and_lateness() -> 
     assert (once["pyncette_redis"] is None) == (not result["pyncette_available"])
     for store in ("memory", "sqlite", "redis"):
         small, big = result["acquire"][store]
-        assert (small["stored"], big["stored"]) == (1_000, 5_000)
-        assert small["claimed"] == big["claimed"] == 2_000
-    assert result["lateness_redis"]["runs"] == 10
+        assert (small["stored"], big["stored"]) == (1_000, 3_000)
+        assert small["claimed"] == big["claimed"] == 500  # 5 rounds of 100
+    assert result["lateness_redis"]["runs"] == 6
     assert result["ratios"]["redis_multi_vs_1_x"] > 0
     assert set(result["targets"]) == {
         "redis_1_at_least_10000_per_s",

@@ -42,30 +42,12 @@ import time
 from typing import IO, Any
 
 from aiohttp_jobs import Context, Misfire, Overlap, Scheduler, Tasks
-from aiohttp_jobs.stores import TaskStore
+from aiohttp_jobs.stores import TaskStore, from_url
 
 
-def open_store(url: str) -> TaskStore | str:
-    """The store a URL names (the URL itself once ``Tasks(store=)`` takes one)."""
-    try:
-        from aiohttp_jobs.stores import from_url  # type: ignore[attr-defined]
-    except ImportError:  # before the URL factory existed: memory only
-        from aiohttp_jobs.stores import MemoryStore
-
-        if url != "memory://":
-            raise
-        return MemoryStore()
-    store: TaskStore = from_url(url, namespace="processes")
-    return store
-
-
-def fence_of(ctx: Context) -> Any:
-    """The run's fencing token, whatever the context calls it."""
-    for name in ("fence", "fencing_token"):
-        value = getattr(type(ctx), name, None)
-        if value is not None:
-            return getattr(ctx, name)
-    return None
+def open_store(url: str) -> TaskStore:
+    """The store a URL names, in the namespace of these tests."""
+    return from_url(url, namespace="processes")
 
 
 class RunLog:
@@ -89,7 +71,7 @@ class RunLog:
                 run_id=ctx.run_id,
                 fire_at=ctx.fire_at,
                 attempt=ctx.attempt,
-                fence=fence_of(ctx),
+                fence=ctx.fence,
             )
         line.update(extra)
         self._file.write(json.dumps(line) + "\n")
@@ -155,8 +137,7 @@ async def main(args: argparse.Namespace) -> None:
     # and every process fires from the plan's start (opens are counted: the
     # runtime's own open and close leave it open).
     store = open_store(args.store)
-    if isinstance(store, TaskStore):
-        await store.open()
+    await store.open()
     say("loaded")
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     cfg: dict[str, Any] = json.loads(line)
@@ -175,8 +156,7 @@ async def main(args: argparse.Namespace) -> None:
                 runlog.write("seeded")
             await stop.wait()
             runlog.write("stopping")
-    if isinstance(store, TaskStore):
-        await store.close()
+    await store.close()
     runlog.write("stopped")
     runlog.close()
     say("stopped")
