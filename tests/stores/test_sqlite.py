@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from aiohttp_jobs import ConfigError, MissingDependencyError
-from aiohttp_jobs.stores import Cursor, Lease, TaskRecord, from_url
+from aiohttp_jobs.stores import (
+    Cursor,
+    InstanceInfo,
+    Lease,
+    RunLogEntry,
+    TaskRecord,
+    from_url,
+)
 from aiohttp_jobs.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 
 from ..helpers import ROOT
@@ -243,6 +250,34 @@ async def test_writes_of_one_loop_turn_share_one_transaction_and_fail_alone(
             now=0.5, owner="me", lease_duration=9, limit=1
         )
         assert (cancelled.run_id, cancelled.cancelled) == ("t@1000", True)
+
+
+async def test_every_write_is_inside_a_begin_immediate_transaction(db: Path) -> None:
+    async with SQLiteStore(db) as store:
+        statements = await _traced(store)
+        await store.save(_rec(fire_at=1.0))
+        run_id = await store.add_run("t", fire_at=1.0)
+        claims = await store.acquire(now=2.0, owner="me", lease_duration=9, limit=5)
+        await store.extend(claims[0], until=20.0)
+        await store.cancel(run_id, now=2.0)
+        await store.commit(claims[0], cursor=Cursor(50.0))
+        await store.register_instance(InstanceInfo("i", "h", 1, "v", 1.0, 2.0), ttl=5)
+        await store.log_run(RunLogEntry(run_id, "t", "i", 0, "succeeded", 1.0, 2.0))
+        await store.delete("t", claim=claims[1])
+        await store.deregister_instance("i")
+        await store.next_due()
+    inside = False
+    for sql in statements:
+        if sql == "BEGIN IMMEDIATE":
+            assert not inside
+            inside = True
+        elif sql in ("COMMIT", "ROLLBACK"):
+            inside = False
+        else:
+            assert not sql.startswith("BEGIN"), sql  # never a deferred BEGIN
+            if sql.startswith(("INSERT", "UPDATE", "DELETE")):
+                assert inside, sql
+    assert statements.count("BEGIN IMMEDIATE") == 10
 
 
 async def test_a_cancelled_caller_does_not_undo_its_commit(db: Path) -> None:
