@@ -650,20 +650,33 @@ class RedisStore(TaskStore):
         return bool(await self._eval(p, "delete", key, extra=extra))
 
     async def records(self, task: str | None = None) -> list[TaskRecord]:
-        client = self._require()
-        found: list[TaskRecord] = []
+        """In pieces (HSCAN): a namespace of a million records does not block
+        the server for the other clients while it is read."""
+        found: dict[str, TaskRecord] = {}
         for keys in self._keys:
-            definitions = await self._retrying(partial(client.hgetall, keys[0]))
-            states = await self._retrying(partial(client.hgetall, keys[1]))
-            for key, definition in definitions.items():
-                state = states.get(key)
-                if state is None:
-                    continue
-                record = self._record(_text(key), _text(definition), _text(state))
-                if task is None or record.task == task:
-                    found.append(record)
-        found.sort(key=lambda r: r.key)
-        return found
+            part = await self._retrying(partial(self._scan, keys[0], keys[1]))
+            found.update(part)
+        return [
+            found[key]
+            for key in sorted(found)
+            if task is None or found[key].task == task
+        ]
+
+    async def _scan(self, rec: str, st: str) -> dict[str, TaskRecord]:
+        client = self._require()
+        found: dict[str, TaskRecord] = {}
+        cursor = 0
+        while True:
+            cursor, chunk = await client.hscan(rec, cursor, count=1000)
+            if chunk:
+                names = list(chunk)
+                states = await client.hmget(st, names)
+                for name, state in zip(names, states, strict=True):
+                    if state is not None:
+                        key = _text(name)
+                        found[key] = self._record(key, _text(chunk[name]), _text(state))
+            if not int(cursor):
+                return found
 
     async def add_run(
         self, key: str, *, fire_at: float, payload: dict[str, JSON] | None = None
