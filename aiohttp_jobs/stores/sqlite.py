@@ -692,13 +692,16 @@ class SQLiteStore(TaskStore):
                 batch, self._pending = self._pending, []
                 try:
                     outcomes = await self._run_batch(batch)
-                except BaseException as exc:
+                except Exception as exc:  # the batch was undone: each caller hears
                     for item in batch:
                         if not item.future.done():
                             item.future.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
                     continue
+                except BaseException:  # the flusher itself is cancelled
+                    for item in [*batch, *self._pending]:
+                        item.future.cancel()
+                    self._pending = []
+                    raise
             if any(notify for *_, notify in outcomes):
                 self._notify()
             for future, ok, value, _ in outcomes:

@@ -280,6 +280,27 @@ async def test_every_write_is_inside_a_begin_immediate_transaction(db: Path) -> 
     assert statements.count("BEGIN IMMEDIATE") == 10
 
 
+async def test_a_write_lock_held_too_long_fails_that_batch_only(db: Path) -> None:
+    async with SQLiteStore(db, busy_timeout=0.05) as store:
+        await store.save(_rec(fire_at=1.0))
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            results = await asyncio.gather(
+                store.save(_rec("u", fire_at=2.0)),
+                store.add_run("t", fire_at=3.0),
+                return_exceptions=True,
+            )
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert all(isinstance(r, sqlite3.OperationalError) for r in results)
+        assert "locked" in str(results[0])
+        assert await store.get("u") is None  # nothing of the batch was kept
+        await store.save(_rec("u", fire_at=2.0))  # the next batch goes through
+        assert await store.next_due() == 1.0
+
+
 async def test_a_cancelled_caller_does_not_undo_its_commit(db: Path) -> None:
     async with SQLiteStore(db) as store:
         await store.save(_rec(fire_at=1.0))
