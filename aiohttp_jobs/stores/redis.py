@@ -14,8 +14,8 @@ How it keeps the contract of :mod:`.base`:
   partition of the namespace, ``{<namespace>:<n>}``: a call touches one slot,
   so the store runs on Redis Cluster, where partitions spread over the shards.
 * Times are integer milliseconds.
-* Commits and heartbeats made during one event-loop turn travel together, as
-  one script call per partition. Each call that changes something carries an
+* Commits, heartbeats and once-off deletions made during one event-loop turn
+  travel together, as one script call per partition. Each call that changes something carries an
   id: repeated after a lost reply (calls are tried again while the server is
   unreachable, for up to ``retry_for`` seconds), it is not applied twice and
   answers as the first one did.
@@ -159,6 +159,10 @@ class RedisStore(TaskStore):
     *poll_interval*: seconds between checks of :meth:`next_due` while
     subscribed (pub/sub loses messages while disconnected). *cluster*: the URL
     names a node of a Redis Cluster.
+
+    The same options may be given in the URL's query
+    (``redis://host:6379/0?partitions=4&cluster=true``); keywords given
+    explicitly win.
     """
 
     def __init__(
