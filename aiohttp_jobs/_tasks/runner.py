@@ -284,7 +284,13 @@ class TaskRunner:
             now = clock.time()
             due = [h for h in self._held.values() if h.renew_at <= now]
             if due:
-                await asyncio.gather(*(self._renew(h) for h in due))
+                results = await asyncio.gather(
+                    *(self._renew(h) for h in due), return_exceptions=True
+                )
+                for held, result in zip(due, results, strict=True):
+                    if isinstance(result, Exception):  # a bug: keep the others going
+                        log.error("lease keeper failed", exc_info=result)
+                        held.renew_at = now + held.every
                 continue
             if not self._held:
                 self._keeper_at = None
