@@ -2,7 +2,7 @@
 finished jobs in the history against 1,000, and what 20 open dashboards (live
 event streams) cost the scheduler's spawn rate.
 
-Everything runs in this process on one event loop: a real aiohttp server on
+The server runs in this process on one event loop: a real aiohttp server on
 127.0.0.1 with ``aiohttp_jobs.setup()`` and ``aiohttp_jobs.dashboard.setup()``,
 requested through an aiohttp client.
 
@@ -14,9 +14,10 @@ requested through an aiohttp client.
   round trip through the client is reported beside it. Medians (and the
   fastest request); the ratio is big over small.
 * **Spawn rate with streams.** Rounds alternate (ABBA): M trivial jobs spawned
-  and awaited with no dashboard open, and with S event streams open (each read
-  by a client as a browser would). Medians of jobs/s; the ratio is with over
-  without.
+  (a hundred per turn of the event loop) and awaited with no dashboard open,
+  and with S event streams open, read by another process as browsers read
+  them. Medians of jobs/s; the ratio is with over without; the messages each
+  stream received per round show that the updates are coalesced.
 
 Prints ONE JSON line.
 
@@ -33,6 +34,7 @@ import contextlib
 import gc
 import json
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -176,33 +178,125 @@ def _ms(seconds: float) -> float:
 
 
 async def _read_stream(
-    session: aiohttp.ClientSession, url: str, opened: asyncio.Event
+    session: aiohttp.ClientSession,
+    url: str,
+    opened: asyncio.Event,
+    received: list[int],
 ) -> None:
-    """Read a live stream as a browser's EventSource does, until cancelled."""
+    """Read a live stream as a browser's EventSource does, until cancelled,
+    counting the messages (their ``data:`` lines) in ``received[0]``."""
     try:
         async with session.get(url, headers={"Accept": "text/event-stream"}) as resp:
             assert resp.status == 200, resp.status
             opened.set()  # the dashboard's handler is streaming to us
-            async for _ in resp.content.iter_any():
-                pass
+            tail = b""
+            async for chunk in resp.content.iter_any():
+                data = tail + chunk  # a "data:" split between two chunks
+                received[0] += data.count(b"data:") - tail.count(b"data:")
+                tail = data[-4:]
     finally:
         opened.set()  # also when it failed: the caller sees why
 
 
+#: Jobs spawned between two turns of the event loop: as requests arriving
+#: over time do, so the dashboard's streams share the loop with the spawning
+#: (a loop that never yields would push all their work past the measurement).
+BATCH = 100
+
+
 async def spawn_rate(scheduler: aiohttp_jobs.Scheduler, m: int) -> float:
-    """Jobs/s: M trivial jobs spawned, then all awaited."""
+    """Jobs/s: M trivial jobs spawned (BATCH per loop turn), all awaited."""
     gc.collect()
     start = time.perf_counter()
-    jobs = [await scheduler.spawn(_ok(), "tick") for _ in range(m)]
+    jobs = []
+    for i in range(m):
+        jobs.append(await scheduler.spawn(_ok(), "tick"))
+        if i % BATCH == BATCH - 1:
+            await asyncio.sleep(0)
     await asyncio.gather(*(job.wait() for job in jobs))
     return m / (time.perf_counter() - start)
+
+
+class StreamReaders:
+    """Another process with S dashboard streams open, read as browsers read
+    them: their reading costs this process nothing, as a browser's would not."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def open(cls, url: str, streams: int) -> StreamReaders:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--read-streams",
+            url,
+            "--streams",
+            str(streams),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        readers = cls(proc)
+        assert await readers._line() == "open"
+        return readers
+
+    async def _line(self) -> str:
+        assert self.proc.stdout is not None
+        return (
+            (await asyncio.wait_for(self.proc.stdout.readline(), 30)).decode().strip()
+        )
+
+    async def messages(self) -> int:
+        """The messages received so far, over every stream."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"count\n")
+        await self.proc.stdin.drain()
+        return int(await self._line())
+
+    async def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 30)
+        finally:
+            if self.proc.returncode is None:  # pragma: no cover - it hung
+                self.proc.kill()
+                await self.proc.wait()
+
+
+async def read_streams(url: str, streams: int) -> None:
+    """The reader process: open the streams, say "open", then answer each
+    line on stdin with the messages received so far; stop at its end."""
+    received = [0]
+    async with aiohttp.ClientSession() as session:
+        opened = [asyncio.Event() for _ in range(streams)]
+        readers = [
+            asyncio.create_task(_read_stream(session, url, event, received))
+            for event in opened
+        ]
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), 30)
+        for reader in readers:
+            if reader.done():
+                reader.result()  # a stream that could not open: say why
+        print("open", flush=True)
+        stdin = asyncio.StreamReader()
+        loop = asyncio.get_running_loop()
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin
+        )
+        while await stdin.readline():
+            print(received[0], flush=True)
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
 
 
 async def spawn_with_streams(
     streams: int, m: int, rounds: int, stream_path: str
 ) -> dict[str, Any]:
     rates: dict[str, list[float]] = {"without": [], "with": []}
-    async with served(history=1000) as (app, base), aiohttp.ClientSession() as session:
+    messages: list[float] = []  # per stream, while the jobs of a round ran
+    async with served(history=1000) as (app, base):
         scheduler = aiohttp_jobs.get_scheduler_from_app(app)
         assert scheduler is not None
         await spawn_rate(scheduler, m // 10)  # warm up
@@ -213,29 +307,22 @@ async def spawn_with_streams(
                 if arm == "without":
                     rates["without"].append(await spawn_rate(scheduler, m))
                     continue
-                opened = [asyncio.Event() for _ in range(streams)]
-                readers = [
-                    asyncio.create_task(
-                        _read_stream(session, base + stream_path, event)
-                    )
-                    for event in opened
-                ]
-                await asyncio.wait_for(
-                    asyncio.gather(*(event.wait() for event in opened)), 30
-                )
-                for reader in readers:
-                    if reader.done():
-                        reader.result()  # a stream that could not open: say why
-                rates["with"].append(await spawn_rate(scheduler, m))
-                for reader in readers:
-                    reader.cancel()
-                await asyncio.gather(*readers, return_exceptions=True)
+                readers = await StreamReaders.open(base + stream_path, streams)
+                try:
+                    before = await readers.messages()
+                    rates["with"].append(await spawn_rate(scheduler, m))
+                    await asyncio.sleep(0.3)  # the last coalesced message
+                    messages.append((await readers.messages() - before) / streams)
+                finally:
+                    await readers.close()
     medians = {k: round(statistics.median(v)) for k, v in rates.items()}
     return {
         "jobs": m,
         "streams": streams,
         "jobs_per_s": medians,
         "ratio_with_vs_without": round(medians["with"] / medians["without"], 3),
+        # Coalesced: a few messages per stream and round, not one per job.
+        "messages_per_stream_per_round": statistics.median(messages),
     }
 
 
@@ -294,6 +381,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="small sizes (for a smoke test)"
     )
+    parser.add_argument("--read-streams", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.small, args.big, args.requests = 200, 2_000, 5
@@ -302,4 +390,8 @@ def parse() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(parse()))))
+    arguments = parse()
+    if arguments.read_streams:  # the stream readers' process
+        asyncio.run(read_streams(arguments.read_streams, arguments.streams))
+    else:
+        print(json.dumps(asyncio.run(main(arguments))))

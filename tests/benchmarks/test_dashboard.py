@@ -34,4 +34,5 @@ def test_dashboard_benchmark_prints_page_times_and_ratios() -> None:
     spawn = result["spawn_with_streams"]
     assert spawn["streams"] > 0 and spawn["jobs_per_s"]["without"] > 0
     assert spawn["ratio_with_vs_without"] > 0
+    assert spawn["messages_per_stream_per_round"] >= 1  # the streams were live
     assert set(result["meets_targets"]) == set(result["targets"])
