@@ -48,8 +48,10 @@ local function get_st(key)
 end
 
 local function put_st(key, st)
-  redis.call('HSET', K_ST, key, fmt(st.e) .. '|' .. fmt(st.m) .. '|' .. st.v .. '|'
-    .. fmt(st.f) .. '|' .. fmt(st.b) .. '|' .. fmt(st.r) .. '|' .. st.h)
+  local s = fmt(st.e) .. '|' .. fmt(st.m) .. '|' .. st.v .. '|' .. fmt(st.f) .. '|'
+    .. fmt(st.b) .. '|' .. fmt(st.r) .. '|' .. st.h
+  redis.call('HSET', K_ST, key, s)
+  return s
 end
 
 local function get_run(id)
@@ -244,6 +246,7 @@ elseif op == 'acquire' then
     local n, member, due = (i + 1) / 2, items[i], items[i + 1]
     local kind, ident = string.sub(member, 1, 1), string.sub(member, 3)
     local run
+    local state
     if kind == 'c' then
       local st = get_st(ident)
       local id = unique(ident .. '@' .. fmt(st.f))
@@ -251,7 +254,7 @@ elseif op == 'acquire' then
              payload = '', cancelled = 0}
       st.h = id
       st.r = st.r + 1
-      put_st(ident, st)
+      state = put_st(ident, st)
       redis.call('ZREM', K_DUE, member)
       kruns_add(ident, id)
     else
@@ -267,8 +270,8 @@ elseif op == 'acquire' then
     redis.call('ZADD', K_DUE, exp, 'r:' .. run.id)
     out[n] = {run.id, run.key, fmt(run.fire), fmt(run.attempt), run.token,
               fmt(run.fromc), run.payload, redis.call('HGET', K_REC, run.key),
-              redis.call('HGET', K_ST, run.key), fmt(run.fence), fmt(run.cancelled),
-              due}
+              state or redis.call('HGET', K_ST, run.key), fmt(run.fence),
+              fmt(run.cancelled), due}
   end
   if #out == 0 then
     return '[]'
@@ -352,8 +355,8 @@ elseif op == 'cdelete' then
   local out = {}
   for n, item in ipairs(cjson.decode(ARGV[5])) do
     local key = item[1]
-    local run = owned(item[2], item[3])
-    if not run or run.key ~= key or redis.call('HEXISTS', K_REC, key) == 0 then
+    local run = owned(item[2], item[3])  -- a run exists only with its record
+    if not run or run.key ~= key then
       out[n] = 0
     else
       drop(key)
