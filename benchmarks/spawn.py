@@ -120,9 +120,11 @@ def main() -> None:
             )
 
     rates: dict[str, list[float]] = {name: [] for name in contenders}
+    order = list(contenders.items())
     for _ in range(args.rounds):  # interleaved rounds: drift hits everyone alike
-        for name, run in contenders.items():
+        for name, run in order:
             rates[name].append(_rate(run, n))
+        order.reverse()  # and no one always runs right after the same one
     medians = {name: round(statistics.median(r)) for name, r in rates.items()}
     raw = medians["raw_asyncio"]
     result: dict[str, Any] = {
