@@ -23,6 +23,7 @@ free port of 127.0.0.1, in a temporary directory it removes at the end.
   then finished), with ``--big`` and with 1,000 records not due stored beside
   them (Redis and SQLite: cloned inside the server from one saved record, see
   :func:`fill`); the two are measured in turn, 30 rounds, median.
+  ``redis_bytes_per_record``: Redis ``used_memory`` grown per record stored.
 * ``lateness``: one runner process idle on the store; this process saves a
   once-off record due now (or 200 ms from now) every 50 ms; the runner logs
   (start of the run) - (its fire time).
@@ -107,6 +108,16 @@ def redis_server() -> Iterator[str | None]:
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _redis_memory(url: str) -> int:
+    """``used_memory`` of the Redis server (0 for other stores)."""
+    if not url.startswith("redis"):
+        return 0
+    admin = redis_admin(url)
+    used = int(admin.info("memory")["used_memory"])
+    admin.close()
+    return used
 
 
 def _redis_cpu(admin: Any) -> float:
@@ -510,6 +521,7 @@ async def acquire_cost(url: str, sizes: tuple[int, int]) -> list[dict[str, Any]]
     stores: list[TaskStore] = []
     namespaces: list[str] = []
     fills: list[tuple[str, float]] = []
+    per_record: list[int | None] = []
     try:
         for stored in sizes:
             namespace = f"a{uuid.uuid4().hex[:8]}"
@@ -517,9 +529,12 @@ async def acquire_cost(url: str, sizes: tuple[int, int]) -> list[dict[str, Any]]
             await store.open()
             stores.append(store)
             namespaces.append(namespace)
+            used = _redis_memory(url)
             t0 = time.perf_counter()
             how = await fill(url, store, namespace, stored)
             fills.append((how, time.perf_counter() - t0))
+            grown = _redis_memory(url) - used
+            per_record.append(round(grown / stored) if used else None)
             await seed(store, 100 * ROUNDS, time.time() - 1)
         now = time.time()
         times: list[list[float]] = [[] for _ in sizes]
@@ -558,6 +573,7 @@ async def acquire_cost(url: str, sizes: tuple[int, int]) -> list[dict[str, Any]]
             "fill": fills[i][0],
             "fill_s": round(fills[i][1], 1),
             "index_size": sized[i],
+            "redis_bytes_per_record": per_record[i],
         }
         for i, stored in enumerate(sizes)
     ]
