@@ -46,15 +46,9 @@ _NOT_SET_UP = (
 )
 
 
-def _json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 def _scheduler(request: web.Request, api: bool) -> Scheduler:
     scheduler = request.config_dict.get(SCHEDULER_KEY)
     if scheduler is None:
-        if api:
-            raise _http(503, _NOT_SET_UP, api)
         raise _http(503, _NOT_SET_UP, api)
     return scheduler
 
@@ -445,12 +439,29 @@ async def _bulk_cancel(request: web.Request, api: bool) -> web.StreamResponse:
     )
 
 
+async def _audited_bad_request(
+    request: web.Request, action: str, work: Awaitable[web.StreamResponse]
+) -> web.StreamResponse:
+    """*work*, with a request it refuses as malformed written to the audit log."""
+    try:
+        return await work
+    except web.HTTPBadRequest as exc:
+        request.config_dict[AUDIT_KEY].record(
+            who(request), action, request.path, "error", exc.text or "bad request"
+        )
+        raise
+
+
 async def bulk_cancel(request: web.Request) -> web.StreamResponse:
-    return await _bulk_cancel(request, False)
+    return await _audited_bad_request(
+        request, "bulk_cancel", _bulk_cancel(request, False)
+    )
 
 
 async def api_bulk_cancel(request: web.Request) -> web.StreamResponse:
-    return await _bulk_cancel(request, True)
+    return await _audited_bad_request(
+        request, "bulk_cancel", _bulk_cancel(request, True)
+    )
 
 
 async def _task_action(
@@ -535,7 +546,9 @@ def _task_handler(
     action: str, api: bool
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
-        return await _task_action(request, action, api)
+        return await _audited_bad_request(
+            request, action, _task_action(request, action, api)
+        )
 
     handler.__name__ = f"{'api_' if api else ''}{action}_task"
     handler.__doc__ = f"POST: the {action!r} action."

@@ -268,6 +268,8 @@ async def test_bad_bodies_are_client_errors(aiohttp_client: ClientFactory) -> No
             headers={"Content-Type": "application/json"},
         )
         assert response.status == 400, body
+    entries = dashboard.audit_log(client.app)  # type: ignore[arg-type]
+    assert [(e.action, e.outcome) for e in entries] == [("run", "error")] * 2
 
 
 async def test_the_audit_page_lists_actions(aiohttp_client: ClientFactory) -> None:
