@@ -62,13 +62,26 @@ _repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxdict = 50
 _repr.maxlevel = 4
 
 
+#: Frames of the code that awaited the job: ``job.wait()`` raises the job's
+#: own exception again, which adds the waiter's frames to its traceback.
+_WAITER_CODES = frozenset((Job.wait.__code__, Job.result.__code__))
+
+
 def default_format_error(job: Job[object], exc: BaseException) -> str:
-    """The exception with its traceback."""
-    return "".join(traceback.format_exception(exc))
+    """The exception with the traceback of the job's own code."""
+    tb = keep = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code in _WAITER_CODES:
+            keep = tb.tb_next
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, keep))
 
 
 def default_format_result(job: Job[object], result: object) -> str:
-    """``repr()`` of the result, with long containers and strings shortened."""
+    """A string as it is; anything else as its ``repr()``, with long
+    containers and strings shortened."""
+    if isinstance(result, str):
+        return result
     return _repr.repr(result)
 
 

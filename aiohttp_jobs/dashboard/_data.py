@@ -63,7 +63,8 @@ def _clip(text: str, limit: int) -> tuple[str, bool]:
 
 def job_row(job: Job[Any]) -> dict[str, object]:
     """The fields of a job every listing shows."""
-    progress = job.progress
+    # A finished job's last progress report is history: no bar.
+    progress = None if job.state.final else job.progress
     return {
         "id": job.id,
         "name": job.name,

@@ -44,7 +44,7 @@ __all__ = ["BROADCASTER_KEY", "Broadcaster", "stream"]
 logger = logging.getLogger("aiohttp_jobs.dashboard")
 
 #: Most jobs one message lists; beyond it the message says ``"more": true``.
-MAX_JOBS = 200
+MAX_JOBS = 50
 #: Events within one interval that make the broadcaster stop listening and
 #: sample the scheduler instead (a listener costs the scheduler an event
 #: object per change: at thousands of jobs a second, a good part of its time).
@@ -67,7 +67,7 @@ class Broadcaster:
         # Ids unique across restarts: a client resuming against a new process
         # has an id the ring does not hold, and refreshes.
         self.seq = int(time.time() * 1000)
-        self.messages: deque[tuple[int, str]] = deque(maxlen=keep)
+        self.messages: deque[tuple[int, bytes]] = deque(maxlen=keep)
         self._changed: dict[str, Job[Any]] = {}
         self._more = False
         self._events = 0
@@ -202,13 +202,16 @@ class Broadcaster:
             "counts": counts,
             "more": more,
         }
-        self.messages.append((self.seq, json.dumps(payload, separators=(",", ":"))))
+        data = json.dumps(payload, separators=(",", ":"))  # one line: no "\n"
+        # The frame is built once and written as it is to every stream.
+        frame = f"id: {self.seq}\nevent: update\ndata: {data}\n\n".encode()
+        self.messages.append((self.seq, frame))
         self._wake.set()
         self._wake = asyncio.Event()
 
     # -- the client side ---------------------------------------------------------
 
-    def after(self, last: int) -> list[tuple[int, str]] | None:
+    def after(self, last: int) -> list[tuple[int, bytes]] | None:
         """The messages after *last*; ``None`` when some were dropped (or *last*
         is not one of ours): the client must refresh."""
         if last == self.seq:
@@ -258,8 +261,8 @@ async def stream(request: web.Request, scheduler: Scheduler) -> web.StreamRespon
                         last = broadcaster.seq
                         await resp.send("{}", id=str(last), event="refresh")
                     else:
-                        for seq, data in pending:
-                            await resp.send(data, id=str(seq), event="update")
+                        for seq, frame in pending:
+                            await resp.write(frame)
                             last = seq
                     woken = asyncio.ensure_future(broadcaster._wake.wait())
                     try:

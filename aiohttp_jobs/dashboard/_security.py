@@ -25,6 +25,7 @@ from ._config import CONFIG_KEY, WRITE_ACTIONS, Config
 __all__ = [
     "ACTION_OF_ROUTE",
     "CSP",
+    "REFUSED",
     "add_headers",
     "guard",
     "is_loopback",
@@ -131,10 +132,19 @@ def _netloc(scheme: str, netloc: str) -> str:
     return netloc[: -len(default)] if netloc.endswith(default) else netloc
 
 
+#: The one answer to every refused request: it says why a request can be
+#: refused, never anything about the jobs or whether what it asked for exists.
+REFUSED = (
+    "403 Forbidden: this dashboard did not let the request in. Without an "
+    "authorize hook it answers only requests made directly from this machine "
+    "(no proxy), and changes only from its own pages.\n"
+)
+
+
 def _refused(status: int = 403) -> web.Response:
-    return web.Response(
-        status=status, text="Forbidden\n" if status == 403 else "Not allowed\n"
-    )
+    if status == 403:
+        return web.Response(status=403, text=REFUSED)
+    return web.Response(status=status, text="405 Method Not Allowed\n")
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -194,7 +194,8 @@ async def _tasks_data(request: web.Request, api: bool) -> dict[str, Any]:
 
 async def tasks(request: web.Request) -> web.Response:
     data = await _tasks_data(request, False)
-    return _render(request, "tasks.html", data, nav="tasks")
+    keyword = request.query.get("keyword", "")
+    return _render(request, "tasks.html", data, nav="tasks", keyword=keyword)
 
 
 async def api_tasks(request: web.Request) -> web.Response:
@@ -539,6 +540,8 @@ async def _task_action(
             )
     except (TaskNotFoundError, SchedulerClosedError, ConfigError) as exc:
         result = _task_error(exc)
+    if action == "fire":
+        back = ("tasks", {}, {"keyword": target})
     return _respond(request, action, target, result, api, back)
 
 

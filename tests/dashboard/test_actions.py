@@ -337,3 +337,20 @@ async def test_metrics_are_mounted_behind_the_guard(
     client = await aiohttp_client(app)
     assert (await client.get("/jobs/metrics")).status == 403
     assert asked == ["metrics"]
+
+
+async def test_after_firing_the_keyword_stays_selected(
+    aiohttp_client: ClientFactory,
+) -> None:
+    log: list[Any] = []
+    client, _ = await _client(aiohttp_client, log)
+    response = await client.post(
+        "/jobs/keywords/fire",
+        data={"keyword": "order-placed", "payload": "{}"},
+        headers=SAME_ORIGIN,
+        allow_redirects=False,
+    )
+    location = response.headers["Location"]
+    assert location.startswith("../tasks?keyword=order-placed&done=")
+    page = await (await client.get("/jobs/tasks?keyword=order-placed")).text()
+    assert "<option selected>order-placed</option>" in page

@@ -394,3 +394,22 @@ async def test_the_next_page_keeps_the_filters_and_the_page_size(
     text = await (await client.get("/jobs/jobs?tag=t&limit=2")).text()
     match = re.search(r'href="\./jobs\?([^"]+)" rel="next"', text)
     assert match and "tag=t" in match.group(1) and "limit=2" in match.group(1)
+
+
+async def test_outcomes_read_as_people_expect(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(make_app())
+    scheduler = scheduler_of(client)
+
+    async def fails_deep() -> None:
+        aiohttp_jobs.current_job().set_progress(1, 4, "first quarter")
+        raise LookupError("no such order")
+
+    bad = await finished(scheduler, fails_deep(), "deep")  # awaited: wait() re-raised
+    api = await (await client.get(f"/jobs/api/jobs/{bad.id}")).json()
+    # The traceback is the job's own, not that of the code that awaited it.
+    assert "in fails_deep" in api["error"] and "in finished" not in api["error"]
+    assert api["error"].rstrip().endswith("LookupError: no such order")
+    assert api["progress"] is None  # a finished job shows no progress bar
+    good = await finished(scheduler, returning("42 orders"), "text")
+    api = await (await client.get(f"/jobs/api/jobs/{good.id}")).json()
+    assert api["result"] == "42 orders"  # a string as it is, not its repr

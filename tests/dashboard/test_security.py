@@ -14,7 +14,7 @@ from aiohttp.test_utils import make_mocked_request
 import aiohttp_jobs
 from aiohttp_jobs import ConfigError, SetupError, dashboard
 from aiohttp_jobs.dashboard._config import CONFIG_KEY
-from aiohttp_jobs.dashboard._security import guard, is_loopback
+from aiohttp_jobs.dashboard._security import REFUSED, guard, is_loopback
 from tests.dashboard.support import (
     SAME_ORIGIN,
     ClientFactory,
@@ -103,7 +103,7 @@ async def test_forwarded_requests_are_refused_and_learn_nothing(
         response = await client.get(path, headers=headers)
         answers.add((response.status, await response.text()))
         assert response.headers["Cache-Control"] == "no-store"
-    assert answers == {(403, "Forbidden\n")}
+    assert answers == {(403, REFUSED)}
     response = await client.post(
         f"/jobs/api/jobs/{job.id}/cancel", headers={**headers, **SAME_ORIGIN}
     )
@@ -186,7 +186,7 @@ async def test_writes_must_be_same_origin(
     assert (response.status == 200) is allowed
     assert job.done is allowed
     if not allowed:
-        assert await response.text() == "Forbidden\n"
+        assert await response.text() == REFUSED
         entry = dashboard.audit_log(client.app)[0]  # type: ignore[arg-type]
         assert entry.outcome == "refused" and entry.detail == "cross-site request"
     else:
@@ -299,7 +299,7 @@ async def test_every_action_is_refused_when_forwarded_cross_site_or_read_only(
         {"Origin": "https://evil.example"},
     ):
         response = await client.post(path, json={"key": "x"}, headers=headers)
-        assert (response.status, await response.text()) == (403, "Forbidden\n")
+        assert (response.status, await response.text()) == (403, REFUSED)
     response = await client.get(path)
     assert response.status in (405, 200) if path.endswith("/jobs/cancel") else 405
     entries = dashboard.audit_log(client.app)  # type: ignore[arg-type]
