@@ -235,84 +235,46 @@ async def spawn(
         if asyncio.iscoroutine(coro):
             coro.close()  # never started: no "coroutine was never awaited"
         raise
-    traced = (  # a span when the application uses OpenTelemetry
-        tracing.wrap_work(coro, "job", name, f"{request.method} {request.path}")
-        if tracing.active()
-        else None
-    )
-    if traced is None:
-        return await _spawn(
-            state,
-            scheduler,
-            coro,
-            name,
-            priority,
-            tags,
-            loop,
-            delay,
-            start_at,
-            reject_when_full,
-            retry_after,
-        )
+    inner = coro
+    if tracing.active():  # a span, when the application uses OpenTelemetry
+        origin = f"{request.method} {request.path}"
+        coro = tracing.wrap_work(coro, "job", name, origin) or coro
     try:
-        return await _spawn(
-            state,
-            scheduler,
-            traced,
-            name,
-            priority,
-            tags,
-            loop,
-            delay,
-            start_at,
-            reject_when_full,
-            retry_after,
+        if not reject_when_full:
+            return await scheduler.spawn(
+                coro,
+                name,
+                priority=priority,
+                tags=tags,
+                loop=loop,
+                delay=delay,
+                start_at=start_at,
+            )
+        # The scheduler decides whether the job would wait; both refusals
+        # close the coroutine.
+        try:
+            return scheduler.spawn_nowait(
+                coro,
+                name,
+                priority=priority,
+                tags=tags,
+                loop=loop,
+                delay=delay,
+                start_at=start_at,
+            )
+        except SchedulerClosedError:
+            reason = "the server is shutting down"
+        except SchedulerFullError:
+            reason = "too much background work is waiting"
+        raise unavailable(
+            reason, state.retry_after if retry_after is None else retry_after
         )
     except BaseException:
-        tracing.close_unstarted(coro)  # its wrapper was refused before it ran
+        if coro is not inner:  # refused: as without the span's wrapper
+            tracing.close_unstarted(coro)
+            if reject_when_full:  # spawn_nowait() closes what it refuses
+                tracing.close_unstarted(inner)
         raise
-
-
-async def _spawn(
-    state: WebState,
-    scheduler: Scheduler,
-    coro: Coroutine[object, object, _T],
-    name: str | None,
-    priority: Priority | int | str,
-    tags: Collection[str],
-    loop: str | None,
-    delay: float | timedelta | None,
-    start_at: float | datetime | None,
-    reject_when_full: bool,
-    retry_after: float | None,
-) -> Job[_T]:
-    if not reject_when_full:
-        return await scheduler.spawn(
-            coro,
-            name,
-            priority=priority,
-            tags=tags,
-            loop=loop,
-            delay=delay,
-            start_at=start_at,
-        )
-    # The scheduler decides whether the job would wait; both refusals close
-    # the coroutine.
-    try:
-        return scheduler.spawn_nowait(
-            coro,
-            name,
-            priority=priority,
-            tags=tags,
-            loop=loop,
-            delay=delay,
-            start_at=start_at,
-        )
-    except SchedulerClosedError:
-        reason = "the server is shutting down"
-    except SchedulerFullError:
-        reason = "too much background work is waiting"
-    raise unavailable(reason, state.retry_after if retry_after is None else retry_after)
 
 
 def shield(request: web.Request, arg: Awaitable[_T]) -> asyncio.Future[_T]:

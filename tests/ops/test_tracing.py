@@ -17,7 +17,7 @@ from tests.helpers import ROOT
 
 _TRACED_APP = textwrap.dedent(
     """
-    import asyncio, json
+    import asyncio, gc, json
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -68,6 +68,20 @@ _TRACED_APP = textwrap.dedent(
         await aiohttp_jobs.shield(request, audit())
         return web.Response()
 
+    async def refused(request):
+        aiohttp_jobs.get_scheduler(request).drain()
+        try:
+            await aiohttp_jobs.spawn(request, compute(), reject_when_full=True)
+        except web.HTTPServiceUnavailable:
+            names["nowait refused"] = True
+        coro = compute()
+        try:
+            await aiohttp_jobs.spawn(request, coro)
+        except aiohttp_jobs.SchedulerClosedError:
+            coro.close()  # spawn() left it to its owner, as without tracing
+            names["spawn refused"] = True
+        return web.Response()
+
     async def run_now(request):
         await aiohttp_jobs.get_tasks(request.app).run_now("tick")
         await aiohttp_jobs.get_tasks(request.app).wait_idle()
@@ -87,8 +101,9 @@ _TRACED_APP = textwrap.dedent(
         app.router.add_post("/write", write)
         app.router.add_post("/shield", shielded)
         app.router.add_post("/run", run_now)
+        app.router.add_post("/refused", refused)
         async with TestClient(TestServer(app)) as client:
-            for path in ("/spawn", "/write", "/shield", "/run"):
+            for path in ("/spawn", "/write", "/shield", "/run", "/refused"):
                 assert (await client.post(path)).status == 200
         spans = [
             {
@@ -100,6 +115,7 @@ _TRACED_APP = textwrap.dedent(
             }
             for s in exporter.get_finished_spans()
         ]
+        gc.collect()  # a coroutine never awaited would warn now
         print(json.dumps({"spans": spans, "names": names}))
 
     asyncio.run(main())
@@ -109,13 +125,14 @@ _TRACED_APP = textwrap.dedent(
 
 def _run(code: str) -> Any:
     out = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-W", "error", "-c", code],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=50,
     )
     assert out.returncode == 0, out.stderr
+    assert "never awaited" not in out.stderr, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -147,7 +164,12 @@ def test_background_work_spans_follow_the_request_and_task_runs_root_their_own()
     assert task["attributes"]["aiohttp_jobs.task.run_id"].startswith("tick@")
     assert task["attributes"]["aiohttp_jobs.task.attempt"] == 0
     # The wrapper keeps the job's default name and its result.
-    assert result["names"] == {"unnamed": "compute", "result": 42}
+    assert result["names"] == {
+        "unnamed": "compute",
+        "result": 42,
+        "nowait refused": True,
+        "spawn refused": True,
+    }
 
 
 _UNTRACED = textwrap.dedent(
