@@ -304,16 +304,18 @@ class Throughput:
     __slots__ = ("_buckets", "_last", "_last_at", "_scheduler", "complete")
 
     def __init__(self) -> None:
+        self._reset(None)
+
+    def _reset(self, scheduler: Scheduler | None) -> None:
         self._buckets: dict[int, list[int]] = {}
         self._last: Job[object] | None = None
         self._last_at = 0.0
-        self._scheduler: Scheduler | None = None
+        self._scheduler = scheduler
         self.complete = True
 
     def update(self, scheduler: Scheduler, now: float, cap: int) -> dict[str, object]:
         if scheduler is not self._scheduler:  # a new application run
-            self.__init__()  # type: ignore[misc]
-            self._scheduler = scheduler
+            self._reset(scheduler)
         first_minute = int(now // 60) - 59
         buckets = self._buckets
         last, last_at = self._last, self._last_at
