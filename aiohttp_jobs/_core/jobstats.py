@@ -12,6 +12,7 @@ prints the rate with metrics on over the rate without).
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -27,6 +28,39 @@ OTHER: Final = "_other"
 _SUCCEEDED, _FAILED = JobState.SUCCEEDED, JobState.FAILED
 
 JobLabel = Callable[[Job[Any]], str]
+
+logger = logging.getLogger("aiohttp_jobs.metrics")
+
+
+def _safe(job_label: JobLabel) -> JobLabel:
+    """*job_label*, made unable to break the scheduler: it runs as each job
+    finishes, so a failure or a non-string answer counts the job under
+    :data:`OTHER` (and is logged once)."""
+    warned = False
+
+    def label(job: Job[Any]) -> str:
+        nonlocal warned
+        try:
+            value = job_label(job)
+        except Exception:
+            value = None
+            if not warned:
+                logger.exception("metrics: job_label(%r) failed", job)
+                warned = True
+        if type(value) is str and value:
+            return value
+        if not warned:
+            logger.warning(
+                "metrics: job_label(%r) returned %r, not a non-empty string; "
+                "such jobs are counted as %r",
+                job,
+                value,
+                OTHER,
+            )
+            warned = True
+        return OTHER
+
+    return label
 
 
 class JobStats:
@@ -47,7 +81,7 @@ class JobStats:
         self.run_at = 3
         self.row_size = self.run_at + self.buckets + 1
         self.max_names = max_names
-        self.job_label = job_label
+        self.job_label = None if job_label is None else _safe(job_label)
         self.rows: dict[str, list[float]] = {}
         self.waits = [[0.0] * (self.buckets + 1) for _ in Priority]
         # The scheduler calls this attribute: the closure itself.

@@ -353,3 +353,20 @@ async def test_the_dashboard_prefix_scrapes_every_listed_series(
     assert 'aiohttp_jobs_jobs_finished_total{name="tick",state="succeeded"} 1.0' in text
     assert 'aiohttp_jobs_task_lateness_seconds_count{task="tick"} 1.0' in text
     assert 'aiohttp_jobs_store_seconds_count{operation="commit"}' in text
+
+
+async def test_a_failing_job_label_never_breaks_the_scheduler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def job_label(job: Any) -> str:
+        if job.name == "boom":
+            raise KeyError(job.name)
+        return None if job.name == "none" else job.name  # type: ignore[return-value]
+
+    async with Scheduler(wait_timeout=1) as scheduler:
+        reg = metrics.instrument(scheduler, job_label=job_label).registry
+        for name in ("ok", "boom", "none"):
+            assert await (await scheduler.spawn(returning(name), name)).wait() == name
+        assert value(reg, "aiohttp_jobs_jobs_started_total", name="_other") == 2
+        assert value(reg, "aiohttp_jobs_jobs_started_total", name="ok") == 1
+    assert [r.name for r in caplog.records] == ["aiohttp_jobs.metrics"]
