@@ -15,10 +15,10 @@ How it keeps the contract of :mod:`.base`:
   so the store runs on Redis Cluster, where partitions spread over the shards.
 * Times are integer milliseconds.
 * Commits, heartbeats and once-off deletions made during one event-loop turn
-  travel together, as one script call per partition. Each call that changes something carries an
-  id: repeated after a lost reply (calls are tried again while the server is
-  unreachable, for up to ``retry_for`` seconds), it is not applied twice and
-  answers as the first one did.
+  travel together, as one script call per partition. Each call that changes
+  something carries an id: repeated after a lost reply (calls are tried again
+  while the server is unreachable, for up to ``retry_for`` seconds), it is not
+  applied twice and answers as the first one did.
 * A change that makes something due earlier than before is published on the
   namespace's channel; :meth:`RedisStore.subscribe` listens on one pub/sub
   connection and, since pub/sub loses what is sent while disconnected, also
