@@ -24,7 +24,7 @@ requested through an aiohttp client.
 Prints ONE JSON line.
 
     python benchmarks/dashboard.py [--small 1000] [--big 100000] [--requests 40]
-                                   [--streams 20] [--spawn 10000] [--rounds 8]
+                                   [--streams 20] [--spawn 30000] [--rounds 6]
                                    [--quick]
 """
 
@@ -389,8 +389,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--big", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--streams", type=int, default=20)
-    parser.add_argument("--spawn", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--spawn", type=int, default=30_000)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument(
         "--quick", action="store_true", help="small sizes (for a smoke test)"
     )
