@@ -78,7 +78,7 @@ async def test_kill_9_mid_run_is_taken_over_with_the_next_attempt(
     )
     _assert_clean_exit(procs, codes, victim.name)
     assert codes[victim.name] == -signal.SIGKILL
-    assert not report.lost, report
+    assert not report.lost, f"{report}\n{procs.stderr()[-4000:]}"
     assert again["instance"] != victim.name and again["attempt"] == first["attempt"] + 1
     assert recovery <= LEASE + SLACK, f"taken over after {recovery:.3f}s"
     assert report.duplicate_count == len(repeats), (report, sorted(repeats))
@@ -121,7 +121,7 @@ async def test_a_process_frozen_past_its_lease_changes_nothing_when_it_resumes(
         stale_fence_completions=len(stale),
     )
     _assert_clean_exit(procs, codes)
-    assert not report.lost, report
+    assert not report.lost, f"{report}\n{procs.stderr()[-4000:]}"
     assert again["instance"] != victim.name and again["attempt"] == first["attempt"] + 1
     # the frozen run noticed its lease was gone: it neither finished its work
     # nor counted (a fenced downstream would have refused it anyway)
@@ -155,7 +155,7 @@ async def test_redis_restarted_with_aof_loses_nothing(
         recovery_s=recovery,
     )
     _assert_clean_exit(procs, codes)
-    assert not report.lost, report
+    assert not report.lost, f"{report}\n{procs.stderr()[-4000:]}"
     assert recovery is not None and recovery <= LEASE + SLACK, recovery
     assert await leftovers(redis.url) == []
 
@@ -188,7 +188,7 @@ async def test_redis_unreachable_for_seconds_loses_nothing(
     )
     _assert_clean_exit(procs, codes)
     assert "Traceback" not in procs.stderr() or logged, procs.stderr()[-4000:]
-    assert not report.lost, report
+    assert not report.lost, f"{report}\n{procs.stderr()[-4000:]}"
     assert recovery is not None and recovery <= LEASE + SLACK, recovery
     assert await leftovers(redis.url) == []
 
