@@ -133,7 +133,12 @@ async def index(request: web.Request) -> web.Response:
         )
     body = (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        "<title>aiohttp-jobs example</title></head><body>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<title>aiohttp-jobs example</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:60rem}"
+        "th{text-align:left}td,th{padding:.2rem .8rem .2rem 0;vertical-align:top}"
+        "@media (prefers-color-scheme:dark){body{background:#111;color:#ddd}"
+        "a{color:#8ab4f8}}</style></head><body>"
         "<h1>aiohttp-jobs example application</h1>"
         + dashboard
         + "<p>JSON endpoints; try them with curl, e.g. "

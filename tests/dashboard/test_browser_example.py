@@ -37,6 +37,7 @@ async def test_the_example_apps_dashboard_shows_its_demo_live(
     base = await started(app, serve)
     page = await browser.new_page()
     await page.goto(f"{base}/")
+    await shots.take(page, "the example's index")
     await page.get_by_role("link", name="Open the dashboard").click()
     await expect(page).to_have_url(f"{base}/jobs/")
     await until_live(page)
