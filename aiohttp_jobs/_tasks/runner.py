@@ -122,7 +122,13 @@ class TaskRunner:
         self.stopping = False
         """Set once :meth:`stop` began (or the scheduler refused a run)."""
         self._loop_task: asyncio.Task[None] | None = None
-        self._lease = 60.0
+        # Claims are taken with the shortest lease of the declared tasks (each
+        # run moves to its own task's lease when it starts): a runner killed
+        # between claiming a batch and starting it holds nothing for longer
+        # than any of its tasks would.
+        self._lease = min(
+            (task.lease_duration for task in self._tasks.values()), default=60.0
+        )
         self._extend: Callable[[Claim, float], Awaitable[Lease]] = self.extend
         self._held: dict[str, _Held] = {}  # by run id
         self._keeper_wake = asyncio.Event()

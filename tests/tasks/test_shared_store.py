@@ -434,3 +434,37 @@ async def test_a_store_that_offers_its_servers_clock_sets_the_time(
     other = FakeClock()
     async with tasks.runtime(app=None, scheduler=scheduler, clock=other) as runtime:
         assert runtime.clock is other  # an explicit clock wins
+
+
+async def test_claims_are_taken_with_the_shortest_lease_of_the_tasks(
+    clock: FakeClock,
+) -> None:
+    # A runner killed between claiming a batch and starting its runs must not
+    # hold them for longer than the tasks' own leases: others take them over.
+    leases: list[float] = []
+
+    class Recording(MemoryStore):
+        async def acquire(
+            self, *, now: float, owner: str, lease_duration: float, limit: int
+        ) -> list[Claim]:
+            leases.append(lease_duration)
+            return await super().acquire(
+                now=now, owner=owner, lease_duration=lease_duration, limit=limit
+            )
+
+    tasks = Tasks(store=Recording())
+
+    @tasks.task(interval=10, lease_duration=5)
+    async def quick(ctx: Context) -> None:
+        pass
+
+    @tasks.task(interval=10, lease_duration=30)
+    async def slow(ctx: Context) -> None:
+        pass
+
+    async with (
+        Scheduler(limit=None) as scheduler,
+        tasks.runtime(app=None, scheduler=scheduler, clock=clock),
+    ):
+        await clock.advance(10)
+    assert leases and set(leases) == {5.0}
