@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 import pytest
-from playwright.async_api import BrowserContext, expect
+from playwright.async_api import BrowserContext, Page, expect
 
 import aiohttp_jobs
 from aiohttp_jobs import Context, Step, Workflow
@@ -134,6 +134,20 @@ async def test_open_jobs_and_visit_every_page(
     gate.set()
 
 
+async def _set_hidden(page: Page, hidden: bool) -> None:
+    """The page's tab goes out of view (or back), as the browser tells a page."""
+    await page.evaluate(
+        """hidden => {
+            const state = hidden ? "hidden" : "visible";
+            const values = [["hidden", hidden], ["visibilityState", state]];
+            for (const [name, value] of values)
+                Object.defineProperty(document, name, {value, configurable: true});
+            document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        hidden,
+    )
+
+
 def _luminance(css_colour: str) -> float:
     """0 (black) to 1 (white), from ``rgb(r, g, b)``."""
     red, green, blue = (int(x) for x in re.findall(r"\d+", css_colour)[:3])
@@ -175,6 +189,20 @@ async def test_a_running_job_turns_succeeded_without_a_reload(
     await expect(page.locator(tid("cancel-job"))).to_have_count(0)
     assert await page.evaluate(STILL_LOADED)
     await shots.take(page, "job succeeded")
+
+    # A hidden tab pauses its stream; back in view, it resumes and catches up.
+    third_gate = asyncio.Event()
+    third = await scheduler.spawn(third_gate.wait(), "export-orders")
+    await page.goto(f"{base}/jobs/jobs/{third.id}")
+    await until_live(page)
+    await _set_hidden(page, True)
+    status = page.locator(tid("live-status"))
+    await expect(status).to_have_attribute("data-state", "paused")
+    third_gate.set()
+    await third.wait()
+    await _set_hidden(page, False)
+    await expect(status).to_have_attribute("data-state", "live")
+    await expect(page.locator(tid("job-state"))).to_have_text("succeeded")
 
     # The list, too: a row changes state in place.
     second_gate = asyncio.Event()
