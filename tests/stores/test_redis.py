@@ -64,6 +64,20 @@ async def _wait_for(event: asyncio.Event, timeout: float = 10.0) -> None:
         await event.wait()
 
 
+async def _subscribed(server: RedisServer, store: RedisStore) -> None:
+    """Wait until *store*'s listener is subscribed to its wake-up channel."""
+    client = server.client(decode_responses=True)
+    channel = f"{store.namespace}:wake"
+    try:
+        for _ in range(1000):  # the server is asked: there is no event to await
+            if (await client.pubsub_numsub(channel))[0][1]:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"nobody subscribed to {channel} within 10 s")
+    finally:
+        await client.aclose()
+
+
 async def _evalsha_calls(server: RedisServer) -> int:
     client = server.client(decode_responses=True)
     try:
@@ -246,7 +260,7 @@ async def test_the_listener_reconnects_and_reports_what_it_may_have_missed(
     writer = await opened(server.url, namespace=listener.namespace)
     heard = asyncio.Event()
     listener.subscribe(heard.set)
-    await asyncio.sleep(0.3)  # subscribed
+    await _subscribed(server, listener)
     server.pause()
     await asyncio.sleep(0.8)  # the poll times out: the listener backs off
     heard.clear()
@@ -269,7 +283,7 @@ async def test_other_instances_hear_when_something_becomes_due_earlier(
     b = await opened(redis_server.url, namespace=a.namespace, poll_interval=30.0)
     heard = asyncio.Event()
     b.subscribe(heard.set)
-    await asyncio.sleep(0.2)  # subscribed
+    await _subscribed(redis_server, b)
     heard.clear()
     await a.save(_rec("t", fire_at=500.0))
     await _wait_for(heard)
@@ -291,7 +305,7 @@ async def test_a_lost_message_is_made_up_by_the_poll(
     a._channel = "nobody-listens"  # a change whose message never arrives
     heard = asyncio.Event()
     b.subscribe(heard.set)
-    await asyncio.sleep(0.3)
+    await _subscribed(redis_server, b)
     heard.clear()
     await a.save(_rec("t", fire_at=5.0))
     await _wait_for(heard)
