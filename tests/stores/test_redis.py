@@ -262,11 +262,16 @@ async def test_the_listener_reconnects_and_reports_what_it_may_have_missed(
     listener.subscribe(heard.set)
     await _subscribed(server, listener)
     server.pause()
-    await asyncio.sleep(0.8)  # the poll times out: the listener backs off
-    heard.clear()
-    server.resume()
-    await _wait_for(heard)  # back: it says something may have changed
+    try:
+        for _ in range(1000):  # the poll times out: the listener backs off
+            if "lost the wake-up channel" in caplog.text:
+                break
+            await asyncio.sleep(0.01)
+        heard.clear()
+    finally:
+        server.resume()
     assert "lost the wake-up channel" in caplog.text
+    await _wait_for(heard)  # back: it says something may have changed
     heard.clear()
     await writer.save(_rec("t", fire_at=5.0))
     await _wait_for(heard)
