@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.processes.support import check, owed
+from tests.processes.support import check, owed, stale_completions
 
 CFG: dict[str, Any] = {
     "start": 1000.0,
@@ -44,3 +44,15 @@ def test_a_missing_occurrence_is_lost_and_a_repeated_one_a_duplicate() -> None:
     assert report.lost == ["once:o1", "tick#2"]
     assert report.duplicates == {"tick#1": 2} and report.duplicate_count == 1
     assert "lost 2" in str(report) and "duplicates 1" in str(report)
+
+
+def test_a_completion_after_a_greater_fence_started_is_stale() -> None:
+    def ev(kind: str, who: str, fence: int, t: float) -> dict[str, Any]:
+        return {"ev": kind, "instance": who, "run_id": "tick@1", "fence": fence, "t": t}
+
+    frozen = ev("done", "w1", 4, 3.0)  # resumed after w2 took the run over
+    events = [ev("start", "w2", 6, 1.0), ev("done", "w2", 6, 1.1), frozen]
+    assert stale_completions(events) == [frozen]
+    assert (
+        stale_completions([ev("start", "w1", 4, 0.5), ev("done", "w1", 4, 0.6)]) == []
+    )
