@@ -527,7 +527,7 @@ class SQLiteStore(TaskStore):
                 # Each claimed cursor becomes a run (unleased until the claim
                 # below) that holds its record.
                 new = [
-                    (ns, run_id, row[0], row[5])
+                    (ns, run_id, row[0], row[5], row[5])
                     for row, run_id in zip(
                         chosen_cursors,
                         await self._free_ids(
@@ -538,13 +538,13 @@ class SQLiteStore(TaskStore):
                 ]
                 await conn.executemany(
                     "INSERT INTO aiohttp_jobs_runs (namespace, run_id, "
-                    "key, fire_at, from_cursor, due) VALUES (?, ?, ?, ?, 1, ?4)",
+                    "key, fire_at, from_cursor, due) VALUES (?, ?, ?, ?, 1, ?)",
                     new,
                 )
                 await conn.executemany(
                     "UPDATE aiohttp_jobs_records SET held = ?, "
                     "running = running + 1 WHERE namespace = ? AND key = ?",
-                    [(run_id, ns, key) for _, run_id, key, _ in new],
+                    [(run_id, ns, key) for _, run_id, key, _, _ in new],
                 )
                 new_ids = iter(await self._ids(conn, [r[1] for r in new]))
             # The ids to claim in due order: their fences grow in that order.

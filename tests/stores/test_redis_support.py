@@ -18,9 +18,17 @@ from .redis_support import (
 async def test_restart_with_aof_keeps_the_data_on_the_same_port(
     redis_factory: Any,  # noqa: F811
 ) -> None:
+    import redis.asyncio.retry
+    import redis.backoff
+    import redis.exceptions
+
     server: RedisServer = redis_factory(appendonly=True)
     port = server.port
-    client = server.client()
+    # Reconnect after the restart (redis-py retries by default from 6.0 only).
+    client = server.client(
+        retry=redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 3),
+        retry_on_error=[redis.exceptions.ConnectionError],
+    )
     try:
         await client.set("k", "v")
         server.restart(kill=True)  # a crash: appendfsync always lost nothing
