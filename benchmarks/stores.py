@@ -467,7 +467,7 @@ async def fill(url: str, store: TaskStore, namespace: str, n: int) -> str:
         import sqlite3
 
         path = url.removeprefix("sqlite:///")
-        with sqlite3.connect(path) as conn:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
             tables = [
                 name
                 for (name,) in conn.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sqlite3
 from pathlib import Path
@@ -22,7 +23,7 @@ LEASE = 1.0
 
 
 def integrity(path: str) -> list[str]:
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         return [row[0] for row in conn.execute("PRAGMA integrity_check")]
 
 
