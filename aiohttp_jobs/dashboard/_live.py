@@ -8,7 +8,12 @@ four messages a second however many jobs change, and the scheduler's cost does
 not grow with the number of streams. A client that reconnects with
 ``Last-Event-ID`` gets what it missed if the ring still holds it, else a
 ``refresh`` event (reload the page). The listener is attached only while a
-stream is open. On shutdown every stream ends at once.
+stream is open; when the last one closes the ring is emptied and the next id
+skipped, since nothing is recorded until a stream connects again: a client
+resuming across that gap gets ``refresh``. Each interval the broadcaster also
+looks at every stream's connection, so a closed one (a hidden tab pauses its
+stream) is let go within an interval rather than at its next ping. On
+shutdown every stream ends at once.
 
 A listener makes the scheduler build an event for every change; at thousands
 of jobs a second that is a good part of its time. So when more than
@@ -75,6 +80,8 @@ class Broadcaster:
         self._counts: tuple[int, int, int] | None = None
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        #: Each open stream's request and the future set when it is gone.
+        self._streams: dict[asyncio.Future[None], web.BaseRequest] = {}
 
     # -- the scheduler side ------------------------------------------------------
 
@@ -124,6 +131,11 @@ class Broadcaster:
         self.busy = False
         self._seen = None
         self._changed.clear()
+        self._more = False
+        # Nothing is recorded until a stream connects again: no id given so far
+        # can be resumed (the skipped id makes even the newest one unknown).
+        self.messages.clear()
+        self.seq += 1
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
@@ -131,11 +143,33 @@ class Broadcaster:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
+            self._reap()
             self._events = 0
             if self.busy:
                 self._sample()
             elif self._changed or self._more:
                 self.publish()
+
+    def watch(self, request: web.BaseRequest) -> asyncio.Future[None]:
+        """A future set once *request*'s connection is closed (looked at every
+        interval), to be passed to :meth:`unwatch` when the stream ends."""
+        gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._streams[gone] = request
+        return gone
+
+    def unwatch(self, gone: asyncio.Future[None]) -> None:
+        self._streams.pop(gone, None)
+        gone.cancel()
+
+    def _reap(self) -> None:
+        """Let go of the streams whose client went away, without waiting for a
+        ping to fail on them."""
+        for gone, request in list(self._streams.items()):
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                del self._streams[gone]
+                if not gone.done():
+                    gone.set_result(None)
 
     def _sample(self) -> None:
         """One look at a busy scheduler: its running jobs (their progress) and
@@ -249,7 +283,8 @@ async def stream(request: web.Request, scheduler: Scheduler) -> web.StreamRespon
     _clients_changed(request, broadcaster)
     try:
         async with sse_response(request, ping_interval=PING_INTERVAL) as resp:
-            gone = asyncio.ensure_future(resp.wait())
+            pinged = asyncio.ensure_future(resp.wait())
+            closed = broadcaster.watch(request)
             try:
                 last = _last_event_id(request)
                 if last is None:
@@ -267,18 +302,20 @@ async def stream(request: web.Request, scheduler: Scheduler) -> web.StreamRespon
                     woken = asyncio.ensure_future(broadcaster._wake.wait())
                     try:
                         await asyncio.wait(
-                            (gone, woken), return_when=asyncio.FIRST_COMPLETED
+                            (pinged, closed, woken),
+                            return_when=asyncio.FIRST_COMPLETED,
                         )
                     finally:
                         woken.cancel()
-                    if gone.done():
+                    if pinged.done() or closed.done():
                         break
             except (ConnectionResetError, RuntimeError):
                 pass  # the client went away while a message was written
             finally:
-                gone.cancel()
+                broadcaster.unwatch(closed)
+                pinged.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await gone
+                    await pinged
         return resp
     finally:
         broadcaster.clients -= 1

@@ -8,10 +8,12 @@ import json
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 import aiohttp_jobs
 from aiohttp_jobs import EventKind, JobEvent, dashboard
+from aiohttp_jobs.dashboard import _live
 from aiohttp_jobs.dashboard._live import BROADCASTER_KEY, Broadcaster
 from tests.conftest import Serve
 from tests.dashboard.support import (
@@ -113,6 +115,10 @@ async def test_many_changes_make_few_messages(aiohttp_client: ClientFactory) -> 
 async def test_resume_with_last_event_id(aiohttp_client: ClientFactory) -> None:
     client = await aiohttp_client(make_app())
     scheduler = scheduler_of(client)
+    # Another tab stays open, so the dashboard keeps listening meanwhile (with
+    # no stream open it stops, and a resume gets a refresh: see below).
+    other = await client.get("/jobs/stream")
+    await _event(other.content)
     response = await client.get("/jobs/stream")
     hello = await _event(response.content)
     await finished(scheduler, returning(1), "one")
@@ -137,6 +143,7 @@ async def test_resume_with_last_event_id(aiohttp_client: ClientFactory) -> None:
     )
     assert updates[0]["seq"] == first["seq"] + 1
     response.close()
+    other.close()
 
 
 def test_the_broadcaster_coalesces_and_knows_what_it_dropped() -> None:
@@ -180,6 +187,39 @@ async def test_the_listener_is_attached_only_while_someone_watches(
         await asyncio.sleep(0.05)
     assert broadcaster.clients == 0
     assert not scheduler.events
+
+
+async def test_a_closed_stream_is_let_go_and_resuming_across_the_gap_refreshes(
+    aiohttp_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No ping during the test: the closed stream must be noticed without one.
+    monkeypatch.setattr(_live, "PING_INTERVAL", 3600.0)
+    client = await aiohttp_client(make_app())
+    scheduler = scheduler_of(client)
+    broadcaster = client.app._subapps[0][BROADCASTER_KEY]  # type: ignore[union-attr]
+    response = await client.get("/jobs/stream")
+    hello = await _event(response.content)
+    response.close()  # a tab hidden: the browser closes its stream
+    for _ in range(400):
+        if broadcaster.clients == 0:
+            break
+        await asyncio.sleep(0.025)  # nothing written to it: no ping, no update
+    assert broadcaster.clients == 0
+    assert not scheduler.events  # the last stream gone: nobody listens
+    # A job finishes while nobody listens: nothing records it.
+    missed = await finished(scheduler, returning(1), "missed")
+    # Back in view, the tab resumes from its last id: the gap cannot be
+    # replayed, so it is told to refresh, and the listener is back.
+    response = await client.get("/jobs/stream", headers={"Last-Event-ID": hello["id"]})
+    refresh = await asyncio.wait_for(_event(response.content), 10)
+    assert refresh["event"] == "refresh"
+    assert scheduler.events
+    job = await finished(scheduler, returning(2), "after")
+    updates = await _updates_until(
+        response.content, lambda d: any(j["id"] == job.id for j in d["jobs"])
+    )
+    assert all(j["id"] != missed.id for d in updates for j in d["jobs"])
+    response.close()
 
 
 async def test_shutdown_ends_every_stream_at_once(serve: Serve) -> None:

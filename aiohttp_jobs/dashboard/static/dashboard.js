@@ -218,6 +218,9 @@
       disconnect();
       setStatus("paused", "paused");
     } else if (!source) {
+      // Resuming from the last id gets what was missed (or a "refresh");
+      // a page hidden since it loaded has no id yet: reload its content.
+      if (!lastId) softRefresh();
       connect();
     }
   });
