@@ -463,11 +463,15 @@ def _percentile(values: list[float], fraction: float) -> float | None:
 async def _recent_runs(
     runtime: TaskRuntime, scheduler: Scheduler, key: str
 ) -> list[dict[str, object]]:
-    """This instance's runs in flight, then the run log (every instance)."""
+    """This instance's runs in flight, then the run log (every instance).
+
+    A finished job is left to the run log, which has it (or will have it in a
+    moment): listing both would show one run twice.
+    """
     runs = [
         _job_run(job)
         for job in reversed(list(scheduler))
-        if job.name == key and _task_of(job) is not None
+        if job.name == key and _task_of(job) is not None and not job.state.final
     ]
     try:
         entries = await runtime.recent_runs(key, limit=RECENT_RUNS)

@@ -7,6 +7,7 @@
   var source = null;
   var lastId = null;
   var refreshTimer = null;
+  var refreshSeq = 0;
   var lastRefresh = 0;
 
   function setStatus(state, text) {
@@ -120,10 +121,13 @@
       if (document.hidden) return;
       if (busy()) { softRefresh(); return; }
       lastRefresh = Date.now();
+      // Under load an earlier answer can arrive after a later one: only the
+      // latest request may replace the content.
+      var mine = ++refreshSeq;
       fetch(window.location.href, { credentials: "same-origin", cache: "no-store" })
         .then(function (r) { return r.ok ? r.text() : null; })
         .then(function (html) {
-          if (!html) return;
+          if (!html || mine !== refreshSeq) return;
           var doc = new DOMParser().parseFromString(html, "text/html");
           var fresh = doc.getElementById("main");
           var main = document.getElementById("main");
