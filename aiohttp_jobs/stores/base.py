@@ -77,6 +77,7 @@ Rules every implementation follows (the contract suite in
 from __future__ import annotations
 
 import enum
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
@@ -112,6 +113,39 @@ RUN_LOG_SIZE = 100
 Outcome: TypeAlias = Literal["succeeded", "failed", "cancelled", "lost"]
 """How a run ended, as the run log records it: ``"failed"`` includes attempts
 that will be retried; ``"lost"``: its lease was taken over before it finished."""
+
+
+class _Subscribers:
+    """The callbacks of a store's :meth:`TaskStore.subscribe`, shared by the
+    bundled stores: true while there is one; :meth:`notify` calls each, and a
+    callback that raises is logged on *log* without stopping the others."""
+
+    __slots__ = ("_callbacks", "_log")
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._callbacks: tuple[Callable[[], object], ...] = ()
+        self._log = log
+
+    def __bool__(self) -> bool:
+        return bool(self._callbacks)
+
+    def add(self, callback: Callable[[], object]) -> Unsubscribe:
+        self._callbacks = (*self._callbacks, callback)
+
+        def unsubscribe() -> None:
+            callbacks = list(self._callbacks)
+            if callback in callbacks:
+                callbacks.remove(callback)
+                self._callbacks = tuple(callbacks)
+
+        return unsubscribe
+
+    def notify(self) -> None:
+        for callback in self._callbacks:
+            try:
+                callback()
+            except Exception:
+                self._log.exception("task store subscriber %r failed", callback)
 
 
 class Lease(enum.IntEnum):

@@ -26,6 +26,7 @@ from .base import (
     TaskRecord,
     TaskStore,
     Unsubscribe,
+    _Subscribers,
 )
 
 __all__ = ["MemoryStore"]
@@ -105,7 +106,7 @@ class MemoryStore(TaskStore):
         self._instances: dict[str, InstanceInfo] = {}
         self._instance_ttl: dict[str, float] = {}
         self._opened = 0
-        self._subscribers: tuple[Callable[[], object], ...] = ()
+        self._subscribers = _Subscribers(log)
 
     def __repr__(self) -> str:
         state = "open" if self._opened else "closed"
@@ -132,22 +133,7 @@ class MemoryStore(TaskStore):
     def subscribe(self, callback: Callable[[], object]) -> Unsubscribe:
         """Every change is made in this process: the subscribers are called
         synchronously, from the store method that made it."""
-        self._subscribers = (*self._subscribers, callback)
-
-        def unsubscribe() -> None:
-            subscribers = list(self._subscribers)
-            if callback in subscribers:
-                subscribers.remove(callback)
-                self._subscribers = tuple(subscribers)
-
-        return unsubscribe
-
-    def _notify(self) -> None:
-        for callback in self._subscribers:
-            try:
-                callback()
-            except Exception:
-                log.exception("task store subscriber %r failed", callback)
+        return self._subscribers.add(callback)
 
     # -- heap ---------------------------------------------------------------------
 
@@ -197,7 +183,7 @@ class MemoryStore(TaskStore):
         self._records[key] = record
         self._push_cursor(key, record)
         if self._subscribers:
-            self._notify()
+            self._subscribers.notify()
 
     async def get(self, key: str) -> TaskRecord | None:
         return self._records.get(key)
@@ -244,7 +230,7 @@ class MemoryStore(TaskStore):
         _add(self._run_ids, key, run_id)
         self._push_run(run)
         if self._subscribers:
-            self._notify()
+            self._subscribers.notify()
         return run_id
 
     def _unique(self, base: str) -> str:
@@ -351,7 +337,7 @@ class MemoryStore(TaskStore):
         run.expires = until
         self._push_run(run)
         if self._subscribers:
-            self._notify()
+            self._subscribers.notify()
         return Lease.CANCELLED if run.cancelled else Lease.HELD
 
     async def commit(
@@ -407,7 +393,7 @@ class MemoryStore(TaskStore):
         if log is not None:
             self._append_log(log)
         if self._subscribers:
-            self._notify()
+            self._subscribers.notify()
         return Lease.CANCELLED if cancelled else Lease.HELD
 
     async def cancel(self, run_id: str, *, now: float) -> bool:
@@ -420,7 +406,7 @@ class MemoryStore(TaskStore):
                 run.due = now
                 self._push_run(run)
         if self._subscribers:
-            self._notify()
+            self._subscribers.notify()
         return True
 
     # -- instances and run log ----------------------------------------------------

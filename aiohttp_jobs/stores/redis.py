@@ -57,6 +57,7 @@ from .base import (
     TaskRecord,
     TaskStore,
     Unsubscribe,
+    _Subscribers,
 )
 
 __all__ = ["RedisClock", "RedisStore"]
@@ -255,7 +256,7 @@ class RedisStore(TaskStore):
         self._sha = ""
         self._source = ""
         self._opened = 0
-        self._subscribers: tuple[Callable[[], object], ...] = ()
+        self._subscribers = _Subscribers(log)
         self._listener: asyncio.Task[None] | None = None
         self._defs: dict[str, tuple[str, Any, Any]] = {}
         self._pending: list[_Pending] = []
@@ -501,24 +502,11 @@ class RedisStore(TaskStore):
     def subscribe(self, callback: Callable[[], object]) -> Unsubscribe:
         """Callbacks hear of this store's own changes at once, and of other
         processes' changes through Redis pub/sub (or the fallback poll)."""
-        self._subscribers = (*self._subscribers, callback)
+        unsubscribe = self._subscribers.add(callback)
         if self._opened and self._listener is None:
             self._start_listener()
 
-        def unsubscribe() -> None:
-            subscribers = list(self._subscribers)
-            if callback in subscribers:
-                subscribers.remove(callback)
-                self._subscribers = tuple(subscribers)
-
         return unsubscribe
-
-    def _notify(self) -> None:
-        for callback in self._subscribers:
-            try:
-                callback()
-            except Exception:
-                log.exception("task store subscriber %r failed", callback)
 
     def _start_listener(self) -> None:
         self._listener = asyncio.get_running_loop().create_task(
@@ -546,7 +534,7 @@ class RedisStore(TaskStore):
                 await pubsub.subscribe(self._channel)
                 if backoff > 0.1:
                     log.info("Redis store %r: listening again", self.namespace)
-                    self._notify()  # messages may have been lost meanwhile
+                    self._subscribers.notify()  # messages may have been lost meanwhile
                 backoff = 0.1
                 polled = time.monotonic()
                 while self._listener is asyncio.current_task():
@@ -554,13 +542,13 @@ class RedisStore(TaskStore):
                         ignore_subscribe_messages=True, timeout=self._poll_interval
                     )
                     if message is not None and _text(message["data"]) != self._uid:
-                        self._notify()
+                        self._subscribers.notify()
                     if time.monotonic() - polled >= self._poll_interval:
                         polled = time.monotonic()
                         due = await self.next_due()
                         if due != last_due:
                             last_due = due
-                            self._notify()
+                            self._subscribers.notify()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -634,7 +622,7 @@ class RedisStore(TaskStore):
             record.backlog,
         )
         if self._subscribers:
-            self._notify()
+            self._subscribers.notify()
 
     async def get(self, key: str) -> TaskRecord | None:
         definition, state = await self._eval(self._partition(key), "get", key)
@@ -701,7 +689,7 @@ class RedisStore(TaskStore):
         if not run_id:
             raise LookupError(f"no task record {key!r}")
         if self._subscribers:
-            self._notify()
+            self._subscribers.notify()
         return run_id
 
     # -- claiming ---------------------------------------------------------------------
@@ -826,7 +814,7 @@ class RedisStore(TaskStore):
             None,
         )
         if lease and self._subscribers:
-            self._notify()
+            self._subscribers.notify()
         return lease
 
     async def commit(
@@ -860,7 +848,7 @@ class RedisStore(TaskStore):
             None if log is None else (key, 6),
         )
         if lease and self._subscribers:
-            self._notify()
+            self._subscribers.notify()
         return lease
 
     async def cancel(self, run_id: str, *, now: float) -> bool:
@@ -873,7 +861,7 @@ class RedisStore(TaskStore):
             return False
         found = bool(await self._eval(self._partition(key), "cancel", run_id, _ms(now)))
         if found and self._subscribers:
-            self._notify()
+            self._subscribers.notify()
         return found
 
     # -- instances and run log ------------------------------------------------------

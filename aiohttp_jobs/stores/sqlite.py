@@ -79,6 +79,7 @@ from .base import (
     TaskRecord,
     TaskStore,
     Unsubscribe,
+    _Subscribers,
 )
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ class SQLiteStore(TaskStore):
         self._conn: aiosqlite.Connection | None = None
         self._opened = 0
         self._lock = asyncio.Lock()
-        self._subscribers: tuple[Callable[[], object], ...] = ()
+        self._subscribers = _Subscribers(log)
         self._poller: asyncio.Task[None] | None = None
         self._data_version = 0
         self._pending: list[_Body | LeaseOp] = []
@@ -279,24 +280,11 @@ class SQLiteStore(TaskStore):
         """Changes made through this store are notified when their transaction
         commits; changes made by other processes (or other connections) within
         ``poll_interval`` seconds, while the store is open."""
-        self._subscribers = (*self._subscribers, callback)
+        unsubscribe = self._subscribers.add(callback)
         if self._opened:
             self._start_poller()
 
-        def unsubscribe() -> None:
-            subscribers = list(self._subscribers)
-            if callback in subscribers:
-                subscribers.remove(callback)
-                self._subscribers = tuple(subscribers)
-
         return unsubscribe
-
-    def _notify(self) -> None:
-        for callback in self._subscribers:
-            try:
-                callback()
-            except Exception:
-                log.exception("task store subscriber %r failed", callback)
 
     def _start_poller(self) -> None:
         if self._poller is None or self._poller.done():
@@ -318,7 +306,7 @@ class SQLiteStore(TaskStore):
             [(version,)] = rows
             if version != self._data_version:
                 self._data_version = version
-                self._notify()
+                self._subscribers.notify()
         self._poller = None
 
     # -- transactions ---------------------------------------------------------------
@@ -703,7 +691,7 @@ class SQLiteStore(TaskStore):
                     self._pending = []
                     raise
             if any(notify for *_, notify in outcomes):
-                self._notify()
+                self._subscribers.notify()
             for future, ok, value, _ in outcomes:
                 if not future.done():
                     if ok:
