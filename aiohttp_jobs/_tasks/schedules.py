@@ -85,9 +85,11 @@ _LAST_WEEKDAY: Final = re.compile(r"^([a-z0-9]+)l$")
 _MAX_CANDIDATES: Final = 100_000
 
 
-# Days each month can have (February: in leap years).
+# Days each month can have (February: in leap years), and the months in words,
+# by number (MONTH_NAMES[1] is January): also the dashboard's schedule words.
 _MONTH_DAYS: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-_MONTH_NAMES: Final = (
+MONTH_NAMES: Final = (
+    "",
     "January",
     "February",
     "March",
@@ -349,7 +351,7 @@ def _check_day_exists(
         return
     if any(day <= _MONTH_DAYS[month - 1] for month in months for day in days):
         return
-    names = ", ".join(_MONTH_NAMES[month - 1] for month in sorted(months))
+    names = ", ".join(MONTH_NAMES[month] for month in sorted(months))
     listed = ",".join(str(day) for day in sorted(days))
     raise ConfigError(
         f"invalid cron schedule {expression!r}: day-of-month {listed} never occurs "

@@ -3,30 +3,15 @@ times with the daylight-saving changes between them marked."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 
-from .._tasks.schedules import schedule_from_spec
+from .._tasks.schedules import MONTH_NAMES, schedule_from_spec
 from .._tasks.zones import parse_timezone
 
 __all__ = ["cron_words", "next_fires", "schedule_words"]
 
 _DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
-_MONTHS = [
-    "",
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
 _MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -38,7 +23,7 @@ _MACROS = {
 }
 
 
-def _name(value: str, names: list[str]) -> str:
+def _name(value: str, names: Sequence[str]) -> str:
     for full in names:
         if full and value.lower() == full[:3].lower():
             return full
@@ -49,7 +34,7 @@ def _name(value: str, names: list[str]) -> str:
     return value
 
 
-def _list(field: str, names: list[str] | None, unit: str) -> str:
+def _list(field: str, names: Sequence[str] | None, unit: str) -> str:
     """One field (not ``*``) in words: ``1-5`` -> ``Monday through Friday``."""
     parts = []
     for item in field.split(","):
@@ -106,7 +91,7 @@ def cron_words(expression: str) -> str:
         if dow != "*":
             days.append(f"on {_list(dow.lower(), _DAYS, 'day')}")
         if month != "*":
-            days.append(f"in {_list(month, _MONTHS, 'month')}")
+            days.append(f"in {_list(month, MONTH_NAMES, 'month')}")
         if not days and (minute.isdigit() and hour.isdigit()):
             days.append("every day")
     except (ValueError, IndexError):
