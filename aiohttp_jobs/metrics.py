@@ -27,7 +27,7 @@ import logging
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from aiohttp import web
 
@@ -150,6 +150,25 @@ def _cumulative(
         buckets.append((repr(float(bound)), total))
     buckets.append(("+Inf", total + counts[len(bounds)]))
     return buckets
+
+
+class _Families(NamedTuple):
+    """The metric families one collection yields, in this order."""
+
+    started: Any
+    finished: Any
+    run: Any
+    wait: Any
+    active: Any
+    pending: Any
+    scheduled: Any
+    capacity: Any
+    pending_limit: Any
+    lateness: Any
+    takeovers: Any
+    store_errors: Any
+    store_time: Any
+    streams: Any
 
 
 class Metrics:
@@ -281,128 +300,86 @@ class Metrics:
             core.GaugeMetricFamily,
             core.HistogramMetricFamily,
         )
-        started = counter(
-            "aiohttp_jobs_jobs_started",
-            "Jobs that started running, by job name.",
-            labels=["name"],
-        )
-        finished = counter(
-            "aiohttp_jobs_jobs_finished",
-            "Jobs that reached a final state, by job name and state "
-            "(succeeded, failed, cancelled).",
-            labels=["name", "state"],
-        )
-        run = histogram(
-            "aiohttp_jobs_job_run_seconds",
-            "Seconds from a job's start to its end, by job name.",
-            labels=["name"],
-        )
-        wait = histogram(
-            "aiohttp_jobs_job_wait_seconds",
-            "Seconds from a job's spawn to its start (waiting for a slot, and "
-            "the delay of a delayed spawn), by priority.",
-            labels=["priority"],
-        )
-        active = gauge(
-            "aiohttp_jobs_jobs_active",
-            "Jobs running now, by priority.",
-            labels=["priority"],
-        )
-        pending = gauge(
-            "aiohttp_jobs_jobs_pending",
-            "Jobs waiting for a slot now, by priority.",
-            labels=["priority"],
-        )
-        scheduled = gauge(
-            "aiohttp_jobs_jobs_scheduled",
-            "Jobs spawned with a delay that has not passed yet.",
-        )
-        capacity = gauge(
-            "aiohttp_jobs_capacity",
-            "Jobs that may run at once for a job of this priority (the limit "
-            "plus reserves); absent without a limit, never for critical.",
-            labels=["priority"],
-        )
-        pending_limit = gauge(
-            "aiohttp_jobs_pending_limit",
-            "Size of the pending list (0: unbounded).",
-        )
-        lateness = histogram(
-            "aiohttp_jobs_task_lateness_seconds",
-            "Seconds between a scheduled task occurrence's due time and its claim "
-            "by this instance, by task.",
-            labels=["task"],
-        )
-        takeovers = counter(
-            "aiohttp_jobs_task_lease_takeovers",
-            "Runs of this instance whose lease was lost (taken over by another "
-            "runner after it expired, or the instance was unscheduled), by task.",
-            labels=["task"],
-        )
-        store_errors = counter(
-            "aiohttp_jobs_store_errors",
-            "Task store calls that raised, by operation.",
-            labels=["operation"],
-        )
-        store_time = histogram(
-            "aiohttp_jobs_store_seconds",
-            "Round-trip time of task store calls, by operation.",
-            labels=["operation"],
-        )
-        streams = gauge(
-            "aiohttp_jobs_dashboard_streams",
-            "Dashboard event streams (server-sent events) open now.",
+        families = _Families(
+            started=counter(
+                "aiohttp_jobs_jobs_started",
+                "Jobs that started running, by job name.",
+                labels=["name"],
+            ),
+            finished=counter(
+                "aiohttp_jobs_jobs_finished",
+                "Jobs that reached a final state, by job name and state "
+                "(succeeded, failed, cancelled).",
+                labels=["name", "state"],
+            ),
+            run=histogram(
+                "aiohttp_jobs_job_run_seconds",
+                "Seconds from a job's start to its end, by job name.",
+                labels=["name"],
+            ),
+            wait=histogram(
+                "aiohttp_jobs_job_wait_seconds",
+                "Seconds from a job's spawn to its start (waiting for a slot, and "
+                "the delay of a delayed spawn), by priority.",
+                labels=["priority"],
+            ),
+            active=gauge(
+                "aiohttp_jobs_jobs_active",
+                "Jobs running now, by priority.",
+                labels=["priority"],
+            ),
+            pending=gauge(
+                "aiohttp_jobs_jobs_pending",
+                "Jobs waiting for a slot now, by priority.",
+                labels=["priority"],
+            ),
+            scheduled=gauge(
+                "aiohttp_jobs_jobs_scheduled",
+                "Jobs spawned with a delay that has not passed yet.",
+            ),
+            capacity=gauge(
+                "aiohttp_jobs_capacity",
+                "Jobs that may run at once for a job of this priority (the limit "
+                "plus reserves); absent without a limit, never for critical.",
+                labels=["priority"],
+            ),
+            pending_limit=gauge(
+                "aiohttp_jobs_pending_limit",
+                "Size of the pending list (0: unbounded).",
+            ),
+            lateness=histogram(
+                "aiohttp_jobs_task_lateness_seconds",
+                "Seconds between a scheduled task occurrence's due time and its claim "
+                "by this instance, by task.",
+                labels=["task"],
+            ),
+            takeovers=counter(
+                "aiohttp_jobs_task_lease_takeovers",
+                "Runs of this instance whose lease was lost (taken over by another "
+                "runner after it expired, or the instance was unscheduled), by task.",
+                labels=["task"],
+            ),
+            store_errors=counter(
+                "aiohttp_jobs_store_errors",
+                "Task store calls that raised, by operation.",
+                labels=["operation"],
+            ),
+            store_time=histogram(
+                "aiohttp_jobs_store_seconds",
+                "Round-trip time of task store calls, by operation.",
+                labels=["operation"],
+            ),
+            streams=gauge(
+                "aiohttp_jobs_dashboard_streams",
+                "Dashboard event streams (server-sent events) open now.",
+            ),
         )
         if with_samples:
-            self._fill(
-                started,
-                finished,
-                run,
-                wait,
-                active,
-                pending,
-                scheduled,
-                capacity,
-                pending_limit,
-                lateness,
-                takeovers,
-                store_errors,
-                store_time,
-            )
-            streams.add_metric([], self.streams)
-        yield from (
-            started,
-            finished,
-            run,
-            wait,
-            active,
-            pending,
-            scheduled,
-            capacity,
-            pending_limit,
-            lateness,
-            takeovers,
-            store_errors,
-            store_time,
-            streams,
-        )
+            self._fill(families)
+            families.streams.add_metric([], self.streams)
+        yield from families
 
-    def _fill(self, *families: Any) -> None:
-        (
-            started,
-            finished,
-            run,
-            wait_family,
-            active,
-            pending,
-            scheduled,
-            capacity,
-            pending_limit,
-            lateness,
-            takeovers,
-            store_errors,
-            store_time,
-        ) = families
+    def _fill(self, families: _Families) -> None:
         scheduler = self._scheduler
         stats = self._stats
         bounds = stats.bounds
@@ -427,26 +404,26 @@ class Metrics:
         run_at, end = stats.run_at, stats.run_at + stats.buckets
         for label, row in rows.items():
             runs = row[run_at:end]
-            started.add_metric([label], sum(runs) + running.get(label, 0))
+            families.started.add_metric([label], sum(runs) + running.get(label, 0))
             for index, state in enumerate(_STATES):
                 if row[index]:
-                    finished.add_metric([label, state.value], row[index])
+                    families.finished.add_metric([label, state.value], row[index])
             if any(runs):
-                run.add_metric([label], _cumulative(bounds, runs), row[-1])
+                families.run.add_metric([label], _cumulative(bounds, runs), row[-1])
         for prio, wait in zip(Priority, waits, strict=True):
             if any(wait):
-                wait_family.add_metric(
+                families.wait.add_metric(
                     [_PRIORITY_LABELS[prio]], _cumulative(bounds, wait), wait[-1]
                 )
         for family, hist in (
-            (lateness, self._lateness),
-            (store_time, self._store_time),
+            (families.lateness, self._lateness),
+            (families.store_time, self._store_time),
         ):
             for label, buckets, total in hist.samples():
                 family.add_metric([label], buckets, total)
         for family, counts in (
-            (takeovers, self._takeovers),
-            (store_errors, self._store_errors),
+            (families.takeovers, self._takeovers),
+            (families.store_errors, self._store_errors),
         ):
             for label, count in list(counts.items()):
                 family.add_metric([label], count)
@@ -454,14 +431,14 @@ class Metrics:
             return
         for prio, (active_now, waiting) in scheduler.priority_counts().items():
             label = _PRIORITY_LABELS[prio]
-            active.add_metric([label], active_now)
+            families.active.add_metric([label], active_now)
             if prio is not Priority.CRITICAL:
-                pending.add_metric([label], waiting)
+                families.pending.add_metric([label], waiting)
                 cap = scheduler.capacity(prio)
                 if cap is not None:
-                    capacity.add_metric([label], cap)
-        scheduled.add_metric([], scheduler.scheduled_count)
-        pending_limit.add_metric([], scheduler.pending_limit)
+                    families.capacity.add_metric([label], cap)
+        families.scheduled.add_metric([], scheduler.scheduled_count)
+        families.pending_limit.add_metric([], scheduler.pending_limit)
 
 
 def _new_metrics(
