@@ -105,7 +105,9 @@ def _mean(place: dict[BaseStep, float], step: BaseStep) -> float:
 def to_svg(workflow: Group) -> str:
     """The drawing as an SVG document (no scripts, no external resources)."""
     layout = _Layout(workflow)
-    width = layout.width + 2 * _PAD
+    heading = f"{_clip(workflow.label, 60)} ({workflow.state.value})"
+    # Wide enough for the heading too (bold text: a little wider per character).
+    width = max(layout.width, len(heading) * _CHAR_W * 1.1) + 2 * _PAD
     height = layout.height + _HEADER + 2 * _PAD
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="wf-graph" '
@@ -118,7 +120,7 @@ def to_svg(workflow: Group) -> str:
         f'<path d="M0,0 L10,5 L0,10 z" fill="{NORMAL_COLOR}"/></marker></defs>',
         f"<title>{escape(workflow.label)}: {escape(workflow.state.value)}</title>",
         f'<text x="{_PAD}" y="{_PAD + 12}" font-weight="bold">'
-        f"{escape(_clip(workflow.label, 60))} ({escape(workflow.state.value)})</text>",
+        f"{escape(heading)}</text>",
     ]
     _draw(layout, _PAD, _PAD + _HEADER, out)
     out.append("</svg>")

@@ -138,6 +138,17 @@ def test_svg_places_requirements_above_their_dependents() -> None:
     assert y[a.id] < y[b.id] < y[c.id]
 
 
+def test_svg_is_wide_enough_for_a_long_heading() -> None:
+    # One narrow step under a long workflow label: the drawing widens so the
+    # heading is not cut off at its edge (it is clipped at 60 characters).
+    label = "nightly-release-of-every-service-in-the-fleet"
+    root = ET.fromstring(Workflow(Step(value, label="a"), label=label).to_svg())
+    heading = f"{label} (idle)"
+    assert float(root.get("width", "0")) >= len(heading) * 7.0
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert heading in texts
+
+
 async def test_describe_is_json_ready_and_findable() -> None:
     workflow, steps = build()
     with pytest.raises(StepFailedError):
