@@ -14,7 +14,14 @@ from aiohttp import web
 
 from .._checks import check_instance
 from ._audit import AuditEntry, audit_log
-from ._config import ACTIONS, Authorize, FormatError, FormatResult, Identify
+from ._config import (
+    ACTIONS,
+    Authorize,
+    FormatError,
+    FormatResult,
+    Identify,
+    build_config,
+)
 
 __all__ = [
     "ACTIONS",
@@ -65,14 +72,13 @@ def setup(
     ``aiohttp_jobs.setup(app)``.
     """
     check_instance("app", app, web.Application, "an aiohttp web.Application")
-    from ._app import mount  # the templates load only now
+    from ._app import check_mount, mount  # the templates load only now
 
-    return mount(
-        app,
-        prefix=prefix,
-        authorize=authorize,
+    prefix = check_mount(app, prefix)
+    config = build_config(
         title=title,
         environment=environment,
+        authorize=authorize,
         trusted_origins=trusted_origins,
         format_error=format_error,
         format_result=format_result,
@@ -80,6 +86,6 @@ def setup(
         page_size=page_size,
         scan_limit=scan_limit,
         bulk_limit=bulk_limit,
-        audit_size=audit_size,
         max_text=max_text,
     )
+    return mount(app, prefix=prefix, config=config, audit_size=audit_size)

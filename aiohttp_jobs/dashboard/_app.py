@@ -3,7 +3,6 @@ its own ``app_key``, autoescaping), routes, static files, guard and headers."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from .._checks import check_count
 from .._errors import ConfigError, SetupError
 from ._audit import AUDIT_KEY, AuditLog
 from ._chart import bars
-from ._config import CONFIG_KEY, ROOT_KEY, build_config
+from ._config import CONFIG_KEY, ROOT_KEY, Config
 from ._data import Throughput
 from ._live import BROADCASTER_KEY, Broadcaster
 from ._security import ACTION_OF_ROUTE, add_headers, guard
@@ -86,42 +85,22 @@ def _check_prefix(prefix: object) -> str:
     return prefix
 
 
-def mount(
-    app: web.Application,
-    *,
-    prefix: str,
-    authorize: object,
-    title: str | None,
-    environment: str | None,
-    trusted_origins: Collection[str],
-    format_error: object,
-    format_result: object,
-    identify: object,
-    page_size: int,
-    scan_limit: int,
-    bulk_limit: int,
-    audit_size: int,
-    max_text: int,
-) -> web.Application:
+def check_mount(app: web.Application, prefix: object) -> str:
+    """*prefix*, checked, for a dashboard not mounted on *app* yet."""
     prefix = _check_prefix(prefix)
     if _MOUNTED in app:
         raise SetupError(
             "aiohttp_jobs.dashboard.setup(app) was called twice for the same "
             "application: mount the dashboard once"
         )
-    config = build_config(
-        title=title,
-        environment=environment,
-        authorize=authorize,
-        trusted_origins=trusted_origins,
-        format_error=format_error,
-        format_result=format_result,
-        identify=identify,
-        page_size=page_size,
-        scan_limit=scan_limit,
-        bulk_limit=bulk_limit,
-        max_text=max_text,
-    )
+    return prefix
+
+
+def mount(
+    app: web.Application, *, prefix: str, config: Config, audit_size: int
+) -> web.Application:
+    """Mount the dashboard at *prefix* (from :func:`check_mount`) with *config*
+    (from ``build_config()``)."""
     audit = AuditLog(check_count("audit_size", audit_size, minimum=1))
     sub = web.Application(middlewares=[guard])
     sub[CONFIG_KEY] = config
