@@ -48,7 +48,9 @@ __all__ = [
 
 _UTC: Final = UTC
 
-_MACROS: Final = {
+# The cron macros and the expressions they stand for (also the dashboard's
+# schedule words).
+MACROS: Final = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
     "@monthly": "0 0 1 * *",
@@ -237,7 +239,7 @@ class CronSchedule(Schedule):
             raise ConfigError(f"a cron schedule must be a string, got {expression!r}")
         self.tz = parse_timezone(timezone)
         self.expression = expression
-        normal = _MACROS.get(expression.strip().lower(), expression.strip().lower())
+        normal = MACROS.get(expression.strip().lower(), expression.strip().lower())
         fields = normal.split()
         if len(fields) not in (5, 6):
             raise ConfigError(

@@ -6,21 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 
-from .._tasks.schedules import MONTH_NAMES, schedule_from_spec
+from .._tasks.schedules import MACROS, MONTH_NAMES, schedule_from_spec
 from .._tasks.zones import parse_timezone
 
 __all__ = ["cron_words", "next_fires", "schedule_words"]
 
 _DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
-_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 
 
 def _name(value: str, names: Sequence[str]) -> str:
@@ -61,7 +52,7 @@ def _list(field: str, names: Sequence[str] | None, unit: str) -> str:
 def cron_words(expression: str) -> str:
     """A five-field cron expression in words; the expression itself if it
     uses something this reader does not know."""
-    text = _MACROS.get(expression.strip().lower(), expression.strip())
+    text = MACROS.get(expression.strip().lower(), expression.strip())
     fields = text.split()
     if len(fields) != 5:
         return expression
