@@ -556,13 +556,13 @@ class SQLiteStore(TaskStore):
             )
             claimed = sorted(claimed, key=lambda row: position[row[0]])
             missing = sorted({row[2] for row in claimed} - records.keys())
-            for chunk in chunks(missing):
-                for row in await conn.execute_fetchall(
-                    f"SELECT {RECORD_COLUMNS} FROM aiohttp_jobs_records "
-                    f"WHERE namespace = ? AND key IN ({marks(len(chunk))})",
-                    (ns, *chunk),
-                ):
-                    records[row[0]] = record_of(row)
+            for row in await self._rows_in(
+                conn,
+                f"SELECT {RECORD_COLUMNS} FROM aiohttp_jobs_records",
+                "key",
+                missing,
+            ):
+                records[row[0]] = record_of(row)
             expires_at = expires_ms / 1000
             return [
                 Claim(
@@ -601,15 +601,10 @@ class SQLiteStore(TaskStore):
         """Run ids for new runs: each base, or ``<base>.<n>`` (the lowest free
         ``n`` from 2) when a run already has that id (an added run due at the
         same millisecond as the cursor)."""
-        ns = self._namespace
-        taken: set[str] = set()
-        for chunk in chunks(bases):
-            rows = await conn.execute_fetchall(
-                "SELECT run_id FROM aiohttp_jobs_runs WHERE namespace = ? "
-                f"AND run_id IN ({marks(len(chunk))})",
-                (ns, *chunk),
-            )
-            taken.update(run_id for (run_id,) in rows)
+        rows = await self._rows_in(
+            conn, "SELECT run_id FROM aiohttp_jobs_runs", "run_id", bases
+        )
+        taken = {run_id for (run_id,) in rows}
         if not taken:
             return bases
         return [
@@ -631,16 +626,32 @@ class SQLiteStore(TaskStore):
 
     async def _ids(self, conn: aiosqlite.Connection, run_ids: list[str]) -> list[int]:
         """The row ids of *run_ids*, in the same order."""
-        ids: list[int] = []
-        for chunk in chunks(run_ids):
-            rows = await conn.execute_fetchall(
-                "SELECT run_id, id FROM aiohttp_jobs_runs WHERE namespace = ? "
-                f"AND run_id IN ({marks(len(chunk))})",
-                (self._namespace, *chunk),
+        rows = await self._rows_in(
+            conn, "SELECT run_id, id FROM aiohttp_jobs_runs", "run_id", run_ids
+        )
+        found: dict[str, int] = dict(rows)
+        return [found[run_id] for run_id in run_ids]
+
+    async def _rows_in(
+        self,
+        conn: aiosqlite.Connection,
+        select: str,
+        column: str,
+        values: Sequence[str],
+    ) -> list[Any]:
+        """The rows of *select* (``SELECT ... FROM <table>``) in this store's
+        namespace whose *column* is one of *values*, asked in slices short
+        enough for one ``IN (...)`` list."""
+        rows: list[Any] = []
+        for chunk in chunks(values):
+            rows.extend(
+                await conn.execute_fetchall(
+                    f"{select} WHERE namespace = ? AND {column} IN "
+                    f"({marks(len(chunk))})",
+                    (self._namespace, *chunk),
+                )
             )
-            found: dict[str, int] = dict(rows)  # type: ignore[arg-type]
-            ids.extend(found[run_id] for run_id in chunk)
-        return ids
+        return rows
 
     # -- commits and heartbeats, batched per loop turn ------------------------------
 
@@ -742,27 +753,27 @@ class SQLiteStore(TaskStore):
     ) -> list[tuple[LeaseOp, Lease]]:
         """Apply commits and extends in order: read the runs and records they
         touch, replay the operations in Python, write back."""
-        ns = self._namespace
         run_ids = sorted({op.claim.run_id for op in batch})
-        runs: dict[str, RunRow] = {}
-        for chunk in chunks(run_ids):
-            for row in await conn.execute_fetchall(
+        runs: dict[str, RunRow] = {
+            row[1]: RunRow(*row)
+            for row in await self._rows_in(
+                conn,
                 "SELECT id, run_id, key, from_cursor, attempt, token, due, "
-                "cancelled FROM aiohttp_jobs_runs "
-                f"WHERE namespace = ? AND run_id IN ({marks(len(chunk))})",
-                (ns, *chunk),
-            ):
-                runs[row[1]] = RunRow(*row)
+                "cancelled FROM aiohttp_jobs_runs",
+                "run_id",
+                run_ids,
+            )
+        }
         keys = sorted({run.key for run in runs.values()})
-        records: dict[str, RecordRow] = {}
-        for chunk in chunks(keys):
-            for row in await conn.execute_fetchall(
-                "SELECT key, held, running, fire_at, backlog "
-                "FROM aiohttp_jobs_records "
-                f"WHERE namespace = ? AND key IN ({marks(len(chunk))})",
-                (ns, *chunk),
-            ):
-                records[row[0]] = RecordRow(*row)
+        records: dict[str, RecordRow] = {
+            row[0]: RecordRow(*row)
+            for row in await self._rows_in(
+                conn,
+                "SELECT key, held, running, fire_at, backlog FROM aiohttp_jobs_records",
+                "key",
+                keys,
+            )
+        }
         results = [(op, replay(op, runs, records)) for op in batch]
         await self._write_back(conn, runs, records, results)
         return results
