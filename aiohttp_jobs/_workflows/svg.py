@@ -119,8 +119,7 @@ def to_svg(workflow: Group) -> str:
         'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
         f'<path d="M0,0 L10,5 L0,10 z" fill="{NORMAL_COLOR}"/></marker></defs>',
         f"<title>{escape(workflow.label)}: {escape(workflow.state.value)}</title>",
-        f'<text x="{_PAD}" y="{_PAD + 12}" font-weight="bold">'
-        f"{escape(heading)}</text>",
+        f'<text x="{_PAD}" y="{_PAD + 12}" font-weight="bold">{escape(heading)}</text>',
     ]
     _draw(layout, _PAD, _PAD + _HEADER, out)
     out.append("</svg>")
