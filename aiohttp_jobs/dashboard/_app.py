@@ -17,7 +17,7 @@ from ._audit import AUDIT_KEY, AuditLog
 from ._chart import bars
 from ._config import CONFIG_KEY, ROOT_KEY, Config
 from ._data import Throughput
-from ._live import BROADCASTER_KEY, Broadcaster
+from ._live import BROADCASTER_KEY, Broadcaster, note_seq
 from ._security import ACTION_OF_ROUTE, add_headers, guard
 from ._views import JINJA_KEY, THROUGHPUT_KEY, routes
 
@@ -102,7 +102,7 @@ def mount(
     """Mount the dashboard at *prefix* (from :func:`check_mount`) with *config*
     (from ``build_config()``)."""
     audit = AuditLog(check_count("audit_size", audit_size, minimum=1))
-    sub = web.Application(middlewares=[guard])
+    sub = web.Application(middlewares=[guard, note_seq])
     sub[CONFIG_KEY] = config
     sub[AUDIT_KEY] = audit
     sub[ROOT_KEY] = app

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import json
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
@@ -117,6 +119,11 @@ class Broadcaster:
     def _attach(self, scheduler: Scheduler) -> None:
         if self.scheduler is not None:
             return
+        # Nothing was recorded while no stream was open: a page rendered then
+        # (its id is older than this one) cannot be told what it missed, so
+        # skip an id and it refreshes when its stream connects.
+        self.messages.clear()
+        self.seq += 1
         self.scheduler = scheduler
         self.busy = False
         self._events = 0
@@ -263,6 +270,27 @@ class Broadcaster:
 
 
 BROADCASTER_KEY: Final = web.AppKey("aiohttp_jobs.dashboard.broadcaster", Broadcaster)
+
+#: The live feed's message id as it was when the current request arrived
+#: (before its page's data was read); set for each request by :func:`note_seq`.
+SEQ_AT_START: Final[contextvars.ContextVar[int | None]] = contextvars.ContextVar(
+    "aiohttp_jobs.dashboard.seq", default=None
+)
+
+
+@web.middleware
+async def note_seq(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """Remember the feed's id before the page reads its data: the page's stream
+    resumes from it, so a change made while the page was being built or loaded
+    still reaches it (or makes it refresh)."""
+    token = SEQ_AT_START.set(request.app[BROADCASTER_KEY].seq)
+    try:
+        return await handler(request)
+    finally:
+        SEQ_AT_START.reset(token)
 
 
 def _last_event_id(request: web.Request) -> int | None:

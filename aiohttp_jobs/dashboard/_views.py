@@ -30,6 +30,7 @@ from . import _data
 from ._audit import AUDIT_KEY
 from ._config import CONFIG_KEY, ROOT_KEY
 from ._links import url
+from ._live import SEQ_AT_START
 from ._live import stream as live_stream
 from ._security import who
 
@@ -101,6 +102,7 @@ def _render(
         "static": lambda path: link("static", filename=path),
         "done": done,
         "request_path": request.path,
+        "seq": SEQ_AT_START.get(),
         **extra,
     }
     response = aiohttp_jinja2.render_template(

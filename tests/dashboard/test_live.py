@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import aiohttp
@@ -219,6 +220,25 @@ async def test_a_closed_stream_is_let_go_and_resuming_across_the_gap_refreshes(
         response.content, lambda d: any(j["id"] == job.id for j in d["jobs"])
     )
     assert all(j["id"] != missed.id for d in updates for j in d["jobs"])
+    response.close()
+
+
+async def test_a_page_resumes_from_the_id_it_was_rendered_at(
+    aiohttp_client: ClientFactory,
+) -> None:
+    # A page rendered while no stream was open, then a job finishing before
+    # its stream connects: the stream resumes from the page's id and, since
+    # nothing was recorded meanwhile, tells the page to refresh.
+    client = await aiohttp_client(make_app())
+    scheduler = scheduler_of(client)
+    page = await client.get("/jobs/jobs")
+    html = await page.text()
+    found = re.search(r'data-seq="(\d+)"', html)
+    assert found is not None
+    await finished(scheduler, returning(1), "between-render-and-stream")
+    response = await client.get("/jobs/stream", params={"last": found.group(1)})
+    event = await asyncio.wait_for(_event(response.content), 10)
+    assert event["event"] == "refresh"
     response.close()
 
 

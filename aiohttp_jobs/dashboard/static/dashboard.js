@@ -5,7 +5,9 @@
   var body = document.body;
   var status = document.querySelector("[data-testid=live-status]");
   var source = null;
-  var lastId = null;
+  // The live feed's id when the server began this page: the stream resumes
+  // from it, so what changed while the page was built and loaded reaches it.
+  var lastId = body.getAttribute("data-seq") || null;
   var refreshTimer = null;
   var refreshSeq = 0;
   var lastRefresh = 0;
