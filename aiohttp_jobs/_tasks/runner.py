@@ -631,13 +631,13 @@ class TaskRunner:
                 log.error(
                     "task %r run %r failed", task.name, claim.run_id, exc_info=exc
                 )
-                self._log_run(claim, "failed", started, exc)
+                await self._log_run_now(claim, "failed", started, exc)
             raise
         finally:
             if held is not None:
                 del self._held[claim.run_id]
         if not leased:
-            self._log_run(claim, "succeeded", started)
+            await self._log_run_now(claim, "succeeded", started)
         elif not await self._record_success(task, claim, missed > 0, started):
             await self._lost(claim, "finished", started=started)
         return result
@@ -673,6 +673,20 @@ class TaskRunner:
         task = asyncio.get_running_loop().create_task(self._store.log_run(entry))
         self._reports.add(task)
         task.add_done_callback(self._reported)
+
+    async def _log_run_now(
+        self,
+        claim: Claim,
+        outcome: Outcome,
+        started: float,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Append to the run log before the run's job ends, so whoever sees the
+        job finish (a dashboard) finds its entry; a store error is logged."""
+        try:
+            await self._store.log_run(self._entry(claim, outcome, started, exc))
+        except Exception as error:
+            log.warning("could not append to the run log: %r", error)
 
     def _reported(self, task: asyncio.Task[None]) -> None:
         self._reports.discard(task)

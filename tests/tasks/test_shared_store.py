@@ -468,3 +468,46 @@ async def test_claims_are_taken_with_the_shortest_lease_of_the_tasks(
     ):
         await clock.advance(10)
     assert leases and set(leases) == {5.0}
+
+
+async def test_an_at_most_once_run_is_in_the_log_before_its_job_ends(
+    clock: FakeClock,
+) -> None:
+    # Whoever sees the run's job finish (a dashboard refreshing its page) must
+    # find the run in the log: the entry is written before the job ends.
+    from aiohttp_jobs import ExecutionMode
+
+    tasks = Tasks()
+    seen: list[list[str]] = []
+
+    @tasks.task(keyword="go", execution_mode=ExecutionMode.AT_MOST_ONCE)
+    async def go(ctx: Context) -> None:
+        pass
+
+    @tasks.task(keyword="boom", execution_mode=ExecutionMode.AT_MOST_ONCE)
+    async def boom(ctx: Context) -> None:
+        raise ValueError("broken")
+
+    async with (
+        Scheduler(limit=None) as scheduler,
+        tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime,
+    ):
+        store = runtime.store
+        assert isinstance(store, MemoryStore)
+
+        def on_done(job: Any) -> None:
+            # Read the log at the moment the job is seen ending (no await).
+            seen.append([e.outcome for e in store._logs.get(job.name, ())])
+
+        scheduler.events.add_listener(
+            lambda event: (
+                on_done(event.job)
+                if getattr(event, "job", None) is not None and event.job.state.final
+                else None
+            )
+        )
+        await runtime.fire("go")
+        await runtime.fire("boom")
+        await clock.advance(0)
+        await asyncio.sleep(0)
+    assert ["succeeded"] in seen and ["failed"] in seen
