@@ -119,11 +119,6 @@ class Broadcaster:
     def _attach(self, scheduler: Scheduler) -> None:
         if self.scheduler is not None:
             return
-        # Nothing was recorded while no stream was open: a page rendered then
-        # (its id is older than this one) cannot be told what it missed, so
-        # skip an id and it refreshes when its stream connects.
-        self.messages.clear()
-        self.seq += 1
         self.scheduler = scheduler
         self.busy = False
         self._events = 0

@@ -226,20 +226,24 @@ async def test_a_closed_stream_is_let_go_and_resuming_across_the_gap_refreshes(
 async def test_a_page_resumes_from_the_id_it_was_rendered_at(
     aiohttp_client: ClientFactory,
 ) -> None:
-    # A page rendered while no stream was open, then a job finishing before
-    # its stream connects: the stream resumes from the page's id and, since
-    # nothing was recorded meanwhile, tells the page to refresh.
+    # Another tab keeps the feed listening. A page is rendered, then a job
+    # finishes before the page's stream connects: the stream resumes from the
+    # id the page was rendered at and replays that change.
     client = await aiohttp_client(make_app())
     scheduler = scheduler_of(client)
+    other = await client.get("/jobs/stream")
+    assert (await _event(other.content))["event"] == "hello"
     page = await client.get("/jobs/jobs")
-    html = await page.text()
-    found = re.search(r'data-seq="(\d+)"', html)
+    found = re.search(r'data-seq="(\d+)"', await page.text())
     assert found is not None
-    await finished(scheduler, returning(1), "between-render-and-stream")
+    job = await finished(scheduler, returning(1), "between-render-and-stream")
     response = await client.get("/jobs/stream", params={"last": found.group(1)})
-    event = await asyncio.wait_for(_event(response.content), 10)
-    assert event["event"] == "refresh"
+    updates = await _updates_until(
+        response.content, lambda d: any(j["id"] == job.id for j in d["jobs"])
+    )
+    assert updates
     response.close()
+    other.close()
 
 
 async def test_shutdown_ends_every_stream_at_once(serve: Serve) -> None:
