@@ -5,6 +5,7 @@ labels in the workflow graph shortened with the whole label at hand."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from playwright.async_api import BrowserContext, expect
@@ -62,7 +63,14 @@ async def test_job_tables_line_up_and_numbers_align_with_their_headings(
     await shots.take(page, "jobs tables in line")
 
     await page.goto(f"{base}/jobs/")
-    aligns = await page.locator("table").first.evaluate(COLUMNS)
+    # The overview reloads its content on live updates: a table measured just
+    # as it is replaced has no style; measure the one in the page.
+    aligns: list[Any] = []
+    for _ in range(50):
+        aligns = await page.locator("table").first.evaluate(COLUMNS)
+        if all(a[2] for a in aligns):
+            break
+        await page.wait_for_timeout(100)
     assert [a[2] for a in aligns] == ["left"] + ["right"] * 4
     gate.set()
 
