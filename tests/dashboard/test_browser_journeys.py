@@ -206,6 +206,37 @@ async def test_a_running_job_turns_succeeded_without_a_reload(
     await shots.take(page, "list after it succeeded")
 
 
+async def test_the_row_chosen_with_the_keyboard_survives_a_live_refresh(
+    browser: Browser,  # noqa: F811
+    serve: Serve,  # noqa: F811
+) -> None:
+    app = dashboard_app()
+    base = await started(app, serve)
+    scheduler = scheduler_of(app)
+    gate = asyncio.Event()
+    first = await scheduler.spawn(gate.wait(), "import-catalogue")
+    page = await browser.new_page()
+    await page.goto(f"{base}/jobs/jobs")
+    await until_live(page)
+    rows = page.locator(tid("job-row"))
+    await expect(rows).to_have_count(1)
+    await page.keyboard.press("j")
+    focused = page.locator("tr[data-row]:focus")
+    await expect(focused).to_have_attribute("data-job-id", first.id)
+    # A job the page does not show yet makes it fetch its content again,
+    # which replaces the table the chosen row was in.
+    await page.evaluate(NO_RELOAD)
+    await scheduler.spawn(gate.wait(), "send-mail")
+    await expect(rows).to_have_count(2)
+    assert await page.evaluate(STILL_LOADED)
+    await expect(focused).to_have_attribute("data-job-id", first.id)
+    await page.keyboard.press("Enter")
+    await expect(page.locator(tid("job-detail"))).to_have_attribute(
+        "data-job-id", first.id
+    )
+    gate.set()
+
+
 async def test_a_hidden_tab_pauses_its_stream_and_catches_up_when_back(
     browser: Browser,  # noqa: F811
     shots: Screenshots,  # noqa: F811

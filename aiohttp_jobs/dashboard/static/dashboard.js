@@ -115,6 +115,47 @@
       active.closest("main");
   }
 
+  /* A refresh replaces the page's content: the row a reader moved to with
+     j/k (or the element they focused) is found again in the new content, so
+     Enter still opens it and the place is not lost under their hands. */
+  function focusKey(main) {
+    var active = document.activeElement;
+    if (!active || active === document.body || !main.contains(active)) return null;
+    var row = active.closest("tr[data-row]");
+    if (row) {
+      var id = row.getAttribute("data-job-id") || row.getAttribute("data-workflow-id");
+      if (id) return { row: id, self: active === row };
+    }
+    return active.id ? { id: active.id } : null;
+  }
+
+  function markRow(row) {
+    document.querySelectorAll("tr[data-row].focused").forEach(function (r) {
+      r.classList.remove("focused");
+    });
+    row.setAttribute("tabindex", "-1");
+    row.classList.add("focused");
+    row.focus();
+  }
+
+  function restoreFocus(main, key) {
+    if (!key) return;
+    if (key.id) {
+      var el = document.getElementById(key.id);
+      if (el && main.contains(el)) el.focus();
+      return;
+    }
+    var rows = main.querySelectorAll("tr[data-row]");
+    for (var i = 0; i < rows.length; i++) {
+      var r = rows[i];
+      if (r.getAttribute("data-job-id") === key.row || r.getAttribute("data-workflow-id") === key.row) {
+        if (key.self) markRow(r);
+        else { var a = r.querySelector("a"); if (a) a.focus(); }
+        return;
+      }
+    }
+  }
+
   function softRefresh() {
     if (refreshTimer) return;
     var wait = Math.max(0, 2000 - (Date.now() - lastRefresh));
@@ -134,8 +175,10 @@
           var fresh = doc.getElementById("main");
           var main = document.getElementById("main");
           if (fresh && main) {
+            var focus = focusKey(main);
             main.replaceChildren.apply(main, Array.prototype.slice.call(fresh.childNodes));
             localTimes(main);
+            restoreFocus(main, focus);
           }
         })
         .catch(function () {});
@@ -258,10 +301,7 @@
       var current = rows.indexOf(document.activeElement);
       var next = event.key === "j" ? current + 1 : current - 1;
       next = Math.max(0, Math.min(rows.length - 1, next));
-      rows.forEach(function (r) { r.classList.remove("focused"); });
-      rows[next].setAttribute("tabindex", "-1");
-      rows[next].classList.add("focused");
-      rows[next].focus();
+      markRow(rows[next]);
       event.preventDefault();
       return;
     }
