@@ -8,9 +8,11 @@ four messages a second however many jobs change, and the scheduler's cost does
 not grow with the number of streams. A client that reconnects with
 ``Last-Event-ID`` gets what it missed if the ring still holds it, else a
 ``refresh`` event (reload the page). The listener is attached only while a
-stream is open; when the last one closes the ring is emptied and the next id
-skipped, since nothing is recorded until a stream connects again: a client
-resuming across that gap gets ``refresh``. Each interval the broadcaster also
+stream is open, or for ``HOLD`` seconds after a page was rendered (so a change
+made between the page's rendering and its stream connecting is recorded, and
+the stream replays it); when neither holds any more the ring is emptied and
+the next id skipped, since nothing is recorded until a stream connects again:
+a client resuming across that gap gets ``refresh``. Each interval the broadcaster also
 looks at every stream's connection, so a closed one (a hidden tab pauses its
 stream) is let go within an interval rather than at its next ping. On
 shutdown every stream ends at once.
@@ -43,6 +45,7 @@ from .. import metrics
 from .._core.events import Event, JobEvent
 from .._core.job import Job, JobState
 from .._core.scheduler import Scheduler
+from ..web._state import SCHEDULER_KEY
 from ._config import ROOT_KEY
 from ._data import job_row
 
@@ -59,6 +62,14 @@ BUSY_EVENTS = 600
 #: Jobs finished within one sampled interval under which it listens again.
 QUIET_JOBS = 100
 PING_INTERVAL = 15.0
+#: Seconds the feed keeps recording after a page was rendered, waiting for
+#: that page's stream to connect (a later stream is told to refresh).
+HOLD = 5.0
+#: The pages that open a stream (the API and static files do not).
+PAGES: Final = frozenset(
+    {"overview", "jobs", "bulk_cancel_preview", "job", "tasks", "workflows"}
+    | {"workflow", "audit"}
+)
 
 
 class Broadcaster:
@@ -82,6 +93,8 @@ class Broadcaster:
         self._counts: tuple[int, int, int] | None = None
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        #: The loop time until which a rendered page keeps the feed recording.
+        self._held_until = 0.0
         #: Each open stream's request and the future set when it is gone.
         self._streams: dict[asyncio.Future[None], web.BaseRequest] = {}
 
@@ -116,6 +129,24 @@ class Broadcaster:
         self._seen = None
         scheduler.events.add_listener(self._listen)
 
+    def hold(self, scheduler: Scheduler) -> None:
+        """A page is being rendered: record changes from now on, for ``HOLD``
+        seconds or for as long as a stream is open, so its stream (connecting
+        with the id the page was rendered at) can replay them."""
+        if self.closing:
+            return
+        self._held_until = asyncio.get_running_loop().time() + HOLD
+        self._attach(scheduler)
+
+    def _held(self) -> bool:
+        return asyncio.get_running_loop().time() < self._held_until
+
+    def release(self) -> None:
+        """A stream ended: stop recording if no other stream is open and no
+        page rendered lately waits for its own."""
+        if self.clients == 0 and not self._held():
+            self._detach()
+
     def _attach(self, scheduler: Scheduler) -> None:
         if self.scheduler is not None:
             return
@@ -138,14 +169,18 @@ class Broadcaster:
         # can be resumed (the skipped id makes even the newest one unknown).
         self.messages.clear()
         self.seq += 1
-        if self._flusher is not None:
-            self._flusher.cancel()
-            self._flusher = None
+        self._held_until = 0.0
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None and flusher is not asyncio.current_task():
+            flusher.cancel()
 
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             self._reap()
+            if self.clients == 0 and not self._held():
+                self._detach()  # the pages rendered lately never connected
+                return
             self._events = 0
             if self.busy:
                 self._sample()
@@ -281,7 +316,13 @@ async def note_seq(
     """Remember the feed's id before the page reads its data: the page's stream
     resumes from it, so a change made while the page was being built or loaded
     still reaches it (or makes it refresh)."""
-    token = SEQ_AT_START.set(request.app[BROADCASTER_KEY].seq)
+    broadcaster = request.app[BROADCASTER_KEY]
+    route = request.match_info.route.name
+    if request.method == "GET" and route in PAGES:
+        scheduler = request.config_dict.get(SCHEDULER_KEY)
+        if scheduler is not None:
+            broadcaster.hold(scheduler)
+    token = SEQ_AT_START.set(broadcaster.seq)
     try:
         return await handler(request)
     finally:
@@ -342,8 +383,7 @@ async def stream(request: web.Request, scheduler: Scheduler) -> web.StreamRespon
         return resp
     finally:
         broadcaster.clients -= 1
-        if broadcaster.clients == 0:
-            broadcaster._detach()
+        broadcaster.release()
         _clients_changed(request, broadcaster)
 
 

@@ -246,6 +246,51 @@ async def test_a_page_resumes_from_the_id_it_was_rendered_at(
     other.close()
 
 
+async def test_a_change_before_the_only_pages_stream_connects_reaches_it(
+    aiohttp_client: ClientFactory,
+) -> None:
+    # No other tab open: nobody listened when the page was requested. The
+    # page keeps the feed recording until its own stream connects.
+    client = await aiohttp_client(make_app())
+    scheduler = scheduler_of(client)
+    assert not scheduler.events
+    page = await client.get("/jobs/jobs")
+    found = re.search(r'data-seq="(\d+)"', await page.text())
+    assert found is not None
+    job = await finished(scheduler, returning(1), "between-render-and-stream")
+    response = await client.get("/jobs/stream", params={"last": found.group(1)})
+    updates = await _updates_until(
+        response.content, lambda d: any(j["id"] == job.id for j in d["jobs"])
+    )
+    assert updates
+    response.close()
+
+
+async def test_a_page_whose_stream_never_connects_stops_the_recording(
+    aiohttp_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_live, "HOLD", 0.2)
+    client = await aiohttp_client(make_app())
+    scheduler = scheduler_of(client)
+    api = await client.get("/jobs/api/jobs")  # the API opens no stream
+    assert api.status == 200 and not scheduler.events
+    page = await client.get("/jobs/jobs")
+    found = re.search(r'data-seq="(\d+)"', await page.text())
+    assert found is not None
+    assert scheduler.events  # recording for the page's stream
+    for _ in range(200):
+        if not scheduler.events:
+            break
+        await asyncio.sleep(0.025)
+    assert not scheduler.events  # it never came: nobody listens any more
+    # A stream that comes after all cannot know what it missed: it refreshes.
+    await finished(scheduler, returning(1), "missed")
+    response = await client.get("/jobs/stream", params={"last": found.group(1)})
+    refresh = await asyncio.wait_for(_event(response.content), 10)
+    assert refresh["event"] == "refresh"
+    response.close()
+
+
 async def test_shutdown_ends_every_stream_at_once(serve: Serve) -> None:
     app = web.Application()
     aiohttp_jobs.setup(app, wait_timeout=30.0)
