@@ -13,6 +13,13 @@ How it keeps the contract of :mod:`.base`:
 * Every key a call touches is passed in ``KEYS`` and carries the hash tag of one
   partition of the namespace, ``{<namespace>:<n>}``: a call touches one slot,
   so the store runs on Redis Cluster, where partitions spread over the shards.
+* With several partitions, an acquire counts the runs due in each (ZCOUNT)
+  and deals its batch out between them one run at a time, in turn, from the
+  partition after the last one the instance's previous batch drew from: every
+  partition with runs due gets its turn, however many (or how old) the runs
+  waiting in another are. Each partition gives its earliest runs, and the
+  batch is sorted earliest first; when a batch takes less than is due,
+  "earliest first" holds within each partition, not across them.
 * Times are integer milliseconds.
 * Commits, heartbeats and once-off deletions made during one event-loop turn
   travel together, as one script call per partition. Each call that changes
@@ -720,8 +727,9 @@ class RedisStore(TaskStore):
             parts = [0]
             replies = [await self._eval(0, "acquire", now_ms, prefix, lease_ms, limit)]
         else:
-            peeked = await self._peek(now_ms, limit)
-            calls = self._plan(peeked, limit, now_ms, prefix, lease_ms)
+            calls = self._plan(
+                await self._peek(now_ms), limit, now_ms, prefix, lease_ms
+            )
             parts = [call[0] for call in calls]
             replies = await self._eval_many(calls) if calls else []
         expires = (now_ms + lease_ms) / 1000
@@ -765,45 +773,58 @@ class RedisStore(TaskStore):
             claims = [claims[i] for i in order]
         return claims
 
-    async def _peek(self, now_ms: int, limit: int) -> list[list[tuple[int, float]]]:
-        """The due entries of each partition (partition, score), for planning."""
+    async def _peek(self, now_ms: int) -> list[int]:
+        """How many runs are due in each partition (ZCOUNT: no entries are
+        sent back), for sharing a batch between them."""
         client = self._require()
+        keys = [k[2] for k in self._keys]
 
         async def peek() -> list[Any]:
-            return await asyncio.gather(
-                *(
-                    client.zrangebyscore(
-                        k[2], "-inf", now_ms, start=0, num=limit, withscores=True
-                    )
-                    for k in self._keys
+            if self._cluster:
+                return await asyncio.gather(
+                    *(client.zcount(due, "-inf", now_ms) for due in keys)
                 )
-            )
+            pipe = client.pipeline(transaction=False)
+            for due in keys:
+                pipe.zcount(due, "-inf", now_ms)
+            return list(await pipe.execute())
 
-        replies = await self._retrying(peek)
-        return [[(p, score) for _, score in r] for p, r in enumerate(replies)]
+        return [int(count) for count in await self._retrying(peek)]
 
     def _plan(
-        self,
-        peeked: list[list[tuple[int, float]]],
-        limit: int,
-        now_ms: int,
-        prefix: str,
-        lease: int,
+        self, due: list[int], limit: int, now_ms: int, prefix: str, lease: int
     ) -> list[_Call]:
-        """Split *limit* between partitions: earliest due first, ties taken
-        from the partitions in turn, starting elsewhere on every call."""
+        """Share *limit* between the partitions with runs *due*, in turn.
+
+        Dealt one at a time round the partitions, from where the previous
+        batch stopped: successive batches draw from every partition in
+        rotation, and a partition with more runs due (or older ones) than the
+        others takes no more than its turn while they have runs due too.
+        Each partition's share is its earliest runs.
+        """
         n = self.partitions
-        self._turn = turn = (self._turn + 1) % n
-        merged = sorted(
-            (score, (p - turn) % n, p) for entries in peeked for p, score in entries
-        )
-        counts: dict[int, int] = {}
-        for _, _, p in merged[:limit]:
-            counts[p] = counts.get(p, 0) + 1
-        order = sorted(counts, key=lambda p: (p - turn) % n)
+        turn = self._turn
+        share = [0] * n
+        left = min(limit, sum(due))
+        while left:
+            # the partitions with runs not dealt yet, in turn from *turn*
+            ring = [p for p in ((turn + i) % n for i in range(n)) if due[p] > share[p]]
+            rounds = min(left // len(ring), min(due[p] - share[p] for p in ring))
+            if rounds:  # whole rounds at once: every one of the ring gets one
+                for p in ring:
+                    share[p] += rounds
+                left -= rounds * len(ring)
+                turn = (ring[-1] + 1) % n
+                continue
+            for p in ring[:left]:  # less than a round: the first in turn
+                share[p] += 1
+            turn = (ring[left - 1] + 1) % n
+            left = 0
+        self._turn = turn
         return [
-            (p, "acquire", "", [now_ms, f"{prefix}{p}.", lease, counts[p]], [])
-            for p in order
+            (p, "acquire", "", [now_ms, f"{prefix}{p}.", lease, share[p]], [])
+            for p in range(n)
+            if share[p]
         ]
 
     async def extend(self, claim: Claim, *, until: float) -> Lease:

@@ -336,7 +336,7 @@ async def test_partitions_split_records_and_acquire_takes_from_all(
     seen: list[str] = []
     first = await store.acquire(now=200.0, owner="me", lease_duration=30, limit=10)
     assert [c.fire_at for c in first] == sorted(c.fire_at for c in first)
-    assert {c.fire_at for c in first} == {100.0}  # earliest first across partitions
+    assert {store._partition(c.record.key) for c in first} == {0, 1, 2, 3}
     seen += [c.run_id for c in first]
     while claims := await store.acquire(
         now=200.0, owner="me", lease_duration=30, limit=10
@@ -344,6 +344,76 @@ async def test_partitions_split_records_and_acquire_takes_from_all(
         seen += [c.run_id for c in claims]
     assert len(seen) == len(set(seen)) == 40
     assert await store.next_due() == 230.0
+
+
+def _keys_by_partition(store: RedisStore, each: int) -> list[list[str]]:
+    """*each* record keys of every partition of *store*."""
+    found: list[list[str]] = [[] for _ in range(store.partitions)]
+    for i in range(10_000):
+        key = f"t{i}"
+        keys = found[store._partition(key)]
+        if len(keys) < each:
+            keys.append(key)
+        if all(len(keys) == each for keys in found):
+            return found
+    raise AssertionError("crc32 spreads keys unevenly")  # pragma: no cover
+
+
+@pytest.mark.parametrize("where", ["server", "cluster"])
+async def test_acquires_draw_from_the_partitions_in_turn(
+    where: str,
+    request: pytest.FixtureRequest,
+    opened: Callable[..., Any],
+) -> None:
+    if where == "server":
+        store = await opened(request.getfixturevalue("redis_server").url, partitions=4)
+    else:
+        url = request.getfixturevalue("redis_cluster").url
+        store = await opened(url, cluster=True, partitions=4)
+    # partition 0 is busy: its backlog is older than anything of the others
+    keys = _keys_by_partition(store, 12)
+    for p, part in enumerate(keys):
+        for i, key in enumerate(part):
+            await store.save(_rec(key, fire_at=(100.0 if p == 0 else 150.0) + i))
+    batches = []
+    for _ in range(8):
+        claims = await store.acquire(now=200.0, owner="me", lease_duration=30, limit=3)
+        assert [c.fire_at for c in claims] == sorted(c.fire_at for c in claims)
+        batches.append(claims)
+    drawn = [sorted(store._partition(c.record.key) for c in b) for b in batches]
+    # three partitions a batch, each batch from the one after the previous
+    # batch's last: 8 batches of 3 give every partition 6 turns
+    assert all(len(set(partitions)) == 3 for partitions in drawn)
+    [skipped] = {0, 1, 2, 3} - set(drawn[0])
+    rotation = [(skipped + 1 + i) % 4 for i in range(24)]
+    assert drawn == [sorted(rotation[3 * b : 3 * b + 3]) for b in range(8)]
+    # each partition's share is its earliest runs
+    for p in range(4):
+        fired = sorted(
+            c.fire_at for b in batches for c in b if store._partition(c.record.key) == p
+        )
+        assert fired == [(100.0 if p == 0 else 150.0) + i for i in range(6)]
+    left = await store.acquire(now=200.0, owner="me", lease_duration=30, limit=100)
+    assert len(left) == 4 * 6
+
+
+def test_a_batch_is_dealt_to_the_partitions_with_runs_due_in_turn() -> None:
+    store = RedisStore("redis://127.0.0.1:1/0", partitions=4)
+    store._turn = 0
+
+    def shares(due: list[int], limit: int) -> dict[int, int]:
+        calls = store._plan(due, limit, 0, "o:", 30)
+        return {p: args[3] for p, _, _, args, _ in calls}
+
+    # one round to those with runs due, then the next in turn: partition 2
+    # has nothing more, so the last run goes to 0
+    assert shares([5, 0, 1, 3], 4) == {0: 2, 2: 1, 3: 1}
+    assert store._turn == 1  # the next batch starts after partition 0
+    assert shares([3, 1, 1, 3], 2) == {1: 1, 2: 1}
+    assert shares([3, 1, 1, 3], 1) == {3: 1}
+    assert shares([3, 1, 1, 3], 1) == {0: 1}
+    assert shares([9, 2, 0, 9], 100) == {0: 9, 1: 2, 3: 9}  # all that is due
+    assert shares([0, 0, 0, 0], 10) == {}
 
 
 async def test_a_namespace_spreads_over_a_redis_cluster(
