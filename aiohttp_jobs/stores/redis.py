@@ -52,6 +52,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._checks import MAX_TIMESTAMP, check_count, check_duration, check_timestamp
 from .._errors import ConfigError, ConfigTypeError, MissingDependencyError
+from .._timers import DeadlineTimer
 from .base import (
     JSON,
     NO_PARAMS,
@@ -1006,40 +1007,6 @@ def _encode_entry(entry: RunLogEntry) -> str:
     return json.dumps(list(entry), separators=(",", ":"))
 
 
-class _Timer:
-    __slots__ = ("_callback", "_clock", "_handle", "_when")
-
-    def __init__(
-        self, clock: RedisClock, when: float, callback: Callable[[], object]
-    ) -> None:
-        self._clock = clock
-        self._when = when
-        self._callback: Callable[[], object] | None = callback
-        self._handle: asyncio.TimerHandle | None = None
-        self._arm()
-
-    def _arm(self) -> None:
-        loop = asyncio.get_running_loop()
-        delay = max(self._when - self._clock.time(), 0.0)
-        self._handle = loop.call_at(loop.time() + min(delay, 60.0), self._fire)
-
-    def _fire(self) -> None:
-        callback = self._callback
-        if callback is None:
-            return
-        if self._clock.time() < self._when:
-            self._arm()
-            return
-        self._callback = None
-        callback()
-
-    def cancel(self) -> None:
-        self._callback = None
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-
 class RedisClock:
     """A :class:`~aiohttp_jobs.Clock` that follows the Redis server's clock.
 
@@ -1110,7 +1077,7 @@ class RedisClock:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.time(), UTC)
 
-    def call_at(self, when: float, callback: Callable[[], object]) -> _Timer:
+    def call_at(self, when: float, callback: Callable[[], object]) -> DeadlineTimer:
         if type(when) is not float or not 0.0 <= when <= MAX_TIMESTAMP:
             when = check_timestamp("when", when)
-        return _Timer(self, when, callback)
+        return DeadlineTimer(self.time, when, callback)

@@ -499,6 +499,32 @@ async def test_the_server_clock_never_goes_back_when_it_resamples(
         assert 49.0 < clock.skew < 51.0
 
 
+class _HeldClock(RedisClock):
+    """A server clock that shows what the test sets."""
+
+    now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+async def test_a_server_clock_timer_fires_in_the_loop_turn_its_time_comes() -> None:
+    clock = _HeldClock(RedisStore("redis://127.0.0.1:1/0"))
+    fired: list[float] = []
+    clock.call_at(1000.001, lambda: fired.append(clock.now))
+    cancelled = clock.call_at(1000.001, lambda: fired.append(-1.0))
+    cancelled.cancel()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert fired == []  # not before its time
+    # the last stretch is waited out turn by turn, not with a loop timer that
+    # the selector rounds up to whole milliseconds
+    clock.now = 1000.001
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert fired == [1000.001]
+
+
 async def test_open_warns_when_the_server_may_lose_our_keys(
     redis_factory: Any,  # noqa: F811
     opened: Callable[..., Any],
