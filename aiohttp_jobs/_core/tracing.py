@@ -14,7 +14,12 @@ there is nothing else to pay.
   is instrumented), so a trace follows the request into its background work.
 * A task run gets a span ``task <name>``, the root of a trace of its own
   (a run is caused by its schedule, not by whatever request was current in
-  the runner), with the occurrence's run id, attempt and due time.
+  the runner), with the occurrence's run id, attempt and due time. A run
+  added by ``fire()`` or ``run_now()`` also gets a *link* to the span current
+  at that call: :func:`carry` puts its W3C ``traceparent`` in the run's
+  payload (under :data:`LINK_KEY`), which the store keeps with the run, so the
+  link reaches whichever instance runs it; :func:`unlink` takes it out again
+  before the task sees its payload.
 
 The spans come from the tracer ``aiohttp_jobs`` of the global tracer provider.
 """
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from types import CoroutineType
 from typing import Any, Protocol, TypeVar
@@ -32,17 +37,25 @@ from .job import coroutine_in_use, running_job
 from .logs import RunFields, enter_run
 
 __all__ = [
+    "LINK_KEY",
     "TRACER_NAME",
     "active",
     "capture",
+    "carry",
     "close_unstarted",
     "observe_run",
     "span",
     "traced",
+    "unlink",
     "wrap_work",
 ]
 
 TRACER_NAME = "aiohttp_jobs"
+
+LINK_KEY = "aiohttp_jobs.trace"
+"""The payload key under which an added run carries the span that caused it:
+``{"traceparent": ..., "tracestate": ... (if any), "cause": "fire" or
+"run_now"}``. Reserved: ``fire()`` and ``run_now()`` refuse it from callers."""
 
 _T = TypeVar("_T")
 _C = TypeVar("_C", bound="RunContext")
@@ -145,6 +158,40 @@ def close_unstarted(coro: object) -> None:
         coro.close()
 
 
+def carry(payload: dict[str, Any] | None, cause: str) -> dict[str, Any] | None:
+    """*payload* of a run added now by *cause* (``"fire"``, ``"run_now"``),
+    with the current span under :data:`LINK_KEY`; *payload* itself when
+    tracing is inactive or no span is current."""
+    if not active():
+        return payload
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import (
+        TraceContextTextMapPropagator,
+    )
+
+    if not trace.get_current_span().get_span_context().is_valid:
+        return payload
+    carrier: dict[str, Any] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    carrier["cause"] = cause
+    return {**payload, LINK_KEY: carrier} if payload else {LINK_KEY: carrier}
+
+
+def unlink(
+    payload: Mapping[str, Any],
+) -> tuple[dict[str, Any] | None, Mapping[str, Any] | None]:
+    """``(payload, link)``: *payload* (which holds :data:`LINK_KEY`) as its
+    caller gave it, and what :func:`carry` added (``None`` if it is not
+    that). Needs no OpenTelemetry: an instance without tracing runs the
+    task with the payload it was given too."""
+    rest = {key: value for key, value in payload.items() if key != LINK_KEY}
+    link = payload[LINK_KEY]
+    if not isinstance(link, Mapping):
+        return rest, None
+    # run_now() without a payload queues none (fire() always queues one).
+    return (None if not rest and link.get("cause") == "run_now" else rest), link
+
+
 class RunContext(RunFields, Protocol):
     """What :func:`observe_run` reads from a task run's context."""
 
@@ -156,6 +203,11 @@ class RunContext(RunFields, Protocol):
 
     @property
     def task(self) -> Any: ...
+
+    @property
+    def _trace_link(self) -> Mapping[str, Any] | None:
+        """What :func:`carry` put in the run's payload, if anything."""
+        ...
 
 
 def observe_run(
@@ -192,9 +244,40 @@ async def _run_in_span(
     job = running_job()
     if job is not None:
         attributes["aiohttp_jobs.job.id"] = job.id
+    link = ctx._trace_link
+    links = None if link is None else _links(link, ctx, task)
     # A root span: the run is caused by its schedule (its run id is the same
-    # on every instance and attempt), not by what was current in the runner.
+    # on every instance and attempt), not by what was current in the runner;
+    # a run added by fire() or run_now() links to the span of that call.
     with trace.get_tracer(TRACER_NAME).start_as_current_span(
-        f"task {task}", context=context.Context(), attributes=attributes
+        f"task {task}", context=context.Context(), attributes=attributes, links=links
     ):
         return await call(ctx)
+
+
+def _links(link: Mapping[str, Any], ctx: RunContext, task: str) -> list[Any]:
+    """A link to the span that *link* (from :func:`carry`) names; none if it
+    names none (a payload written by hand)."""
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import (
+        TraceContextTextMapPropagator,
+    )
+
+    carrier = {
+        key: value
+        for key in ("traceparent", "tracestate")
+        if isinstance(value := link.get(key), str)
+    }
+    cause = TraceContextTextMapPropagator().extract(carrier)
+    caused_by = trace.get_current_span(cause).get_span_context()
+    if not caused_by.is_valid:
+        return []
+    attributes: dict[str, Any] = {
+        "aiohttp_jobs.task.name": task,
+        "aiohttp_jobs.task.run_id": ctx.run_id,
+        "aiohttp_jobs.task.attempt": ctx.attempt,
+    }
+    how = link.get("cause")
+    if isinstance(how, str):
+        attributes["aiohttp_jobs.task.cause"] = how
+    return [trace.Link(caused_by, attributes)]

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from .._checks import MAX_TIMESTAMP
 from .._core.clock import Clock
 from .._core.job import Job
+from .._core.tracing import LINK_KEY, unlink
 from .._errors import LeaseLostError
 from ..stores.base import JSON, Claim, InstanceInfo, Lease, RunLogEntry, TaskStore
 from .options import ExecutionMode, Task
@@ -95,6 +96,7 @@ class Context:
         "_fixtures",
         "_leased",
         "_runtime",
+        "_trace_link",
         "app",
         "missed",
         "params",
@@ -119,8 +121,18 @@ class Context:
         self._leased = task.execution_mode is ExecutionMode.AT_LEAST_ONCE
         self.app: Any = runtime.app  # the user's application: its type is theirs
         self.task = task
+        payload = claim.payload
+        self._trace_link: Mapping[str, JSON] | None = None
+        if payload and LINK_KEY in payload:
+            # Added by fire() or run_now() on a traced instance: not the task's.
+            payload, self._trace_link = unlink(payload)
+            record = claim.record.params
+            if LINK_KEY in record:
+                params[LINK_KEY] = record[LINK_KEY]
+            else:
+                del params[LINK_KEY]
         self.params = params
-        self.payload = claim.payload
+        self.payload = payload
         self.missed = missed
 
     def __getattr__(self, name: str) -> Any:

@@ -24,6 +24,7 @@ from .._checks import MAX_DURATION, check_count, check_flag, check_name
 from .._core.clock import Clock, SystemClock, sleep_until
 from .._core.job import JobState
 from .._core.scheduler import Scheduler
+from .._core.tracing import LINK_KEY, carry
 from .._errors import (
     ConfigError,
     ConfigTypeError,
@@ -304,10 +305,12 @@ class TaskRuntime:
         if self.stopping:
             raise self._stopped(f"run {name!r} now")
         record = await self._record(name)
+        checked = _checked(payload, f"run_now({name!r})") if payload else None
         run_id = await self._store.add_run(
             record.key,
             fire_at=self._clock.time(),
-            payload=check_params(payload, f"run_now({name!r})") if payload else None,
+            # The span current now travels with the run: the run's span links it.
+            payload=carry(checked, "run_now"),
         )
         self._runner.wake()
         return run_id
@@ -321,7 +324,8 @@ class TaskRuntime:
         check_name("keyword", keyword)
         if self.stopping:
             raise self._stopped(f"fire {keyword!r}")
-        checked = check_params(payload, f"fire({keyword!r})")
+        # The span current now travels with the runs: their spans link it.
+        checked = carry(_checked(payload, f"fire({keyword!r})"), "fire")
         now = self._clock.time()
         store = self._store
         run_ids = []
@@ -556,6 +560,16 @@ class TaskRuntime:
                     log.warning(
                         "could not remove this instance from the store: %r", exc
                     )
+
+
+def _checked(payload: dict[str, JSON], where: str) -> dict[str, JSON]:
+    """The payload of ``fire()`` or ``run_now()``, checked."""
+    if LINK_KEY in payload:
+        raise TaskDefinitionError(
+            f"{where}: the payload key {LINK_KEY!r} is reserved (it carries the "
+            "trace that caused the run); use another name"
+        )
+    return check_params(payload, where)
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from aiohttp_jobs import Context, FailureMode, Scheduler, TaskRuntime, Tasks
+from aiohttp_jobs import (
+    Context,
+    FailureMode,
+    Scheduler,
+    TaskDefinitionError,
+    TaskRuntime,
+    Tasks,
+)
 from aiohttp_jobs.stores import (
     Claim,
     Cursor,
@@ -518,3 +525,52 @@ async def test_an_at_most_once_run_is_in_the_log_before_its_job_ends(
         await runtime.fire("boom")
         await runtime.wait_idle()
     assert seen == {"go": ["succeeded"], "boom": ["failed"]}
+
+
+async def test_a_run_carrying_its_callers_trace_gives_the_task_its_own_payload(
+    clock: FakeClock,
+) -> None:
+    # fire() and run_now() on an instance that traces add the caller's span to
+    # the run's payload, for whichever instance runs it (this one may not
+    # trace at all): the task sees the payload it was given, nothing more.
+    link = "aiohttp_jobs.trace"
+    span = {"traceparent": f"00-{'1' * 32}-{'2' * 16}-01"}
+    seen: list[tuple[str, dict[str, Any], Any]] = []
+
+    def declare(tasks: Tasks, ran: Ran) -> None:
+        @tasks.task(keyword="go")
+        async def go(ctx: Context) -> None:
+            seen.append((ctx.name, ctx.params, ctx.payload))
+
+        @tasks.dynamic_task()
+        async def remind(ctx: Context) -> None:
+            seen.append((ctx.name, ctx.params, ctx.payload))
+
+    async with instances(clock, declare) as (runtimes, stores, _):
+        store = stores[0]
+        await runtimes[0].schedule_task("remind", "a", interval=3600, **{link: 1})
+        fired = {**span, "cause": "fire"}
+        for key, payload in (
+            ("go", {"order": 7, link: fired}),  # fire("go", order=7)
+            ("go", {link: fired}),  # fire("go")
+            ("go", {link: {**span, "cause": "run_now"}}),  # run_now("go")
+            ("remind:a", {link: {**span, "cause": "run_now"}}),
+        ):
+            await store.add_run(key, fire_at=clock.time(), payload=payload)
+        await clock.advance(0)
+        for runtime in runtimes:
+            await runtime.wait_idle()
+        # The payload key is reserved, on every instance, traced or not.
+        with pytest.raises(TaskDefinitionError, match="is reserved"):
+            await runtimes[1].fire("go", **{link: "mine"})
+        with pytest.raises(TaskDefinitionError, match="is reserved"):
+            await runtimes[1].run_now("go", **{link: "mine"})
+    assert sorted(seen, key=repr) == sorted(
+        [
+            ("go", {"order": 7}, {"order": 7}),
+            ("go", {}, {}),
+            ("go", {}, None),
+            ("remind:a", {link: 1}, None),  # a param of its own of that name
+        ],
+        key=repr,
+    )
