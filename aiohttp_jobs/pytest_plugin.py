@@ -27,8 +27,9 @@ nothing until a test asks for them:
     ``jobs_clock``.
 
 The asynchronous fixtures are pytest-asyncio fixtures, so they work in its
-strict and auto modes alike. Loading the plugin imports nothing but pytest;
-aiohttp-jobs' own modules are imported when a fixture is first used.
+strict and auto modes alike. This module imports only pytest and
+pytest-asyncio; the fixtures import aiohttp-jobs' modules, and aiohttp, when a
+test first uses them.
 """
 
 from __future__ import annotations
