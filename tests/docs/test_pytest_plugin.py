@@ -1,10 +1,17 @@
-"""The pytest plugin (aiohttp_jobs.pytest_plugin), run in pytest sessions of
-their own (pytester): the example of docs/testing.md passes in pytest-asyncio's
-strict and auto modes, fixtures clean up, and loading the plugin costs nothing
-until a fixture is used."""
+"""The pytest plugin (aiohttp_jobs.pytest_plugin), run in pytest processes of
+their own (pytester), where pytest loads it through its entry point as in a
+user's project: the example of docs/testing.md passes in pytest-asyncio's strict
+and auto modes, fixtures clean up, and loading the plugin costs nothing until a
+fixture is used.
+
+The runs are subprocesses rather than in-process pytester runs: those drop the
+modules first imported during a run, so a package whose modules load when a
+fixture is first used would see a second copy of its classes (and CPython's
+zoneinfo cannot be imported twice in one process)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -25,7 +32,7 @@ STRICT = (
 @pytest.mark.parametrize("mode", ["strict", "auto"])
 def test_docs_example_passes(pytester: pytest.Pytester, mode: str) -> None:
     pytester.makepyfile(test_app=EXAMPLE.read_text())
-    result = pytester.runpytest(*STRICT, "-o", f"asyncio_mode={mode}")
+    result = pytester.runpytest_subprocess(*STRICT, "-o", f"asyncio_mode={mode}")
     result.assert_outcomes(passed=4)
 
 
@@ -103,26 +110,99 @@ def test_fixtures_are_closed_after_each_test(pytester: pytest.Pytester) -> None:
             """
         )
     )
-    pytester.runpytest(*STRICT).assert_outcomes(passed=4)
+    pytester.runpytest_subprocess(*STRICT).assert_outcomes(passed=4)
 
 
 def test_the_plugin_can_be_turned_off(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_clock(jobs_clock):\n    pass\n")
-    result = pytester.runpytest(*STRICT, "-p", "no:aiohttp_jobs")
+    result = pytester.runpytest_subprocess(*STRICT, "-p", "no:aiohttp_jobs")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'jobs_clock' not found*"])
 
 
-def test_loading_the_plugin_imports_nothing_more() -> None:
+# What a test session that never asks for a jobs_* fixture must not pay for:
+# the web and template libraries, the optional backends, and the package's own
+# modules (the engine, the web layer, the stores, the dashboard).
+HEAVY_LIBRARIES = {
+    "aiohttp",
+    "aiohttp_jinja2",
+    "jinja2",
+    "croniter",
+    "aiohttp_sse",
+    "redis",
+    "aiosqlite",
+    "prometheus_client",
+    "opentelemetry",
+}
+LIGHT_OWN_MODULES = {"aiohttp_jobs", "aiohttp_jobs.pytest_plugin"}
+
+# Run in a fresh interpreter. pytest and pytest-asyncio are loaded first: a
+# pytest session has them anyway. With BYPASS, the package's __init__ is
+# replaced by an empty package, so that only the plugin module's own imports
+# count. Then the whole package is loaded (every public name touched, so a
+# lazily exporting package counts as much as an eager one) to time the plugin
+# against it in the same run: without BYPASS, the whole package's time starts
+# with the plugin's import, which ran the package's __init__.
+IMPORT_PLUGIN = """
+import importlib, importlib.util, json, sys, time, types
+import pytest, pytest_asyncio
+
+if BYPASS:
+    spec = importlib.util.find_spec("aiohttp_jobs")
+    stub = types.ModuleType("aiohttp_jobs")
+    stub.__path__ = list(spec.submodule_search_locations)
+    sys.modules["aiohttp_jobs"] = stub
+before = set(sys.modules)
+start = time.perf_counter()
+import aiohttp_jobs.pytest_plugin
+plugin_s = time.perf_counter() - start
+loaded = sorted(set(sys.modules) - before)
+
+if BYPASS:
+    del sys.modules["aiohttp_jobs"], sys.modules["aiohttp_jobs.pytest_plugin"]
+start = time.perf_counter()
+package = importlib.import_module("aiohttp_jobs")
+for name in package.__all__:
+    getattr(package, name)
+package_s = time.perf_counter() - start + (0 if BYPASS else plugin_s)
+print(json.dumps({"loaded": loaded, "plugin_s": plugin_s, "package_s": package_s}))
+"""
+
+
+@pytest.mark.parametrize(
+    "package_init",
+    [
+        "bypassed",
+        pytest.param(
+            "run",
+            marks=pytest.mark.xfail(
+                reason="aiohttp_jobs/__init__.py imports the whole package "
+                "(aiohttp, croniter and the engine) when the plugin is loaded",
+                strict=True,
+            ),
+        ),
+    ],
+)
+def test_loading_the_plugin_imports_no_heavy_module(package_init: str) -> None:
     """pytest loads the plugin in every session where the package is
-    installed: beyond the package itself, it imports nothing."""
-    code = (
-        "import sys, pytest, pytest_asyncio, aiohttp_jobs\n"
-        "before = set(sys.modules)\n"
-        "import aiohttp_jobs.pytest_plugin\n"
-        "print(sorted(set(sys.modules) - before))\n"
-    )
+    installed, whether or not a test uses its fixtures: loading it imports
+    none of the web, template or backend libraries and none of the package's
+    own modules; the fixtures import them when first used."""
+    code = f"BYPASS = {package_init == 'bypassed'}\n{IMPORT_PLUGIN}"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == "['aiohttp_jobs.pytest_plugin']"
+    report = json.loads(out.stdout)
+    loaded = report["loaded"]
+    print(  # noqa: T201 - shown with -s / on failure
+        f"package __init__ {package_init}: loading the plugin imported "
+        f"{len(loaded)} modules in {report['plugin_s'] / report['package_s']:.3f}"
+        " of the time the whole package takes in the same run"
+    )
+    heavy = [name for name in loaded if name.partition(".")[0] in HEAVY_LIBRARIES]
+    own = [
+        name
+        for name in loaded
+        if name.partition(".")[0] == "aiohttp_jobs" and name not in LIGHT_OWN_MODULES
+    ]
+    assert (sorted({n.partition(".")[0] for n in heavy}), own) == ([], [])
