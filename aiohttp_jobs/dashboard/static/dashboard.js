@@ -156,6 +156,41 @@
     }
   }
 
+  /* What the reader typed or chose in a form and has not sent yet (a filter,
+     a payload to fire) survives a refresh too, even once the field lost focus. */
+  var FIELDS = "input[name]:not([type=hidden]), select[name], textarea[name]";
+
+  function edited(el) {
+    if (el.tagName === "SELECT") {
+      return Array.prototype.some.call(el.options, function (o) {
+        return o.selected !== o.defaultSelected;
+      });
+    }
+    if (el.type === "checkbox" || el.type === "radio") return el.checked !== el.defaultChecked;
+    return el.value !== el.defaultValue;
+  }
+
+  function editedFields(main) {
+    var kept = [];
+    main.querySelectorAll(FIELDS).forEach(function (el) {
+      if (edited(el)) kept.push({ name: el.name, value: el.value, checked: el.checked });
+    });
+    return kept;
+  }
+
+  function restoreEdits(main, kept) {
+    kept.forEach(function (f) {
+      main.querySelectorAll(FIELDS).forEach(function (el) {
+        if (el.name !== f.name) return;
+        if (el.type === "checkbox" || el.type === "radio") {
+          if (el.value === f.value) el.checked = f.checked;
+        } else {
+          el.value = f.value;
+        }
+      });
+    });
+  }
+
   function softRefresh() {
     if (refreshTimer) return;
     var wait = Math.max(0, 2000 - (Date.now() - lastRefresh));
@@ -176,8 +211,10 @@
           var main = document.getElementById("main");
           if (fresh && main) {
             var focus = focusKey(main);
+            var edits = editedFields(main);
             main.replaceChildren.apply(main, Array.prototype.slice.call(fresh.childNodes));
             localTimes(main);
+            restoreEdits(main, edits);
             restoreFocus(main, focus);
           }
         })
