@@ -17,8 +17,9 @@ import signal
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,88 @@ async def fleet(store_url: str, logdir: Path, count: int) -> AsyncIterator[Fleet
                 await w.proc.wait()
 
 
+@dataclass
+class FleetRun:
+    """A fleet following one plan (:func:`fleet_run`); once it has finished,
+    its exit codes and events, and the checker's report on them."""
+
+    procs: Fleet
+    cfg: dict[str, Any]
+    codes: dict[str, int] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @cached_property
+    def report(self) -> Report:
+        return check(self.cfg, self.events)
+
+    async def until(self, seconds: float) -> None:
+        """Sleep until *seconds* after the plan's start."""
+        await asyncio.sleep(max(0.0, self.cfg["start"] + seconds - time.time()))
+
+    def recovery_after(self, moment: float) -> float | None:
+        """Seconds from *moment* to the first run completed after it."""
+        back = first_done_after(self.events, moment)
+        return None if back is None else round(back - moment, 3)
+
+    def assert_clean_exit(self, *skip: str) -> None:
+        """Every process but *skip* exited by itself with code 0."""
+        bad = {n: c for n, c in self.codes.items() if c and n not in skip}
+        assert not bad, f"exit codes {bad}\n{self.procs.stderr()[-4000:]}"
+
+    def assert_nothing_lost(self) -> None:
+        assert not self.report.lost, f"{self.report}\n{self.procs.stderr()[-4000:]}"
+
+
+@contextlib.asynccontextmanager
+async def fleet_run(
+    store_url: str, logdir: Path, count: int, **planned: Any
+) -> AsyncIterator[FleetRun]:
+    """*count* workers on *store_url* following ``plan(**planned)`` (the first
+    one seeding the once-off tasks); the body brings on the fault, then every
+    process is waited for and the run's events are read."""
+    async with fleet(store_url, logdir, count) as procs:
+        run = FleetRun(procs, await procs.go(seed=True, **plan(**planned)))
+        yield run
+        run.codes = await procs.finish()
+    run.events = procs.events()
+
+
+def starts(key: str, attempt: int = 0) -> Callable[[dict[str, Any]], bool]:
+    """Matches the ``start`` of *key*'s run at *attempt* or a later one."""
+
+    def pred(ev: dict[str, Any]) -> bool:
+        return ev["ev"] == "start" and ev.get("key") == key and ev["attempt"] >= attempt
+
+    return pred
+
+
+@dataclass
+class Takeover:
+    """A run whose process got a signal mid-run, and its next attempt."""
+
+    first: dict[str, Any]  # the run's start, in the process signalled
+    victim: Worker
+    signalled_at: float
+    again: dict[str, Any]  # the start of its next attempt
+
+    @property
+    def seconds(self) -> float:
+        return float(self.again["t"] - self.signalled_at)
+
+
+async def signal_mid_run(procs: Fleet, key: str, sig: int, timeout: float) -> Takeover:
+    """Wait for *key*'s run to start, send *sig* to the process running it,
+    and wait up to *timeout* seconds for its next attempt to start (the lease
+    expired and a process took the run over)."""
+    first = await wait_for_event(procs.logdir, starts(key), timeout=15)
+    victim = procs.by_name(first["instance"])
+    signalled_at = victim.signal(sig)
+    again = await wait_for_event(
+        procs.logdir, starts(key, first["attempt"] + 1), timeout=timeout
+    )
+    return Takeover(first, victim, signalled_at, again)
+
+
 def plan(
     *,
     lead: float = 1.5,
@@ -181,7 +264,7 @@ def plan(
 
 
 def read_logs(logdir: Path) -> list[dict[str, Any]]:
-    events = []
+    events: list[dict[str, Any]] = []
     for path in sorted(logdir.glob("*.jsonl")):
         with path.open(encoding="utf-8") as f:
             # a line cut short by kill -9 was never completely written

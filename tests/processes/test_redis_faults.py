@@ -10,20 +10,18 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
 
 from tests.processes.conftest import Figures
 from tests.processes.support import (
-    Fleet,
+    FleetRun,
     check,
-    first_done_after,
-    fleet,
+    fleet_run,
     leftovers,
-    plan,
     repeats_of,
+    signal_mid_run,
     stale_completions,
-    wait_for_event,
 )
 from tests.stores.redis_support import RedisServer
 
@@ -32,99 +30,77 @@ LEASE = 1.0
 SLACK = 3.0
 
 
-def _starts(key: str, attempt: int = 0) -> Any:
-    def pred(ev: dict[str, Any]) -> bool:
-        return ev["ev"] == "start" and ev.get("key") == key and ev["attempt"] >= attempt
-
-    return pred
-
-
-async def _until(moment: float) -> None:
-    await asyncio.sleep(max(0.0, moment - time.time()))
-
-
-def _assert_clean_exit(procs: Fleet, codes: dict[str, int], *skip: str) -> None:
-    bad = {name: code for name, code in codes.items() if code and name not in skip}
-    assert not bad, f"exit codes {bad}\n{procs.stderr()[-4000:]}"
+def _fleet(
+    redis: RedisServer, tmp_path: Path, **planned: float
+) -> AbstractAsyncContextManager[FleetRun]:
+    """Three processes on *redis* following a plan with the tests' lease."""
+    return fleet_run(redis.url, tmp_path / "logs", 3, lease=LEASE, **planned)
 
 
 async def test_kill_9_mid_run_is_taken_over_with_the_next_attempt(
     redis: RedisServer, tmp_path: Path, figures: Figures
 ) -> None:
-    async with fleet(redis.url, tmp_path / "logs", 3) as procs:
-        cfg = await procs.go(
-            seed=True,
-            **plan(lease=LEASE, window=2.5, once=200, slow_at=0.2, slow_seconds=2.0),
+    async with _fleet(
+        redis, tmp_path, window=2.5, once=200, slow_at=0.2, slow_seconds=2.0
+    ) as run:
+        slow = await signal_mid_run(
+            run.procs, "slow:s0", signal.SIGKILL, timeout=LEASE + SLACK + 5
         )
-        first = await wait_for_event(procs.logdir, _starts("slow:s0"), timeout=15)
-        victim = procs.by_name(first["instance"])
-        killed_at = victim.signal(signal.SIGKILL)
-        again = await wait_for_event(
-            procs.logdir, _starts("slow:s0", 1), timeout=LEASE + SLACK + 5
-        )
-        codes = await procs.finish()
-    events = procs.events()
-    report = check(cfg, events)
-    recovery = again["t"] - killed_at
+    victim = slow.victim.name
     # a run the victim completed but could not commit may run again: that is
     # the at-least-once promise; any other repeat is a defect
-    repeats = repeats_of(events, victim.name)
+    repeats = repeats_of(run.events, victim)
     figures(
         "kill -9 mid-run (redis)",
-        **report.figures(),
-        takeover_s=round(recovery, 3),
-        takeover_attempt=again["attempt"],
+        **run.report.figures(),
+        takeover_s=round(slow.seconds, 3),
+        takeover_attempt=slow.again["attempt"],
         repeats_of_victims_runs=len(repeats),
     )
-    _assert_clean_exit(procs, codes, victim.name)
-    assert codes[victim.name] == -signal.SIGKILL
-    assert not report.lost, f"{report}\n{procs.stderr()[-4000:]}"
-    assert again["instance"] != victim.name and again["attempt"] == first["attempt"] + 1
-    assert recovery <= LEASE + SLACK, f"taken over after {recovery:.3f}s"
-    assert report.duplicate_count == len(repeats), (report, sorted(repeats))
+    run.assert_clean_exit(victim)
+    assert run.codes[victim] == -signal.SIGKILL
+    run.assert_nothing_lost()
+    assert slow.again["instance"] != victim
+    assert slow.again["attempt"] == slow.first["attempt"] + 1
+    assert slow.seconds <= LEASE + SLACK, f"taken over after {slow.seconds:.3f}s"
+    assert run.report.duplicate_count == len(repeats), (run.report, sorted(repeats))
     assert await leftovers(redis.url) == []
 
 
 async def test_a_process_frozen_past_its_lease_changes_nothing_when_it_resumes(
     redis: RedisServer, tmp_path: Path, figures: Figures
 ) -> None:
-    async with fleet(redis.url, tmp_path / "logs", 3) as procs:
-        cfg = await procs.go(
-            seed=True,
-            **plan(lease=LEASE, window=2.5, once=100, slow_at=0.2, slow_seconds=3.0),
-        )
-        first = await wait_for_event(procs.logdir, _starts("slow:s0"), timeout=15)
-        victim = procs.by_name(first["instance"])
-        stopped_at = victim.signal(signal.SIGSTOP)
-        again = await wait_for_event(
-            procs.logdir, _starts("slow:s0", 1), timeout=LEASE + SLACK + 5
+    async with _fleet(
+        redis, tmp_path, window=2.5, once=100, slow_at=0.2, slow_seconds=3.0
+    ) as run:
+        slow = await signal_mid_run(
+            run.procs, "slow:s0", signal.SIGSTOP, timeout=LEASE + SLACK + 5
         )
         await asyncio.sleep(0.2)
-        resumed_at = victim.signal(signal.SIGCONT)
-        codes = await procs.finish()
-    events = procs.events()
-    report = check(cfg, events)
+        resumed_at = slow.victim.signal(signal.SIGCONT)
+    events = run.events
+    victim = slow.victim.name
+    stopped_at = slow.signalled_at
     stale = stale_completions(events)
     zombie = [
         ev
         for ev in events
-        if ev["ev"] == "done"
-        and ev["key"] == "slow:s0"
-        and ev["instance"] == victim.name
+        if ev["ev"] == "done" and ev["key"] == "slow:s0" and ev["instance"] == victim
     ]
-    repeats = repeats_of(events, victim.name)
+    repeats = repeats_of(events, victim)
     figures(
         "SIGSTOP past the lease, then SIGCONT (redis)",
-        **report.figures(),
+        **run.report.figures(),
         repeats_of_victims_runs=len(repeats),
-        takeover_s=round(again["t"] - stopped_at, 3),
+        takeover_s=round(slow.seconds, 3),
         frozen_s=round(resumed_at - stopped_at, 3),
         zombie_completions=len(zombie),
         stale_fence_completions=len(stale),
     )
-    _assert_clean_exit(procs, codes)
-    assert not report.lost, f"{report}\n{procs.stderr()[-4000:]}"
-    assert again["instance"] != victim.name and again["attempt"] == first["attempt"] + 1
+    run.assert_clean_exit()
+    run.assert_nothing_lost()
+    assert slow.again["instance"] != victim
+    assert slow.again["attempt"] == slow.first["attempt"] + 1
     # the frozen run noticed its lease was gone: it did not finish its work
     assert not zombie, f"the frozen run completed after losing its lease: {zombie}"
     # A run it had claimed but not started before freezing may still start on
@@ -136,12 +112,10 @@ async def test_a_process_frozen_past_its_lease_changes_nothing_when_it_resumes(
     finished_before_freeze = {
         ev["run_id"]
         for ev in events
-        if ev["ev"] == "done"
-        and ev["instance"] == victim.name
-        and ev["t"] <= stopped_at
+        if ev["ev"] == "done" and ev["instance"] == victim and ev["t"] <= stopped_at
     }
     assert repeats <= finished_before_freeze, (repeats, finished_before_freeze)
-    counted = check(cfg, [ev for ev in events if ev not in stale])
+    counted = check(run.cfg, [ev for ev in events if ev not in stale])
     assert counted.duplicate_count == len(repeats), (counted, sorted(repeats))
     assert not counted.lost, counted
     assert await leftovers(redis.url) == []
@@ -150,27 +124,22 @@ async def test_a_process_frozen_past_its_lease_changes_nothing_when_it_resumes(
 async def test_redis_restarted_with_aof_loses_nothing(
     redis: RedisServer, tmp_path: Path, figures: Figures
 ) -> None:
-    async with fleet(redis.url, tmp_path / "logs", 3) as procs:
-        cfg = await procs.go(seed=True, **plan(lease=LEASE, window=3.0, once=300))
-        await _until(cfg["start"] + 1.0)
+    async with _fleet(redis, tmp_path, window=3.0, once=300) as run:
+        await run.until(1.0)
         down_at = time.time()
         await asyncio.to_thread(redis.stop)
         await asyncio.sleep(0.5)  # refused connections, not only a broken one
         await asyncio.to_thread(redis.start)
         up_at = time.time()
-        codes = await procs.finish()
-    events = procs.events()
-    report = check(cfg, events)
-    back = first_done_after(events, up_at)
-    recovery = None if back is None else round(back - up_at, 3)
+    recovery = run.recovery_after(up_at)
     figures(
         "redis restarted (AOF, appendfsync always)",
-        **report.figures(),
+        **run.report.figures(),
         down_s=round(up_at - down_at, 3),
         recovery_s=recovery,
     )
-    _assert_clean_exit(procs, codes)
-    assert not report.lost, f"{report}\n{procs.stderr()[-4000:]}"
+    run.assert_clean_exit()
+    run.assert_nothing_lost()
     assert recovery is not None and recovery <= LEASE + SLACK, recovery
     assert await leftovers(redis.url) == []
 
@@ -178,9 +147,8 @@ async def test_redis_restarted_with_aof_loses_nothing(
 async def test_redis_unreachable_for_seconds_loses_nothing(
     redis: RedisServer, tmp_path: Path, figures: Figures
 ) -> None:
-    async with fleet(redis.url, tmp_path / "logs", 3) as procs:
-        cfg = await procs.go(seed=True, **plan(lease=LEASE, window=4.0, once=300))
-        await _until(cfg["start"] + 1.0)
+    async with _fleet(redis, tmp_path, window=4.0, once=300) as run:
+        await run.until(1.0)
         paused_at = time.time()
         redis.pause()  # SIGSTOP: connections hang, nothing answers
         try:
@@ -188,22 +156,19 @@ async def test_redis_unreachable_for_seconds_loses_nothing(
         finally:
             redis.resume()
         resumed_at = time.time()
-        codes = await procs.finish()
-    events = procs.events()
-    report = check(cfg, events)
-    back = first_done_after(events, resumed_at)
-    recovery = None if back is None else round(back - resumed_at, 3)
-    logged = procs.stderr().count("store error")
+    recovery = run.recovery_after(resumed_at)
+    stderr = run.procs.stderr()
+    logged = stderr.count("store error")
     figures(
         "redis unreachable (SIGSTOP 2.5 s)",
-        **report.figures(),
+        **run.report.figures(),
         unreachable_s=round(resumed_at - paused_at, 3),
         recovery_s=recovery,
         store_errors_logged=logged,
     )
-    _assert_clean_exit(procs, codes)
-    assert "Traceback" not in procs.stderr() or logged, procs.stderr()[-4000:]
-    assert not report.lost, f"{report}\n{procs.stderr()[-4000:]}"
+    run.assert_clean_exit()
+    assert "Traceback" not in stderr or logged, stderr[-4000:]
+    run.assert_nothing_lost()
     assert recovery is not None and recovery <= LEASE + SLACK, recovery
     assert await leftovers(redis.url) == []
 
@@ -211,26 +176,19 @@ async def test_redis_unreachable_for_seconds_loses_nothing(
 async def test_script_cache_flushed_twice_changes_nothing(
     redis: RedisServer, tmp_path: Path, figures: Figures
 ) -> None:
-    async with fleet(redis.url, tmp_path / "logs", 3) as procs:
-        cfg = await procs.go(seed=True, **plan(lease=LEASE, window=2.5, once=300))
+    async with _fleet(redis, tmp_path, window=2.5, once=300) as run:
         flushed = []
         for at in (0.5, 1.5):
-            await _until(cfg["start"] + at)
+            await run.until(at)
             assert redis.command("SCRIPT", "FLUSH") == "+OK"
             flushed.append(time.time())
-        codes = await procs.finish()
-    events = procs.events()
-    report = check(cfg, events)
-    gaps = [first_done_after(events, t) for t in flushed]
     figures(
         "SCRIPT FLUSH x2 (redis)",
-        **report.figures(),
-        first_run_after_flush_s=[
-            None if g is None else round(g - t, 3)
-            for g, t in zip(gaps, flushed, strict=True)
-        ],
+        **run.report.figures(),
+        first_run_after_flush_s=[run.recovery_after(t) for t in flushed],
     )
-    _assert_clean_exit(procs, codes)
-    assert "store error" not in procs.stderr(), procs.stderr()[-4000:]
-    assert not report.lost and not report.duplicates, report
+    run.assert_clean_exit()
+    stderr = run.procs.stderr()
+    assert "store error" not in stderr, stderr[-4000:]
+    assert not run.report.lost and not run.report.duplicates, run.report
     assert await leftovers(redis.url) == []
