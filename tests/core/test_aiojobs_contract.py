@@ -500,3 +500,61 @@ async def test_private_fields_aiojobs_code_reads_still_answer() -> None:
     assert finished is not None and finished.done() and not finished.cancelled()
     assert finished.get_name() == "named"
     await scheduler.close()
+
+
+# Where aiojobs 1.4 misbehaves, aiohttp-jobs does not follow it (docs/scheduler.md):
+# these run against aiohttp_jobs only.
+
+
+async def test_closing_a_pending_job_starts_no_other_past_the_limit() -> None:
+    scheduler = aiohttp_jobs.Scheduler(limit=1)
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def coro(n: int) -> None:
+        started.append(n)
+        await release.wait()
+
+    first = await scheduler.spawn(coro(1))
+    second = await scheduler.spawn(coro(2))
+    third = await scheduler.spawn(coro(3))
+    await second.close()
+    await settle()
+    assert (scheduler.active_count, scheduler.pending_count) == (1, 1)
+    assert first.active and third.pending and started == [1]
+    release.set()
+    await third.wait()
+    assert started == [1, 3]
+    await scheduler.close()
+
+
+async def test_wait_timing_out_on_a_pending_job_closes_it() -> None:
+    scheduler = aiohttp_jobs.Scheduler(limit=1)
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def coro(n: int) -> None:
+        started.append(n)
+        await release.wait()
+
+    await scheduler.spawn(coro(1))
+    queued = await scheduler.spawn(coro(2))
+    with pytest.raises(asyncio.TimeoutError):
+        await queued.wait(timeout=0.01)
+    assert queued.closed and not queued.pending
+    assert (scheduler.pending_count, len(scheduler)) == (0, 1)
+    release.set()
+    await scheduler.wait_and_close()
+    assert started == [1]
+
+
+async def test_iterating_the_scheduler_survives_jobs_ending_meanwhile() -> None:
+    scheduler = aiohttp_jobs.Scheduler()
+    jobs = [await scheduler.spawn(settle(1)) for _ in range(3)]
+    seen = []
+    for job in scheduler:
+        seen.append(job)
+        await settle()
+    assert set(seen) == set(jobs)
+    assert len(scheduler) == 0
+    await scheduler.close()
