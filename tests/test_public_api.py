@@ -315,3 +315,30 @@ def test_importing_every_public_module_loads_no_database_client_or_templates() -
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_package_imports_its_names_when_first_used() -> None:
+    """``import aiohttp_jobs`` imports nothing heavy; each public name and
+    public submodule is imported when first used, as the same object its
+    module exports, and appears in ``dir()``."""
+    code = (
+        "import sys, aiohttp_jobs as p\n"
+        "light = not {'aiohttp', 'croniter'} & set(sys.modules)\n"
+        "from aiohttp_jobs import Scheduler\n"
+        "from aiohttp_jobs._core.scheduler import Scheduler as S\n"
+        "import aiohttp_jobs.web as w\n"
+        "print(light, Scheduler is S, p.setup is w.setup,\n"
+        "      p.metrics.__name__, p.dashboard.__name__,\n"
+        "      set(p.__all__) <= set(dir(p)))\n"
+        "try:\n"
+        "    p.no_such_name\n"
+        "except AttributeError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.splitlines() == [
+        "True True True aiohttp_jobs.metrics aiohttp_jobs.dashboard True",
+        "module 'aiohttp_jobs' has no attribute 'no_such_name'",
+    ]
