@@ -21,7 +21,12 @@ if TYPE_CHECKING:
     from ._core.job import Job, JobState, Progress, current_job
     from ._core.loops import IsolatedLoop, IsolatedLoops
     from ._core.priority import Priority
-    from ._core.scheduler import ExceptionHandler, Scheduler, StartTimeoutHandler
+    from ._core.scheduler import (
+        ExceptionHandler,
+        Scheduler,
+        StartTimeoutHandler,
+        create_scheduler,
+    )
     from ._errors import (
         ConfigError,
         ConfigTypeError,
@@ -130,6 +135,7 @@ __all__ = [
     "WorkflowTimeoutError",
     "__version__",
     "atomic",
+    "create_scheduler",
     "current_job",
     "get_scheduler",
     "get_scheduler_from_app",
@@ -163,6 +169,7 @@ _LAZY: dict[str, str] = {
     "ExceptionHandler": "._core.scheduler",
     "Scheduler": "._core.scheduler",
     "StartTimeoutHandler": "._core.scheduler",
+    "create_scheduler": "._core.scheduler",
     "ConfigError": "._errors",
     "ConfigTypeError": "._errors",
     "JobNotFinishedError": "._errors",

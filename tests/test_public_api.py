@@ -81,6 +81,7 @@ PUBLIC: dict[str, frozenset[str]] = {
             "WorkflowTimeoutError",
             "__version__",
             "atomic",
+            "create_scheduler",
             "current_job",
             "get_scheduler",
             "get_scheduler_from_app",

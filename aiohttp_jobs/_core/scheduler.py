@@ -13,6 +13,7 @@ import logging
 import pickle
 import time
 import traceback
+import warnings
 from collections import deque
 from collections.abc import (
     Awaitable,
@@ -58,7 +59,13 @@ from .loops import Hop, IsolatedLoops
 from .pools import Pools, default_sizes
 from .priority import Priority, parse_priority
 
-__all__ = ["ExceptionHandler", "JobHook", "Scheduler", "StartTimeoutHandler"]
+__all__ = [
+    "ExceptionHandler",
+    "JobHook",
+    "Scheduler",
+    "StartTimeoutHandler",
+    "create_scheduler",
+]
 
 logger = logging.getLogger("aiohttp_jobs.scheduler")
 
@@ -1345,6 +1352,27 @@ class _BoundLoop:
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
+
+
+async def create_scheduler(
+    *,
+    close_timeout: float | None = 0.1,
+    limit: int | None = 100,
+    pending_limit: int = 10000,
+    exception_handler: ExceptionHandler | None = None,
+) -> Scheduler:
+    """Deprecated (as in aiojobs 1.1 and later): build a :class:`Scheduler`
+    directly. Kept so that code written for aiojobs runs unchanged; it warns
+    with a :class:`DeprecationWarning` and takes aiojobs' four options."""
+    warnings.warn(
+        "Scheduler can now be instantiated directly.", DeprecationWarning, stacklevel=2
+    )
+    return Scheduler(
+        close_timeout=close_timeout,
+        limit=limit,
+        pending_limit=pending_limit,
+        exception_handler=exception_handler,
+    )
 
 
 def _checked(

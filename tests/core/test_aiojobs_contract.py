@@ -558,3 +558,22 @@ async def test_iterating_the_scheduler_survives_jobs_ending_meanwhile() -> None:
     assert set(seen) == set(jobs)
     assert len(scheduler) == 0
     await scheduler.close()
+
+
+@pytest.mark.parametrize("module", [aiohttp_jobs, aiojobs], ids=lambda m: m.__name__)
+async def test_create_scheduler_still_builds_one_with_a_deprecation_warning(
+    module: Any,
+) -> None:
+    with pytest.warns(DeprecationWarning, match="instantiated directly"):
+        scheduler = await module.create_scheduler(limit=2, close_timeout=1.0)
+    assert isinstance(scheduler, module.Scheduler)
+    assert (scheduler.limit, scheduler.close_timeout, scheduler.pending_limit) == (
+        2,
+        1.0,
+        10000,
+    )
+    job = await scheduler.spawn(asyncio.sleep(0, "done"))
+    assert await job.wait() == "done"
+    await scheduler.close()
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError):
+        await module.create_scheduler(exception_handler="not callable")
