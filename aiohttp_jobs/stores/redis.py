@@ -25,7 +25,10 @@ How it keeps the contract of :mod:`.base`:
   travel together, as one script call per partition. Each call that changes
   something carries an id: repeated after a lost reply (calls are tried again
   while the server is unreachable, for up to ``retry_for`` seconds), it is not
-  applied twice and answers as the first one did.
+  applied twice and answers as the first one did. An acquire repeated so
+  answers with the claims of the first call that still hold (the server keeps
+  their run ids while their lease lasts), instead of leaving them held by
+  nobody until their lease ends and claiming others.
 * A change that makes something due earlier than before is published on the
   namespace's channel; :meth:`RedisStore.subscribe` listens on one pub/sub
   connection and, since pub/sub loses what is sent while disconnected, also
@@ -726,7 +729,11 @@ class RedisStore(TaskStore):
         prefix = f"{owner}:{self._uid}.{next(self._ids)}:"
         if self.partitions == 1:
             parts = [0]
-            replies = [await self._eval(0, "acquire", now_ms, prefix, lease_ms, limit)]
+            replies = [
+                await self._eval(
+                    0, "acquire", now_ms, prefix, lease_ms, limit, call=self._call_id()
+                )
+            ]
         else:
             calls = self._plan(
                 await self._peek(now_ms), limit, now_ms, prefix, lease_ms
@@ -823,7 +830,13 @@ class RedisStore(TaskStore):
             left = 0
         self._turn = turn
         return [
-            (p, "acquire", "", [now_ms, f"{prefix}{p}.", lease, share[p]], [])
+            (
+                p,
+                "acquire",
+                self._call_id(),
+                [now_ms, f"{prefix}{p}.", lease, share[p]],
+                [],
+            )
             for p in range(n)
             if share[p]
         ]

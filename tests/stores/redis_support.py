@@ -484,7 +484,9 @@ async def redis_backend(tmp_path: Path) -> Any:
 class ReplyDropper:
     """A TCP proxy in front of a server that can lose one reply: armed with
     :meth:`drop_next_reply`, it swallows the next bytes the server sends and
-    closes that connection, as a network failure after the server acted would.
+    closes that connection, as a network failure after the server acted would;
+    armed with :meth:`drop_reply_to`, the reply to the next request that
+    names a command.
     ``async with ReplyDropper(port) as proxy: proxy.url``."""
 
     def __init__(self, port: int) -> None:
@@ -492,6 +494,7 @@ class ReplyDropper:
         self.port = 0
         self.dropped = 0
         self._armed = False
+        self._command = b""
         self._server: Any = None
         self._tasks: set[Any] = set()
 
@@ -501,6 +504,10 @@ class ReplyDropper:
 
     def drop_next_reply(self) -> None:
         self._armed = True
+
+    def drop_reply_to(self, command: str) -> None:
+        """Lose the reply to the next request (or pipeline) that sends *command*."""
+        self._command = command.upper().encode()
 
     async def __aenter__(self) -> ReplyDropper:
         import asyncio
@@ -522,12 +529,17 @@ class ReplyDropper:
         import asyncio
 
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        doomed = False  # the reply on its way on this connection is to be lost
 
         async def pump(src: Any, dst: Any, replies: bool) -> None:
+            nonlocal doomed
             try:
                 while data := await src.read(65536):
-                    if replies and self._armed:
-                        self._armed = False
+                    if not replies and self._command and self._command in data.upper():
+                        self._command = b""
+                        doomed = True
+                    if replies and (self._armed or doomed):
+                        self._armed = doomed = False
                         self.dropped += 1
                         break
                     dst.write(data)

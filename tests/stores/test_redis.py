@@ -138,6 +138,62 @@ async def test_a_commit_repeated_after_a_lost_reply_takes_effect_once(
         assert await store.commit(claim) is Lease.HELD
 
 
+@pytest.mark.parametrize("partitions", [1, 3])
+async def test_an_acquire_repeated_after_a_lost_reply_returns_the_same_claims(
+    partitions: int,
+    redis_server: RedisServer,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    async with ReplyDropper(redis_server.port) as proxy:
+        store = await opened(proxy.url, partitions=partitions)
+        other = await opened(
+            redis_server.url, namespace=store.namespace, partitions=partitions
+        )
+        for i in range(6):
+            await store.save(_rec(f"t{i}", fire_at=100.0 + i))
+        proxy.drop_reply_to("EVALSHA")
+        # the server claims four runs, the reply is lost, the call is sent
+        # again: it answers with those four claims, instead of claiming the
+        # other two and leaving the four held by nobody until the lease ends
+        claims = await store.acquire(now=200.0, owner="a", lease_duration=30, limit=4)
+        assert proxy.dropped == 1
+        assert len(claims) == 4
+        assert [c.fire_at for c in claims] == sorted(c.fire_at for c in claims)
+        rest = await other.acquire(now=200.0, owner="b", lease_duration=30, limit=10)
+        assert sorted(c.run_id for c in claims + rest) == [
+            f"t{i}@{100 + i}000" for i in range(6)
+        ]
+        assert len({c.fence for c in claims + rest}) == 6
+        results = await asyncio.gather(
+            *(store.commit(c, cursor=Cursor(300.0)) for c in claims)
+        )
+        assert results == [Lease.HELD] * 4
+
+
+async def test_what_an_acquire_claimed_is_kept_only_while_the_lease_lasts(
+    redis_server: RedisServer,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    store = await opened(redis_server.url)
+    done = f"{{{store.namespace}:0}}:done"
+    client = redis_server.client(decode_responses=True)
+    try:
+        await store.save(_rec("t", max_running=3))
+        assert await store.acquire(now=100.0, owner="a", lease_duration=30, limit=5)
+        assert await client.hlen(done) == 1  # to answer a repeat
+        assert not await store.acquire(now=100.0, owner="a", lease_duration=30, limit=5)
+        assert await client.hlen(done) == 1  # nothing claimed: nothing to repeat
+        await store.save(_rec("u"))
+        await store.acquire(now=100.0, owner="a", lease_duration=0.001, limit=5)
+        assert await client.hlen(done) == 2
+        await asyncio.sleep(0.01)  # the server's clock passes that lease's end
+        await store.add_run("t", fire_at=1.0)  # a call that remembers its answer
+        # the 1 ms lease's claims are forgotten; the 30 s lease's are kept
+        assert await client.hlen(done) == 2
+    finally:
+        await client.aclose()
+
+
 async def test_acquire_and_fencing_across_instances(
     redis_server: RedisServer,  # noqa: F811
     opened: Callable[..., Any],

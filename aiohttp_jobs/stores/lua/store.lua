@@ -12,8 +12,10 @@
 --       4 run   HASH run id -> cmsgpack(key, fire, from_cursor, attempt,
 --                    token, expires, due, payload, fence, cancelled)
 --       5 kruns HASH key -> cmsgpack({run ids of the key})
---       6 done  HASH call id -> its reply (a repeated call answers the same)
---       7 donez ZSET call id -> server time (ms) it was made
+--       6 done  HASH call id -> its reply (a repeated call answers the same;
+--                    an acquire's: the run ids and due times it claimed)
+--       7 donez ZSET call id -> server time (ms) it was made; an acquire's:
+--                    when its lease ends less DONE_KEEP_MS (forgotten then)
 --       8 fence STRING the fencing counter of the partition
 --       9 inst  HASH instance id -> InstanceInfo (JSON; partition 0 only)
 --      10 instz ZSET instance id -> listed until (ms)
@@ -164,15 +166,19 @@ local function append_log(logkey, entry)
   redis.call('LTRIM', logkey, 0, LOG_SIZE - 1)
 end
 
--- a call repeated after a lost reply answers what the first one did
+-- a call repeated after a lost reply answers what the first one did (an
+-- acquire rebuilds its answer: see there)
+local prev = false
 if call ~= '' then
-  local prev = redis.call('HGET', K_DONE, call)
-  if prev then
+  prev = redis.call('HGET', K_DONE, call)
+  if prev and op ~= 'acquire' then
     return prev
   end
 end
 
-local function remember(reply)
+-- keeps *kept* (default: *reply*) as the call's answer, for DONE_KEEP_MS
+-- plus *extra_ms*; forgets the answers kept long enough
+local function remember(reply, kept, extra_ms)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local old = redis.call('ZRANGEBYSCORE', K_DONEZ, '-inf', fmt(now - DONE_KEEP_MS),
@@ -181,8 +187,8 @@ local function remember(reply)
     redis.call('HDEL', K_DONE, unpack(old))
     redis.call('ZREM', K_DONEZ, unpack(old))
   end
-  redis.call('HSET', K_DONE, call, reply)
-  redis.call('ZADD', K_DONEZ, fmt(now), call)
+  redis.call('HSET', K_DONE, call, kept or reply)
+  redis.call('ZADD', K_DONEZ, fmt(now + (extra_ms or 0)), call)
   return reply
 end
 
@@ -237,11 +243,34 @@ elseif op == 'add_run' then
 
 elseif op == 'acquire' then
   -- ARGV: now_ms, token prefix, lease_ms, limit
+  -- reply: JSON [[run id, key, fire, attempt, token, from cursor, payload,
+  --        definition, state, fence, cancelled, due], ...]
+  local function claimed(run, state, due)
+    return {run.id, run.key, fmt(run.fire), fmt(run.attempt), run.token,
+            fmt(run.fromc), run.payload, redis.call('HGET', K_REC, run.key),
+            state or redis.call('HGET', K_ST, run.key), fmt(run.fence),
+            fmt(run.cancelled), due}
+  end
+  local out = {}
+  if prev then
+    -- repeated after a lost reply: the claims of the first call that still
+    -- hold (none was committed: their tokens never reached the caller)
+    for n, item in ipairs(cjson.decode(prev)) do
+      local run = owned(item[1], ARGV[6] .. n)
+      if run then
+        out[#out + 1] = claimed(run, nil, item[2])
+      end
+    end
+    if #out == 0 then
+      return '[]'
+    end
+    return cjson.encode(out)
+  end
   local expires = tonumber(ARGV[5]) + tonumber(ARGV[7])
   local exp = fmt(expires)
   local items = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', ARGV[5], 'WITHSCORES',
     'LIMIT', 0, tonumber(ARGV[8]))
-  local out = {}
+  local ids = {}
   for i = 1, #items, 2 do
     local n, member, due = (i + 1) / 2, items[i], items[i + 1]
     local kind, ident = string.sub(member, 1, 1), string.sub(member, 3)
@@ -268,15 +297,18 @@ elseif op == 'acquire' then
     run.fence = redis.call('INCR', K_FENCE)
     put_run(run)
     redis.call('ZADD', K_DUE, exp, 'r:' .. run.id)
-    out[n] = {run.id, run.key, fmt(run.fire), fmt(run.attempt), run.token,
-              fmt(run.fromc), run.payload, redis.call('HGET', K_REC, run.key),
-              state or redis.call('HGET', K_ST, run.key), fmt(run.fence),
-              fmt(run.cancelled), due}
+    out[n] = claimed(run, state, due)
+    ids[n] = {run.id, due}
   end
   if #out == 0 then
     return '[]'
   end
-  return cjson.encode(out)
+  if call == '' then
+    return cjson.encode(out)
+  end
+  -- kept while the claims' lease lasts: a repeat after that finds none held
+  return remember(cjson.encode(out), cjson.encode(ids),
+    tonumber(ARGV[7]) - DONE_KEEP_MS)
 
 elseif op == 'extend' then
   -- ARGV: JSON [[run id, token, until_ms], ...]
