@@ -254,7 +254,8 @@ def test_runs_fired_or_run_now_link_to_the_request_that_caused_them() -> None:
 
 _SHARED_SQLITE = textwrap.dedent(
     """
-    import asyncio, contextlib, json, sys
+    import asyncio, contextlib, faulthandler, json, sys
+    faulthandler.dump_traceback_later(40, exit=True)  # a hang shows where it is
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
