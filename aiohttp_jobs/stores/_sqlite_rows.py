@@ -22,9 +22,12 @@ __all__ = [
     "RUN_COLUMNS",
     "SCHEMA",
     "SCHEMA_VERSION",
+    "DeleteOp",
     "LeaseOp",
+    "LogOp",
     "RecordRow",
     "RunRow",
+    "SaveOp",
     "chunks",
     "dumps",
     "marks",
@@ -176,15 +179,48 @@ def record_of(row: Sequence[Any]) -> TaskRecord:
     )
 
 
-def chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    """*items* in slices short enough for one ``IN (...)`` list."""
-    for start in range(0, len(items), IN_CHUNK):
-        yield items[start : start + IN_CHUNK]
+def chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
+    """*items* in slices of *size*: short enough for one ``IN (...)`` list."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def marks(n: int) -> str:
     """``?,?,...``: *n* parameter marks."""
     return ",".join("?" * n)
+
+
+class SaveOp:
+    """A save waiting for the next batch transaction: its row."""
+
+    __slots__ = ("future", "row")
+
+    def __init__(self, row: tuple[Any, ...], future: asyncio.Future[None]) -> None:
+        self.row = row
+        self.future = future
+
+
+class DeleteOp:
+    """A delete waiting for the next batch transaction."""
+
+    __slots__ = ("claim", "future", "key")
+
+    def __init__(
+        self, key: str, claim: Claim | None, future: asyncio.Future[bool]
+    ) -> None:
+        self.key = key
+        self.claim = claim
+        self.future = future
+
+
+class LogOp:
+    """A run log entry waiting for the next batch transaction."""
+
+    __slots__ = ("entry", "future")
+
+    def __init__(self, entry: RunLogEntry, future: asyncio.Future[None]) -> None:
+        self.entry = entry
+        self.future = future
 
 
 class LeaseOp:

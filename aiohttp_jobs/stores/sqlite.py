@@ -15,9 +15,13 @@ How it stays correct with several processes on one file:
   process got there first, whatever the busy timeout; an immediate one waits.)
 * ``busy_timeout``: how long a process waits for another's write lock before a
   call fails (the runner logs the error and tries again).
-* A claim is one ``UPDATE ... RETURNING`` over the due runs. The writes made
-  in one event-loop turn (commits, heartbeats, saves, claims...) share one
-  transaction: one lock, one sync to disk; each caller gets its own answer.
+* A claim reads the earliest due cursors and runs in one statement, then
+  inserts the cursors' runs already leased and leases the runs with one
+  ``UPDATE ... RETURNING``. The writes made in one event-loop turn or the next
+  (commits, heartbeats, saves, deletes, claims...) share one transaction: one
+  lock, one sync to disk, and one statement for each run of writes of a kind
+  (a batch of finished once-off runs is one ``DELETE``); each caller gets its
+  own answer.
 * Times are integer milliseconds, indexed, so finding what is due costs the
   same with a million records as with a thousand.
 * SQLite tells no other process of a change: while someone is subscribed, the
@@ -57,9 +61,12 @@ from ._sqlite_rows import (
     RUN_COLUMNS,
     SCHEMA,
     SCHEMA_VERSION,
+    DeleteOp,
     LeaseOp,
+    LogOp,
     RecordRow,
     RunRow,
+    SaveOp,
     chunks,
     dumps,
     marks,
@@ -90,6 +97,20 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 log = logging.getLogger("aiohttp_jobs.stores")
 
 _SYNCHRONOUS = ("FULL", "NORMAL")
+
+# Another revision: a trigger drops the old one's runs (rule 5).
+_SAVE = (
+    "INSERT INTO aiohttp_jobs_records (namespace, key, task, schedule, "
+    "params, enabled, fire_at, backlog, max_running, revision) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (namespace, key) DO UPDATE SET task = excluded.task, "
+    "schedule = excluded.schedule, params = excluded.params, "
+    "enabled = excluded.enabled, fire_at = excluded.fire_at, "
+    "backlog = excluded.backlog, max_running = excluded.max_running, "
+    "held = CASE WHEN revision = excluded.revision THEN held END, "
+    "running = CASE WHEN revision = excluded.revision THEN running "
+    "ELSE 0 END, revision = excluded.revision"
+)
 
 
 def _check_folder(path: str) -> None:
@@ -126,6 +147,30 @@ class _Body:
         self.body = body
         self.future = future
         self.notify = notify
+
+
+_Op = SaveOp | DeleteOp | LogOp | LeaseOp
+_Item = _Body | _Op
+_DELETE_CHUNK = 300  # deletes per statement: 3 parameters each, under 999
+
+
+def _due_order(row: Sequence[Any]) -> tuple[Any, ...]:
+    """How acquire() orders what is due: by due time, runs (kind 0) before
+    cursors on a tie, then by row id (runs) or key (cursors)."""
+    return row[1], row[0], row[2]
+
+
+def _groups(batch: list[_Item]) -> Iterator[list[Any]]:
+    """*batch* in order, as runs of operations of one kind (applied together)
+    and bodies alone."""
+    group: list[Any] = []
+    for item in batch:
+        if group and (isinstance(item, _Body) or type(item) is not type(group[0])):
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
 
 
 class SQLiteStore(TaskStore):
@@ -183,7 +228,7 @@ class SQLiteStore(TaskStore):
         self._subscribers = _Subscribers(log)
         self._poller: asyncio.Task[None] | None = None
         self._data_version = 0
-        self._pending: list[_Body | LeaseOp] = []
+        self._pending: list[_Item] = []
         self._flusher: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -327,7 +372,18 @@ class SQLiteStore(TaskStore):
         self._enqueue(_Body(body, future, notify))
         return await asyncio.shield(future)
 
-    def _enqueue(self, item: _Body | LeaseOp) -> None:
+    def _future(self) -> asyncio.Future[Any]:
+        """A future for the answer to a queued write (the store must be open)."""
+        self._connection()
+        return asyncio.get_running_loop().create_future()
+
+    async def _queue(self, op: _Op) -> Any:
+        """The answer to *op*, once the batch transaction that takes it is done
+        (a caller cancelled meanwhile does not take its write back)."""
+        self._enqueue(op)
+        return await asyncio.shield(op.future)
+
+    def _enqueue(self, item: _Item) -> None:
         self._pending.append(item)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
@@ -357,23 +413,7 @@ class SQLiteStore(TaskStore):
             record.revision,
         )
 
-        async def body(conn: aiosqlite.Connection) -> None:
-            # Another revision: a trigger drops the old one's runs (rule 5).
-            await conn.execute(
-                "INSERT INTO aiohttp_jobs_records (namespace, key, task, schedule, "
-                "params, enabled, fire_at, backlog, max_running, revision) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (namespace, key) DO UPDATE SET task = excluded.task, "
-                "schedule = excluded.schedule, params = excluded.params, "
-                "enabled = excluded.enabled, fire_at = excluded.fire_at, "
-                "backlog = excluded.backlog, max_running = excluded.max_running, "
-                "held = CASE WHEN revision = excluded.revision THEN held END, "
-                "running = CASE WHEN revision = excluded.revision THEN running "
-                "ELSE 0 END, revision = excluded.revision",
-                row,
-            )
-
-        await self._write(body, notify=True)
+        await self._queue(SaveOp(row, self._future()))
 
     async def get(self, key: str) -> TaskRecord | None:
         rows = list(
@@ -386,26 +426,9 @@ class SQLiteStore(TaskStore):
         return record_of(rows[0]) if rows else None
 
     async def delete(self, key: str, *, claim: Claim | None = None) -> bool:
-        ns = self._namespace
         if claim is not None and claim.record.key != key:
             return False
-
-        async def body(conn: aiosqlite.Connection) -> bool:
-            if claim is not None:
-                owned = await conn.execute_fetchall(
-                    "SELECT 1 FROM aiohttp_jobs_runs WHERE namespace = ? "
-                    "AND run_id = ? AND token = ?",
-                    (ns, claim.run_id, claim.token),
-                )
-                if not owned:
-                    return False
-            cursor = await conn.execute(
-                "DELETE FROM aiohttp_jobs_records WHERE namespace = ? AND key = ?",
-                (ns, key),
-            )
-            return cursor.rowcount > 0  # a trigger deletes its runs and log
-
-        deleted: bool = await self._write(body)
+        deleted: bool = await self._queue(DeleteOp(key, claim, self._future()))
         return deleted
 
     async def records(self, task: str | None = None) -> list[TaskRecord]:
@@ -483,100 +506,101 @@ class SQLiteStore(TaskStore):
         ns = self._namespace
         now_ms = ms(now)
         expires_ms = ms(now + lease_duration)
+        expires_at = expires_ms / 1000
+        token_of = f"{owner}:{{}}".format
 
         async def body(conn: aiosqlite.Connection) -> list[Claim]:
-            cursors = list(
-                await conn.execute_fetchall(
-                    f"SELECT {RECORD_COLUMNS} FROM aiohttp_jobs_records "
-                    "WHERE namespace = ? AND due IS NOT NULL AND due <= ? "
-                    "ORDER BY due LIMIT ?",
-                    (ns, now_ms, limit),
-                )
+            # The earliest `limit` due cursors and due runs, in one statement:
+            # (kind: 0 a run, 1 a cursor, due, run row id or record key, record).
+            due = await conn.execute_fetchall(
+                f"SELECT * FROM (SELECT 1, due, key, {RECORD_COLUMNS} "
+                "FROM aiohttp_jobs_records WHERE namespace = ?1 AND due IS NOT NULL "
+                "AND due <= ?2 ORDER BY due LIMIT ?3) UNION ALL "
+                "SELECT * FROM (SELECT 0, due, id, NULL, NULL, NULL, NULL, NULL, "
+                "NULL, NULL, NULL, NULL FROM aiohttp_jobs_runs WHERE namespace = ?1 "
+                "AND due <= ?2 ORDER BY due, id LIMIT ?3)",
+                (ns, now_ms, limit),
             )
-            runs = list(
-                await conn.execute_fetchall(
-                    "SELECT id, due FROM aiohttp_jobs_runs "
-                    "WHERE namespace = ? AND due <= ? ORDER BY due, id LIMIT ?",
-                    (ns, now_ms, limit),
-                )
-            )
-            if not cursors and not runs:
+            # In due order, runs first on a tie; the fences grow in that order.
+            chosen = sorted(due, key=_due_order)[:limit]
+            if not chosen:
                 return []
-            # The earliest `limit` of both, runs first on a tie.
-            merged = sorted(
-                [(due, 0, i) for i, (_, due) in enumerate(runs)]
-                + [(row[5], 1, i) for i, row in enumerate(cursors)]
-            )[:limit]
-            chosen_runs = [runs[i][0] for _, kind, i in merged if not kind]
-            chosen_cursors = [cursors[i] for _, kind, i in merged if kind]
-            records = {row[0]: record_of(row) for row in chosen_cursors}
-            new_ids: Iterator[int] = iter(())
-            if chosen_cursors:
-                # Each claimed cursor becomes a run (unleased until the claim
-                # below) that holds its record.
-                new = [
-                    (ns, run_id, row[0], row[5], row[5])
-                    for row, run_id in zip(
-                        chosen_cursors,
-                        await self._free_ids(
-                            conn, [f"{row[0]}@{row[5]}" for row in chosen_cursors]
-                        ),
-                        strict=True,
-                    )
-                ]
-                await conn.executemany(
-                    "INSERT INTO aiohttp_jobs_runs (namespace, run_id, "
-                    "key, fire_at, from_cursor, due) VALUES (?, ?, ?, ?, 1, ?)",
-                    new,
-                )
-                await conn.executemany(
-                    "UPDATE aiohttp_jobs_records SET held = ?, "
-                    "running = running + 1 WHERE namespace = ? AND key = ?",
-                    [(run_id, ns, key) for _, run_id, key, _, _ in new],
-                )
-                new_ids = iter(await self._ids(conn, [r[1] for r in new]))
-            # The ids to claim in due order: their fences grow in that order.
-            run_ids = iter(chosen_runs)
-            ids = [next(new_ids if kind else run_ids) for _, kind, _ in merged]
-            position = {ident: n for n, ident in enumerate(ids)}
             [(last,)] = await conn.execute_fetchall(
                 "UPDATE aiohttp_jobs_counters SET value = value + ? "
                 "WHERE namespace = ? AND name = 'fence' RETURNING value",
-                (len(ids), ns),
+                (len(chosen), ns),
             )
-            first = last - len(ids) + 1
-            claimed = await conn.execute_fetchall(
-                "UPDATE aiohttp_jobs_runs SET due = ?, "
-                "attempt = attempt + (token IS NOT NULL), "
-                "fence = ? + chosen.n, token = ? || (? + chosen.n) "
-                "FROM (SELECT value AS id, key AS n FROM json_each(?)) AS chosen "
-                "WHERE aiohttp_jobs_runs.id = chosen.id "
-                f"RETURNING {RUN_COLUMNS}, fence",
-                (expires_ms, first, f"{owner}:", first, dumps(ids)),
-            )
-            claimed = sorted(claimed, key=lambda row: position[row[0]])
-            missing = sorted({row[2] for row in claimed} - records.keys())
-            for row in await self._rows_in(
-                conn,
-                f"SELECT {RECORD_COLUMNS} FROM aiohttp_jobs_records",
-                "key",
-                missing,
-            ):
-                records[row[0]] = record_of(row)
-            expires_at = expires_ms / 1000
-            return [
-                Claim(
-                    run_id,
-                    records[key],
-                    fire_ms / 1000,
-                    attempt,
-                    token,
-                    expires_at,
-                    bool(from_cursor),
-                    None if payload is None else json.loads(payload),
-                    fence,
-                    bool(cancelled),
+            first = last - len(chosen) + 1
+            claims: list[Claim | None] = [None] * len(chosen)
+            records: dict[str, TaskRecord] = {}
+            cursors: list[tuple[int, TaskRecord, int]] = []  # (position, record, ms)
+            runs: list[tuple[int, int]] = []  # (row id, position)
+            for n, (kind, due_ms, ident, *columns) in enumerate(chosen):
+                if kind:
+                    record = records[ident] = record_of(columns)
+                    cursors.append((n, record, due_ms))
+                else:
+                    runs.append((ident, n))
+            if cursors:
+                # Each claimed cursor becomes a run, leased at once, that holds
+                # its record.
+                new = {
+                    f"{record.key}@{fire_ms}": (
+                        ns,
+                        f"{record.key}@{fire_ms}",
+                        record.key,
+                        fire_ms,
+                        token_of(first + n),
+                        expires_ms,
+                        first + n,
+                    )
+                    for n, record, fire_ms in cursors
+                }
+                added = await self._insert_runs(conn, list(new.values()))
+                for base in new.keys() - added:  # an added run has that id
+                    row = new[base]
+                    run_id = await self._free_id(conn, base)
+                    await self._insert_runs(conn, [(ns, run_id, *row[2:])])
+                    new[base] = (ns, run_id, *row[2:])
+                await conn.executemany(
+                    "UPDATE aiohttp_jobs_records SET held = ?, "
+                    "running = running + 1 WHERE namespace = ? AND key = ?",
+                    [(row[1], ns, row[2]) for row in new.values()],
                 )
+                for (n, record, fire_ms), row in zip(
+                    cursors, new.values(), strict=True
+                ):
+                    claims[n] = Claim(
+                        row[1],
+                        record,
+                        fire_ms / 1000,
+                        0,
+                        row[4],
+                        expires_at,
+                        True,
+                        None,
+                        row[6],
+                        False,
+                    )
+            if runs:
+                claimed = await conn.execute_fetchall(
+                    "UPDATE aiohttp_jobs_runs SET due = ?, "
+                    "attempt = attempt + (token IS NOT NULL), "
+                    "fence = ? + chosen.n, token = ? || (? + chosen.n) "
+                    "FROM (SELECT json_extract(value, '$[0]') AS id, "
+                    "json_extract(value, '$[1]') AS n FROM json_each(?)) AS chosen "
+                    "WHERE aiohttp_jobs_runs.id = chosen.id "
+                    f"RETURNING {RUN_COLUMNS}, fence",
+                    (expires_ms, first, f"{owner}:", first, dumps(runs)),
+                )
+                missing = sorted({row[2] for row in claimed} - records.keys())
+                for row in await self._rows_in(
+                    conn,
+                    f"SELECT {RECORD_COLUMNS} FROM aiohttp_jobs_records",
+                    "key",
+                    missing,
+                ):
+                    records[row[0]] = record_of(row)
                 for (
                     _,
                     run_id,
@@ -589,29 +613,46 @@ class SQLiteStore(TaskStore):
                     _,
                     cancelled,
                     fence,
-                ) in claimed
-            ]
+                ) in claimed:
+                    claims[fence - first] = Claim(
+                        run_id,
+                        records[key],
+                        fire_ms / 1000,
+                        attempt,
+                        token,
+                        expires_at,
+                        bool(from_cursor),
+                        None if payload is None else json.loads(payload),
+                        fence,
+                        bool(cancelled),
+                    )
+            return [claim for claim in claims if claim is not None]
 
         claims: list[Claim] = await self._write(body)
         return claims
 
-    async def _free_ids(
-        self, conn: aiosqlite.Connection, bases: list[str]
-    ) -> list[str]:
-        """Run ids for new runs: each base, or ``<base>.<n>`` (the lowest free
-        ``n`` from 2) when a run already has that id (an added run due at the
-        same millisecond as the cursor)."""
-        rows = await self._rows_in(
-            conn, "SELECT run_id FROM aiohttp_jobs_runs", "run_id", bases
-        )
-        taken = {run_id for (run_id,) in rows}
-        if not taken:
-            return bases
-        return [
-            await self._free_id(conn, base) if base in taken else base for base in bases
-        ]
+    async def _insert_runs(
+        self, conn: aiosqlite.Connection, rows: list[tuple[Any, ...]]
+    ) -> set[str]:
+        """Insert runs of claimed cursors, leased: (namespace, run_id, key,
+        fire_at, token, due, fence) each, unless a run has that id; the run ids
+        inserted."""
+        inserted: set[str] = set()
+        for chunk in chunks(rows, 999 // 7):
+            added = await conn.execute_fetchall(
+                "INSERT OR IGNORE INTO aiohttp_jobs_runs (namespace, run_id, key, "
+                "fire_at, token, due, fence, from_cursor) VALUES "
+                + ",".join(["(?, ?, ?, ?, ?, ?, ?, 1)"] * len(chunk))
+                + " RETURNING run_id",
+                [value for row in chunk for value in row],
+            )
+            inserted.update(run_id for (run_id,) in added)
+        return inserted
 
     async def _free_id(self, conn: aiosqlite.Connection, base: str) -> str:
+        """A run id for a new run whose *base* id is taken: ``<base>.<n>``, the
+        lowest free ``n`` from 2 (an added run due at the same millisecond as
+        the cursor)."""
         rows = await conn.execute_fetchall(
             "SELECT run_id FROM aiohttp_jobs_runs WHERE namespace = ? "
             "AND (run_id = ? OR (run_id > ? AND run_id < ?))",
@@ -623,14 +664,6 @@ class SQLiteStore(TaskStore):
             n += 1
             run_id = f"{base}.{n}"
         return run_id
-
-    async def _ids(self, conn: aiosqlite.Connection, run_ids: list[str]) -> list[int]:
-        """The row ids of *run_ids*, in the same order."""
-        rows = await self._rows_in(
-            conn, "SELECT run_id, id FROM aiohttp_jobs_runs", "run_id", run_ids
-        )
-        found: dict[str, int] = dict(rows)
-        return [found[run_id] for run_id in run_ids]
 
     async def _rows_in(
         self,
@@ -673,20 +706,21 @@ class SQLiteStore(TaskStore):
 
     async def _submit(self, claim: Claim, **kwargs: Any) -> Lease:
         """Queue a commit or extend for the batch transaction; its result."""
-        self._connection()
-        future: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
-        self._enqueue(LeaseOp(claim, future, **kwargs))
-        return await asyncio.shield(future)
+        lease: Lease = await self._queue(LeaseOp(claim, self._future(), **kwargs))
+        return lease
 
     async def _flush(self) -> None:
         """Write what is pending, one transaction per batch.
 
-        Every write asked for in the same loop turn, and those asked for while
-        the previous batch was being written, share one ``BEGIN IMMEDIATE``
+        Every write asked for in the same loop turn or the next (the runs of a
+        batch started together finish together), and those asked for while the
+        previous batch was being written, share one ``BEGIN IMMEDIATE``
         transaction (one lock, one sync to disk); each caller gets its own
-        answer, or its own error.
+        answer, or its own error. Writes of one kind in a row (saves, deletes,
+        commits and extends, run log entries) take one statement together.
         """
         while self._pending:
+            await asyncio.sleep(0)  # writes asked for in the next loop turn join
             async with self._lock:
                 batch, self._pending = self._pending, []
                 try:
@@ -711,7 +745,7 @@ class SQLiteStore(TaskStore):
                         future.set_exception(value)
 
     async def _run_batch(
-        self, batch: list[_Body | LeaseOp]
+        self, batch: list[_Item]
     ) -> list[tuple[asyncio.Future[Any], bool, Any, bool]]:
         """Run *batch* in order in one transaction: (future, ok, result or
         error, notify) per item.
@@ -724,29 +758,79 @@ class SQLiteStore(TaskStore):
         outcomes: list[tuple[asyncio.Future[Any], bool, Any, bool]] = []
         await conn.execute("BEGIN IMMEDIATE")
         try:
-            leases: list[LeaseOp] = []
-            for item in [*batch, None]:
-                if isinstance(item, LeaseOp):
-                    leases.append(item)
-                    continue
-                if leases:
-                    for op, lease in await self._apply_leases(conn, leases):
-                        outcomes.append((op.future, True, lease, bool(lease)))
-                    leases = []
-                if item is None:
-                    break
-                try:
-                    value = await item.body(conn)
-                except LookupError as exc:  # refused before it wrote anything
-                    outcomes.append((item.future, False, exc, False))
+            for group in _groups(batch):
+                first = group[0]
+                if isinstance(first, _Body):
+                    try:
+                        value = await first.body(conn)
+                    except LookupError as exc:  # refused before it wrote anything
+                        outcomes.append((first.future, False, exc, False))
+                    else:
+                        outcomes.append((first.future, True, value, first.notify))
+                elif isinstance(first, LeaseOp):
+                    outcomes += [
+                        (op.future, True, lease, bool(lease))
+                        for op, lease in await self._apply_leases(conn, group)
+                    ]
+                elif isinstance(first, DeleteOp):
+                    outcomes += [
+                        (op.future, True, deleted, False)
+                        for op, deleted in await self._apply_deletes(conn, group)
+                    ]
+                elif isinstance(first, SaveOp):
+                    await conn.executemany(_SAVE, [op.row for op in group])
+                    outcomes += [(op.future, True, None, True) for op in group]
                 else:
-                    outcomes.append((item.future, True, value, item.notify))
+                    await self._append_log(conn, [op.entry for op in group])
+                    outcomes += [(op.future, True, None, False) for op in group]
             await conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 await conn.execute("ROLLBACK")
             raise
         return outcomes
+
+    async def _apply_deletes(
+        self, conn: aiosqlite.Connection, batch: list[DeleteOp]
+    ) -> list[tuple[DeleteOp, bool]]:
+        """Apply deletes in order, a statement for as many as have distinct
+        keys (a key deleted twice: the second finds nothing)."""
+        results: list[tuple[DeleteOp, bool]] = []
+        start = 0
+        while start < len(batch):
+            keys: set[str] = set()
+            end = start
+            while end < len(batch) and end - start < _DELETE_CHUNK:
+                if batch[end].key in keys:
+                    break
+                keys.add(batch[end].key)
+                end += 1
+            group = batch[start:end]
+            params: list[Any] = []
+            for op in group:
+                claim = op.claim
+                params += (
+                    (op.key, None, None)
+                    if claim is None
+                    else (op.key, claim.run_id, claim.token)
+                )
+            ns = self._namespace
+            # Each (key, run_id, token): with a claim, only while its run is
+            # still held by that claim's token; a trigger deletes runs and log.
+            rows = await conn.execute_fetchall(
+                "WITH doomed (key, run_id, token) AS (VALUES "
+                f"{','.join(['(?, ?, ?)'] * len(group))}) "
+                "DELETE FROM aiohttp_jobs_records WHERE namespace = ? AND key IN "
+                "(SELECT key FROM doomed WHERE run_id IS NULL OR EXISTS "
+                "(SELECT 1 FROM aiohttp_jobs_runs AS r WHERE r.namespace = ? "
+                "AND r.run_id = doomed.run_id AND r.token = doomed.token)) "
+                "RETURNING key",
+                (*params, ns, ns),
+            )
+            deleted = {key for (key,) in rows}
+            results += [(op, op.key in deleted) for op in group]
+            start = end
+        return results
 
     async def _apply_leases(
         self, conn: aiosqlite.Connection, batch: list[LeaseOp]
@@ -899,10 +983,7 @@ class SQLiteStore(TaskStore):
                 f"entry must be a RunLogEntry, got {entry!r} ({type(entry).__name__})"
             )
 
-        async def body(conn: aiosqlite.Connection) -> None:
-            await self._append_log(conn, [entry])
-
-        await self._write(body)
+        await self._queue(LogOp(entry, self._future()))
 
     async def _append_log(
         self, conn: aiosqlite.Connection, entries: list[RunLogEntry]

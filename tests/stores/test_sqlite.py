@@ -252,6 +252,127 @@ async def test_writes_of_one_loop_turn_share_one_transaction_and_fail_alone(
         assert (cancelled.run_id, cancelled.cancelled) == ("t@1000", True)
 
 
+def _calls(store: SQLiteStore) -> list[str]:
+    """The statements *store* sends to its connection's thread from now on,
+    one per call (a call is a round trip; ``executemany`` is one)."""
+    calls: list[str] = []
+    conn = store._conn
+    assert conn is not None
+
+    def counting(method: Any) -> Any:
+        def counted(sql: str, *args: Any) -> Any:
+            calls.append(sql.split(" (")[0][:40])
+            return method(sql, *args)
+
+        return counted
+
+    for name in ("execute", "executemany", "execute_fetchall"):
+        setattr(conn, name, counting(getattr(conn, name)))
+    return calls
+
+
+async def test_finished_once_off_runs_of_one_loop_turn_are_deleted_at_once(
+    db: Path,
+) -> None:
+    async with SQLiteStore(db) as store:
+        for i in range(50):
+            await store.save(_rec(f"t:{i}", fire_at=1.0))
+        await store.save(_rec("plain", fire_at=None))
+        claims = await store.acquire(now=1.0, owner="me", lease_duration=9, limit=50)
+        stale = claims[1]._replace(token="someone else")
+        await store.log_run(RunLogEntry("x", "t:0", "me", 0, "succeeded", 1.0, 2.0))
+        calls = _calls(store)
+        results = await asyncio.gather(
+            store.delete("t:1", claim=stale),  # not the claim's holder
+            *(store.delete(c.record.key, claim=c) for c in claims),
+            store.delete("t:2", claim=claims[2]),  # again: gone already
+            store.delete("plain"),
+            store.delete("missing"),
+            store.delete("t:3", claim=claims[4]),  # another record's claim
+        )
+        assert results == [False] + [True] * 50 + [False, True, False, False]
+        # one statement for each run of distinct keys (t:2 came twice)
+        assert calls == ["BEGIN IMMEDIATE", "WITH doomed", "WITH doomed", "COMMIT"]
+        assert await store.records() == []
+        assert await store.recent_runs("t:0") == []  # the log went along
+        assert await store.next_due() is None  # and the runs
+
+
+async def test_saves_and_log_entries_of_one_loop_turn_are_written_at_once(
+    db: Path,
+) -> None:
+    async with SQLiteStore(db) as store:
+        calls = _calls(store)
+        await asyncio.gather(*(store.save(_rec(f"t:{i}")) for i in range(30)))
+        assert calls == [
+            "BEGIN IMMEDIATE",
+            "INSERT INTO aiohttp_jobs_records",
+            "COMMIT",
+        ]
+        calls.clear()
+        await asyncio.gather(
+            *(
+                store.log_run(
+                    RunLogEntry(f"r{i}", f"t:{i % 3}", "me", 0, "failed", i, i)
+                )
+                for i in range(30)
+            ),
+            store.log_run(RunLogEntry("r", "missing", "me", 0, "failed", 1.0, 2.0)),
+        )
+        assert len(calls) == 4, calls  # BEGIN, insert, trim, COMMIT
+        assert [len(await store.recent_runs(f"t:{i}")) for i in range(3)] == [10] * 3
+        assert await store.recent_runs("missing") == []
+
+
+async def test_claiming_due_cursors_and_runs_takes_a_few_statements_whatever_the_count(
+    db: Path,
+) -> None:
+    async with SQLiteStore(db) as store:
+        for i in range(60):
+            await store.save(_rec(f"t:{i:02}", fire_at=float(i)))
+        await store.add_run("t:05", fire_at=5.0)  # the id its cursor's run takes
+        await store.add_run("t:07", fire_at=1.5, payload={"n": 1})
+        calls = _calls(store)
+        claims = await store.acquire(now=100.0, owner="me", lease_duration=9, limit=40)
+        # read, count the fences, insert the cursors' runs, hold their records,
+        # then the one taken id, and lease the added runs
+        assert calls[0] == "BEGIN IMMEDIATE" and calls[-1] == "COMMIT"
+        assert len(calls) == 2 + 4 + 2 + 1, calls
+        assert [(c.run_id, c.from_cursor) for c in claims[:8]] == [
+            ("t:00@0", True),
+            ("t:01@1000", True),
+            ("t:07@1500", False),
+            ("t:02@2000", True),
+            ("t:03@3000", True),
+            ("t:04@4000", True),
+            ("t:05@5000", False),  # an added run before the cursor on a tie
+            ("t:05@5000.2", True),
+        ]
+        assert len(claims) == 40
+        assert [c.fence for c in claims] == sorted(c.fence for c in claims)
+        assert len({c.fence for c in claims}) == 40
+        assert {c.expires_at for c in claims} == {109.0}
+        assert claims[2].payload == {"n": 1}
+        assert claims[2].record == _rec("t:07", fire_at=7.0)
+        more = await store.acquire(now=100.0, owner="me", lease_duration=9, limit=40)
+        assert [c.run_id for c in more] == [f"t:{i}@{i * 1000}" for i in range(38, 60)]
+
+
+async def test_writes_asked_for_in_the_next_loop_turn_join_the_batch(
+    db: Path,
+) -> None:
+    async with SQLiteStore(db) as store:
+        statements = await _traced(store)
+
+        async def later() -> None:
+            await asyncio.sleep(0)
+            await store.save(_rec("u"))
+
+        await asyncio.gather(store.save(_rec("t")), later())
+        assert statements.count("BEGIN IMMEDIATE") == 1
+        assert len(await store.records()) == 2
+
+
 async def test_every_write_is_inside_a_begin_immediate_transaction(db: Path) -> None:
     async with SQLiteStore(db) as store:
         statements = await _traced(store)
@@ -370,7 +491,8 @@ async def test_finding_what_is_due_costs_the_same_with_100_times_more_records(
                 )
                 assert len(claims) == 5
                 await asyncio.gather(
-                    *(store.commit(c, cursor=Cursor(9e6)) for c in claims)
+                    *(store.commit(c, cursor=Cursor(9e6)) for c in claims[1:]),
+                    store.delete(claims[0].record.key, claim=claims[0]),
                 )
 
             costs.append(
@@ -378,7 +500,7 @@ async def test_finding_what_is_due_costs_the_same_with_100_times_more_records(
             )
             assert store._conn is not None
             for sql in statements:
-                if sql.startswith(("SELECT", "UPDATE", "INSERT", "DELETE")):
+                if sql.startswith(("SELECT", "UPDATE", "INSERT", "DELETE", "WITH")):
                     rows = await store._conn.execute_fetchall(
                         f"EXPLAIN QUERY PLAN {sql}"
                     )
