@@ -18,25 +18,54 @@ from typing import Any
 
 from tests.helpers import ROOT
 
-_TRACED_APP = textwrap.dedent(
+# The start of each traced script: an SDK whose spans a script prints with
+# finished_spans().
+_SDK = textwrap.dedent(
     """
-    import asyncio, gc, json
+    import asyncio, json
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
         InMemorySpanExporter,
     )
-    from aiohttp import web
-    from aiohttp.test_utils import TestClient, TestServer
-    import aiohttp_jobs
-    from aiohttp_jobs import dashboard
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     tracer = trace.get_tracer("test")
+
+    def finished_spans():
+        return [
+            {
+                "name": s.name,
+                "trace": s.context.trace_id,
+                "id": s.context.span_id,
+                "parent": s.parent.span_id if s.parent else None,
+                "attributes": dict(s.attributes),
+                "links": [
+                    {
+                        "trace": link.context.trace_id,
+                        "id": link.context.span_id,
+                        "attributes": dict(link.attributes),
+                    }
+                    for link in s.links
+                ],
+            }
+            for s in exporter.get_finished_spans()
+        ]
+    """
+)
+
+_TRACED_APP = _SDK + textwrap.dedent(
+    """
+    import gc
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+    import aiohttp_jobs
+    from aiohttp_jobs import dashboard
+
     names = {}
 
     @web.middleware
@@ -134,24 +163,7 @@ _TRACED_APP = textwrap.dedent(
             await aiohttp_jobs.get_tasks(app).run_now("tick")
             await aiohttp_jobs.get_tasks(app).wait_idle()
             assert (await client.post("/refused")).status == 200  # drains
-        spans = [
-            {
-                "name": s.name,
-                "trace": s.context.trace_id,
-                "id": s.context.span_id,
-                "parent": s.parent.span_id if s.parent else None,
-                "attributes": dict(s.attributes),
-                "links": [
-                    {
-                        "trace": link.context.trace_id,
-                        "id": link.context.span_id,
-                        "attributes": dict(link.attributes),
-                    }
-                    for link in s.links
-                ],
-            }
-            for s in exporter.get_finished_spans()
-        ]
+        spans = finished_spans()
         gc.collect()  # a coroutine never awaited would warn now
         print(json.dumps({"spans": spans, "names": names, "seen": seen}))
 
@@ -252,24 +264,13 @@ def test_runs_fired_or_run_now_link_to_the_request_that_caused_them() -> None:
     ]
 
 
-_SHARED_SQLITE = textwrap.dedent(
+_SHARED_SQLITE = _SDK + textwrap.dedent(
     """
-    import asyncio, contextlib, faulthandler, json, sys
-    faulthandler.dump_traceback_later(40, exit=True)  # a hang shows where it is
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
-        InMemorySpanExporter,
-    )
+    import contextlib, faulthandler, sys
     from aiohttp_jobs import Scheduler, Tasks
     from aiohttp_jobs.stores.sqlite import SQLiteStore
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    tracer = trace.get_tracer("test")
+    faulthandler.dump_traceback_later(40, exit=True)  # a hang shows where it is
     holding, release = asyncio.Event(), asyncio.Event()
     ran = []
 
@@ -315,24 +316,7 @@ _SHARED_SQLITE = textwrap.dedent(
                     break
                 await asyncio.sleep(0.05)
             release.set()
-        spans = [
-            {
-                "name": s.name,
-                "trace": s.context.trace_id,
-                "id": s.context.span_id,
-                "parent": s.parent.span_id if s.parent else None,
-                "attributes": dict(s.attributes),
-                "links": [
-                    {
-                        "trace": link.context.trace_id,
-                        "id": link.context.span_id,
-                        "attributes": dict(link.attributes),
-                    }
-                    for link in s.links
-                ],
-            }
-            for s in exporter.get_finished_spans()
-        ]
+        spans = finished_spans()
         print(json.dumps({"spans": spans, "ran": ran}))
 
     asyncio.run(main())
