@@ -17,7 +17,7 @@ import aiohttp_jobs
 
 PACKAGE = Path(aiohttp_jobs.__file__).parent
 ENGINE = ["_core", "_tasks", "_workflows", "stores"]
-LEAVES = ["_errors.py", "_checks.py", "testing.py"]
+LEAVES = ["_errors.py", "_checks.py", "_timers.py", "testing.py"]
 FORBIDDEN = {"aiohttp", "jinja2", "aiohttp_jinja2", "redis", "aiosqlite"}
 _LAZY_BACKENDS = {"stores/redis.py", "stores/sqlite.py"}
 

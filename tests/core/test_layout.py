@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "aiohttp_jobs" / "_core"
-LEAVES = {"_errors", "_checks"}
+LEAVES = {"_errors", "_checks", "_timers"}
 
 
 def _imports(path: Path) -> set[str]:
