@@ -42,10 +42,12 @@ async def test_a_process_killed_inside_a_write_leaves_the_file_sound(
             if ev["ev"] == "done" and ev["instance"] != "w0":
                 runs = seen.setdefault(ev["instance"], set())
                 runs.add(ev["run_id"])
-                return len(runs) >= 40
+                return len(runs) >= 10
             return False
 
-        burst = await wait_for_event(procs.logdir, busy, timeout=15, poll=0.005)
+        # Generous: on a loaded machine the fleet may take long to start; the
+        # wait ends as soon as a process is busy.
+        burst = await wait_for_event(procs.logdir, busy, timeout=60, poll=0.005)
         victim = procs.by_name(burst["instance"])
         killed_at = victim.signal(signal.SIGKILL)
         codes = await procs.finish()
