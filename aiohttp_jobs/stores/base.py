@@ -346,7 +346,12 @@ class TaskStore(ABC):
     async def acquire(
         self, *, now: float, owner: str, lease_duration: float, limit: int
     ) -> list[Claim]:
-        """Lease up to *limit* runs due at *now* to *owner*, earliest first."""
+        """Lease up to *limit* runs due at *now* to *owner*, earliest first.
+
+        A store split into partitions deals *limit* out between the partitions
+        with runs due, in turn from where its previous acquire stopped, each
+        giving its earliest runs, so no partition waits behind another's
+        backlog; the claims returned are still sorted by due time."""
 
     @abstractmethod
     async def extend(self, claim: Claim, *, until: float) -> Lease:
