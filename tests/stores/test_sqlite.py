@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from aiohttp_jobs.stores import (
     TaskRecord,
     from_url,
 )
+from aiohttp_jobs.stores import sqlite as sqlite_module
 from aiohttp_jobs.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 
 from ..helpers import ROOT
@@ -124,6 +126,8 @@ async def test_from_url_opens_a_sqlite_store(tmp_path: Path) -> None:
         ({"namespace": ""}, "namespace"),
         ({"busy_timeout": -1}, "busy_timeout"),
         ({"poll_interval": 0}, "poll_interval"),
+        ({"poll_interval": 0.0001}, "poll_interval must be at least 0.001.*0.0001"),
+        ({"poll_interval": "fast"}, "poll_interval.*'fast'"),
         ({"synchronous": "OFF"}, "synchronous"),
     ],
 )
@@ -170,6 +174,68 @@ async def test_changes_made_by_another_connection_are_notified(db: Path) -> None
         await other.add_run("t", fire_at=1.0)
         await asyncio.sleep(0.1)
         assert heard == []  # unsubscribed: the poll stopped
+
+
+async def test_a_commit_of_another_connection_is_seen_in_the_wal_index(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite is asked only when the index moved: nothing else would notice
+    monkeypatch.setattr(sqlite_module, "_ASK_EVERY", 3600.0, raising=False)
+    async with SQLiteStore(db, poll_interval=0.01) as mine:
+        statements = await _traced(mine)
+        heard = asyncio.Event()
+        mine.subscribe(heard.set)
+        await _settled(lambda: "PRAGMA data_version" in statements)  # since open
+        await asyncio.sleep(0.2)  # looks at an index that does not move
+        assert statements.count("PRAGMA data_version") == 1
+        assert not heard.is_set()
+        other = sqlite3.connect(db, isolation_level=None)  # another process
+        try:
+            other.execute(
+                "UPDATE aiohttp_jobs_counters SET value = value + 1 "
+                "WHERE name = 'fence'"
+            )
+        finally:
+            other.close()
+        await asyncio.wait_for(heard.wait(), 10)
+        assert statements.count("PRAGMA data_version") == 2
+
+
+async def test_without_a_wal_index_to_read_sqlite_is_asked_on_a_timer(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module._IndexWatch, "start", lambda *args: None)
+    async with SQLiteStore(db, poll_interval=0.01) as mine, SQLiteStore(db) as other:
+        heard = asyncio.Event()
+        mine.subscribe(heard.set)
+        await asyncio.sleep(0.05)
+        heard.clear()
+        await other.save(_rec(fire_at=5.0))
+        await asyncio.wait_for(heard.wait(), 10)
+    await _settled(lambda: _watchers() == [])
+    async with SQLiteStore(":memory:") as private:  # no index: nothing to watch
+        private.subscribe(lambda: None)
+        await asyncio.sleep(0.05)
+        assert _watchers() == []
+
+
+def _watchers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "sqlite-store-watch"]
+
+
+async def test_the_watching_thread_ends_with_the_subscription_or_the_store(
+    db: Path,
+) -> None:
+    async with SQLiteStore(db, poll_interval=0.01) as store:
+        unsubscribe = store.subscribe(lambda: None)
+        await _settled(lambda: len(_watchers()) == 1)
+        unsubscribe()
+        await store.save(_rec())  # wakes the poller, which sees nobody is left
+        await _settled(lambda: store._poller is None)
+        await _settled(lambda: _watchers() == [])
+        store.subscribe(lambda: None)
+        await _settled(lambda: len(_watchers()) == 1)
+    await _settled(lambda: _watchers() == [])
 
 
 async def test_two_connections_never_claim_the_same_run(db: Path) -> None:
