@@ -4,7 +4,7 @@ Redis round trips per run; pyncette's Redis and SQLite repositories measured in
 the same run (when pyncette is installed: the ``bench`` extra).
 
     python benchmarks/stores.py [--n 10000] [--big 1000000] [--processes 4]
-                                [--samples 100] [--quick]
+                                [--samples 100] [--idle 10] [--quick]
 
 Prints ONE JSON line. It starts its own ``redis-server`` (no persistence) on a
 free port of 127.0.0.1, in a temporary directory it removes at the end.
@@ -27,6 +27,9 @@ free port of 127.0.0.1, in a temporary directory it removes at the end.
 * ``lateness``: one runner process idle on the store; this process saves a
   once-off record due now (or 200 ms from now) every 50 ms; the runner logs
   (start of the run) - (its fire time).
+* ``idle_cpu``: percent of one core that one runner process uses while
+  nothing is due over ``--idle`` seconds (subscribed to the store: SQLite's
+  look at its WAL index, Redis's pub/sub), SQLite and Redis.
 * ``redis_cpu_us_per_run``: CPU time of ``redis-server`` (``INFO cpu``) during
   the run phase, per run; ``shard_ceiling_runs_per_s``: its inverse, the rate
   at which one Redis shard's core would be saturated.
@@ -189,15 +192,20 @@ async def child(url: str, namespace: str, mode: str) -> None:
             await asyncio.sleep(max(0.0, go["at"] - time.time()))
             before = sends[0] if sends else 0
             store = runtime.store
-            while True:  # polled: cheap, and the same for every store
+            cpu = time.process_time()
+            if mode == "idle":  # one sleep: nothing of this loop is counted
+                await asyncio.sleep(max(0.0, go["until"] - time.time()))
+            while mode != "idle":  # polled: cheap, and the same for every store
                 if mode == "lateness":
                     if len(late) >= go["expect"] or time.time() > go["until"]:
                         break
                 elif not runtime.in_flight and await store.next_due() is None:
                     break
                 await asyncio.sleep(0.05)
+            cpu = time.process_time() - cpu
             sent = sends[0] - before if sends else None
     out: dict[str, Any] = {
+        "cpu": cpu,
         "ran": len(ran),
         "last": last,
         "late": late,
@@ -615,6 +623,17 @@ async def lateness(url: str, samples: int) -> dict[str, Any]:
     return out
 
 
+async def idle_cpu(url: str, seconds: float) -> dict[str, Any]:
+    """Percent of one core that an idle runner process uses (nothing due)."""
+    namespace = f"i{uuid.uuid4().hex[:8]}"
+    async with children(url, namespace, 1, "idle") as runners:
+        await asyncio.sleep(0.5)  # the runner settles
+        start = time.time()
+        await go(runners, at=start, until=start + seconds)
+        outs, _ = await results(runners, seconds + 60)
+    return {"seconds": seconds, "cpu_pct": round(100 * outs[0]["cpu"] / seconds, 3)}
+
+
 # -- main ---------------------------------------------------------------------------
 
 
@@ -632,7 +651,9 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2)
 
 
-async def main(n: int, big: int, samples: int, procs: int) -> dict[str, Any]:
+async def main(
+    n: int, big: int, samples: int, procs: int, idle: float = 10.0
+) -> dict[str, Any]:
     logging.disable(logging.WARNING)
     out: dict[str, Any] = {
         "benchmark": "stores",
@@ -672,6 +693,12 @@ async def main(n: int, big: int, samples: int, procs: int) -> dict[str, Any]:
                 acquire["redis"] = await _safe(acquire_cost(redis_url, (1_000, big)))
                 out["lateness_redis"] = await _safe(lateness(redis_url, samples))
             out["lateness_sqlite"] = await _safe(lateness(sqlite_url, samples))
+            # side by side: the same conditions for both
+            idlers = {"sqlite": idle_cpu(sqlite_url, idle)}
+            if redis_url is not None:
+                idlers["redis"] = idle_cpu(redis_url, idle)
+            measured = await asyncio.gather(*map(_safe, idlers.values()))
+            out["idle_cpu"] = dict(zip(idlers, measured, strict=True))
             out["acquire"] = acquire
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -694,6 +721,10 @@ async def main(n: int, big: int, samples: int, procs: int) -> dict[str, Any]:
             ratios[f"acquire_{name}_big_vs_1k_x"] = _ratio(
                 pair[1]["acquire_ms"], pair[0]["acquire_ms"]
             )
+    idle_pct = {k: (v or {}).get("cpu_pct") for k, v in out["idle_cpu"].items()}
+    ratios["idle_cpu_sqlite_vs_redis_x"] = _ratio(
+        idle_pct.get("sqlite"), idle_pct.get("redis")
+    )
     out["ratios"] = ratios
     late = out.get("lateness_redis", {}).get("all", {})
     multi = once.get("redis_multi") or {}
@@ -728,11 +759,17 @@ if __name__ == "__main__":
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument(
+        "--idle", type=float, default=10.0, help="seconds of the idle CPU measure"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="small sizes (for a smoke test)"
     )
     args = parser.parse_args()
     if args.quick:
         args.n, args.big, args.samples, args.processes = 300, 3_000, 6, 2
+        args.idle = 1.0
         START_MARGIN, ROUNDS = 0.3, 5
-    result = asyncio.run(main(args.n, args.big, args.samples, args.processes))
+    result = asyncio.run(
+        main(args.n, args.big, args.samples, args.processes, args.idle)
+    )
     sys.stdout.write(json.dumps(result) + "\n")
