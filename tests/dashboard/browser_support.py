@@ -1,26 +1,33 @@
 """What the browser journeys share: Debian's Chromium driven by Playwright, a
-screenshot of every page a journey visits, and a small prefix-stripping reverse
-proxy.
+screenshot of every page a journey visits, the application a journey opens,
+the steps every journey takes (follow a link, act and see the outcome), and a
+small prefix-stripping reverse proxy.
 
 Playwright never downloads a browser here: it drives the system's
 ``/usr/bin/chromium`` (Debian's ``chromium`` package) through
 ``executable_path``. Without it the journeys are skipped on a workstation and
 fail when ``CI`` is set. ``AIOHTTP_JOBS_CHROMIUM`` points at another binary.
 
-Import the fixtures (and the helpers) into a test module, whose tests run on
-the session's event loop (the one the shared browser lives in)::
+The fixtures (``browser``, ``shots``, ``serve_dashboard``, ``session_serve``)
+reach every test of this folder through its ``conftest.py``; a test that asks
+for none starts no Chromium. A test that uses them runs on the session's event
+loop, the one the shared browser lives in::
 
-    from tests.dashboard.browser_support import (  # noqa: F401  (fixtures)
-        browser, chromium_browser, serve, shots,
-    )
     pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+A journey never acts on a page before the page's script is live (its stream
+connected): :meth:`Site.visit`, :func:`follow`, :func:`go_to` and :func:`act`
+wait for that, and for the page an action leads to, instead of finding the
+page it left.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +38,14 @@ from aiohttp import web
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    Locator,
     Page,
     async_playwright,
     expect,
 )
 
 import aiohttp_jobs
+import tests.conftest
 from aiohttp_jobs import Context, Tasks, dashboard
 from tests.conftest import Serve
 
@@ -63,8 +72,9 @@ SCREENSHOTS = Path(
     )
 )
 
-#: Each assertion waits this long (ms) before failing: a loaded CI machine
-#: with two cores shared by several test workers is slow to paint.
+#: Each assertion (and each navigation) waits this long (ms) before failing: a
+#: loaded CI machine with two cores shared by several test workers is slow to
+#: paint.
 EXPECT_TIMEOUT = 15_000
 expect.set_options(timeout=EXPECT_TIMEOUT)
 
@@ -100,8 +110,7 @@ async def chromium_browser() -> AsyncIterator[Browser]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def browser(chromium_browser: Browser) -> AsyncIterator[BrowserContext]:
     """A browser context of this test's own (no cookies, storage or cache from
-    another test), in the shared Chromium. Tests that use it run on the
-    session's event loop: ``pytestmark = pytest.mark.asyncio(loop_scope="session")``."""
+    another test), in the shared Chromium."""
     context = await chromium_browser.new_context(
         viewport={"width": 1280, "height": 800},
         locale="en-GB",
@@ -115,24 +124,18 @@ async def browser(chromium_browser: Browser) -> AsyncIterator[BrowserContext]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def serve() -> AsyncIterator[Serve]:
+async def session_serve() -> AsyncIterator[Serve]:
     """``tests/conftest.py``'s ``serve`` (an app on a free port of 127.0.0.1),
     on the session's event loop, where the shared browser lives."""
-    runners: list[web.AppRunner] = []
+    # Its own function (a fixture cannot be called; the function it wraps can).
+    serving: AsyncIterator[Serve] = inspect.unwrap(tests.conftest.serve)()
+    async for serve_app in serving:
+        yield serve_app
 
-    async def _serve(app: web.Application, **kwargs: Any) -> tuple[web.AppRunner, int]:
-        runner = web.AppRunner(app, **kwargs)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port: int = runner.addresses[0][1]
-        return runner, port
 
-    yield _serve
-    for runner in reversed(runners):
-        if runner.server is not None:
-            await runner.cleanup()
+#: The same fixture under ``tests/conftest.py``'s name, for a module that
+#: imports it (it then stands for that one in the module).
+serve = session_serve
 
 
 class Screenshots:
@@ -164,16 +167,7 @@ def shots(request: pytest.FixtureRequest) -> Screenshots:
     return Screenshots(folder)
 
 
-# -- the application the journeys open, and small steps they share ---------
-
-#: A marker the journeys set in the page: still there later means no reload.
-NO_RELOAD = "window.__journeyMarker = 42"
-STILL_LOADED = "window.__journeyMarker === 42"
-
-
-def tid(name: str) -> str:
-    """The selector of the element with ``data-testid=name``."""
-    return f"[data-testid={name}]"
+# -- the application the journeys open ------------------------------------------
 
 
 def journey_tasks() -> Tasks:
@@ -222,22 +216,133 @@ def scheduler_of(app: web.Application) -> aiohttp_jobs.Scheduler:
     return scheduler
 
 
+class Site:
+    """A journey's application, served on a free port of 127.0.0.1, and the
+    journey's browser (context) to visit it with."""
+
+    def __init__(
+        self, app: web.Application, base: str, browser: BrowserContext
+    ) -> None:
+        self.app = app
+        #: ``http://127.0.0.1:PORT``
+        self.base = base
+        self.browser = browser
+
+    @property
+    def scheduler(self) -> aiohttp_jobs.Scheduler:
+        return scheduler_of(self.app)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    async def visit(self, path: str, page: Page | None = None) -> Page:
+        """Open *path* (in a new tab, or in *page*); the page, answered with a
+        success and its script live."""
+        if page is None:
+            page = await self.browser.new_page()
+        response = await page.goto(self.url(path))
+        assert response is not None and response.ok, (path, response)
+        await until_live(page)
+        return page
+
+
+#: ``await serve_dashboard(app=None, **options) -> Site``
+ServeDashboard = Callable[..., Awaitable[Site]]
+
+
+@pytest.fixture
+def serve_dashboard(session_serve: Serve, browser: BrowserContext) -> ServeDashboard:
+    """``await serve_dashboard(**options)``: :func:`dashboard_app` with
+    *options* (or the application given) served, as a :class:`Site`."""
+
+    async def start(app: web.Application | None = None, **options: Any) -> Site:
+        if app is None:
+            app = dashboard_app(**options)
+        return Site(app, await started(app, session_serve), browser)
+
+    return start
+
+
+# -- the steps of a journey ------------------------------------------------------
+
+#: A marker the journeys set in the page: still there later means no reload.
+NO_RELOAD = "window.__journeyMarker = 42"
+STILL_LOADED = "window.__journeyMarker === 42"
+
+
+def tid(name: str) -> str:
+    """The selector of the element with ``data-testid=name``."""
+    return f"[data-testid={name}]"
+
+
+def job_row(page: Page, job_id: str) -> Locator:
+    """The row of the job *job_id* in a jobs table."""
+    return page.locator(f'{tid("job-row")}[data-job-id="{job_id}"]')
+
+
+def task_row(page: Page, key: str) -> Locator:
+    """The section of the task (or dynamic instance) *key* on the tasks page."""
+    return page.locator(f'{tid("task-row")}[data-task-key="{key}"]')
+
+
 async def until_live(page: Page) -> None:
-    """Wait for the page's live stream to be connected."""
+    """Wait for the page's live stream to be connected (its script is running:
+    keys, confirmations and live updates work from then on)."""
     await expect(page.locator(tid("live-status"))).to_have_attribute(
         "data-state", "live"
     )
 
 
-async def confirming(page: Page) -> list[str]:
-    """Accept every confirmation the page asks for; the questions asked."""
+@asynccontextmanager
+async def next_page(page: Page) -> AsyncIterator[None]:
+    """``async with next_page(page): <click, key press>``: then wait for the page
+    that leads to, loaded and live (never the page it left, still showing)."""
+    async with page.expect_navigation():
+        yield
+    await until_live(page)
+
+
+async def follow(page: Page, link: Locator) -> None:
+    """Click *link* (or a form's button) and wait for the page it leads to."""
+    async with next_page(page):
+        await link.click()
+
+
+async def go_to(page: Page, name: str) -> None:
+    """Follow the navigation bar's link *name* (``"Jobs"``, ``"Tasks"``...)."""
+    bar = page.get_by_role("navigation", name="Dashboard")
+    await follow(page, bar.get_by_role("link", name=name, exact=True))
+
+
+async def act(page: Page, button: Locator, outcome: str = "ok") -> None:
+    """Press an action form's *button* (answer its confirmation with
+    :func:`confirming` first) and wait for the page the action leads back to,
+    which tells the action's *outcome*."""
+    await follow(page, button)
+    await expect(page.locator(tid("action-result"))).to_have_attribute(
+        "data-outcome", outcome
+    )
+
+
+async def filter_jobs(page: Page, name: str) -> None:
+    """On the jobs page, show only the jobs called *name* (the filter form)."""
+    await page.locator(tid("filter-name")).fill(name)
+    await follow(page, page.locator(tid("filter-submit")))
+    await expect(page).to_have_url(re.compile(rf"[?&]name={re.escape(name)}(&|$)"))
+
+
+async def confirming(
+    page: Page, *, answer: bool = True, once: bool = False
+) -> list[str]:
+    """Answer every confirmation the page asks for (or the next one, *once*):
+    OK, or Cancel if not *answer*. The questions asked, as they are."""
     asked: list[str] = []
 
-    async def accept(dialog: Any) -> None:
+    async def reply(dialog: Any) -> None:
         asked.append(dialog.message)
-        await dialog.accept()
+        await (dialog.accept() if answer else dialog.dismiss())
 
-    page.on("dialog", accept)
+    (page.once if once else page.on)("dialog", reply)
     return asked
 
 
