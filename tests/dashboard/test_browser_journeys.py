@@ -11,32 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
 
 import pytest
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import Locator, Page, expect
 
 import aiohttp_jobs
 from aiohttp_jobs import Context, Step, Workflow
-from tests.conftest import Serve
 from tests.dashboard.browser_support import (
     NO_RELOAD,
     STILL_LOADED,
     Screenshots,
-    browser,  # noqa: F401  (fixture)
-    chromium_browser,  # noqa: F401  (fixture)
+    ServeDashboard,
+    act,
     confirming,
-    dashboard_app,
+    filter_jobs,
+    follow,
+    go_to,
+    job_row,
     journey_tasks,
-    scheduler_of,
-    serve,  # noqa: F401  (fixture)
-    shots,  # noqa: F401  (fixture)
-    started,
+    next_page,
+    task_row,
     tid,
     until_live,
 )
-
-Browser = BrowserContext
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -45,68 +42,60 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def test_open_jobs_and_visit_every_page(
-    browser: Browser,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard, shots: Screenshots
 ) -> None:
-    app = dashboard_app(environment="staging")
-    base = await started(app, serve)
-    scheduler = scheduler_of(app)
+    site = await serve_dashboard(environment="staging")
     gate = asyncio.Event()
-    running = await scheduler.spawn(gate.wait(), "import-catalogue", tags=("bulk",))
-    done = await scheduler.spawn(asyncio.sleep(0, "ok"), "send-mail", priority="high")
+    running = await site.scheduler.spawn(
+        gate.wait(), "import-catalogue", tags=("bulk",)
+    )
+    done = await site.scheduler.spawn(
+        asyncio.sleep(0, "ok"), "send-mail", priority="high"
+    )
     await done.wait()
 
-    page = await browser.new_page()
-    response = await page.goto(f"{base}/jobs")
-    assert response is not None and response.ok
-    assert page.url == f"{base}/jobs/"  # on to the overview
+    page = await site.visit("/jobs")
+    assert page.url == site.url("/jobs/")  # on to the overview
     await expect(page.locator(tid("env-banner"))).to_contain_text("staging")
     await expect(page.locator(tid("count-running"))).to_have_text("1")
     await expect(page.locator(tid("count-succeeded"))).to_have_text("1")
-    await until_live(page)
     await shots.take(page, "overview")
 
-    await page.get_by_role("link", name="Jobs", exact=True).first.click()
-    await expect(page).to_have_url(f"{base}/jobs/jobs")
-    rows = page.locator(tid("job-row"))
-    await expect(rows).to_have_count(2)
+    await go_to(page, "Jobs")
+    await expect(page).to_have_url(site.url("/jobs/jobs"))
+    await expect(page.locator(tid("job-row"))).to_have_count(2)
     await shots.take(page, "jobs")
 
-    await (
-        page.locator(f'{tid("job-row")}[data-job-id="{running.id}"]')
-        .locator(tid("job-link"))
-        .click()
-    )
+    await follow(page, job_row(page, running.id).locator(tid("job-link")))
     await expect(page.locator(tid("job-detail"))).to_have_attribute(
         "data-job-id", running.id
     )
     await expect(page.locator(tid("job-state"))).to_have_text("running")
     await shots.take(page, "job running")
 
-    await page.get_by_role("link", name="Tasks", exact=True).first.click()
-    await expect(page).to_have_url(f"{base}/jobs/tasks")
+    await go_to(page, "Tasks")
+    await expect(page).to_have_url(site.url("/jobs/tasks"))
     await expect(page.locator(tid("task-row"))).to_have_count(2)
     await shots.take(page, "tasks")
 
-    await page.get_by_role("link", name="Workflows", exact=True).first.click()
-    await expect(page).to_have_url(f"{base}/jobs/workflows")
+    await go_to(page, "Workflows")
+    await expect(page).to_have_url(site.url("/jobs/workflows"))
     await expect(page.locator(tid("empty-state")).first).to_be_visible()
     await shots.take(page, "workflows, none yet")
 
-    await page.get_by_role("link", name="Audit", exact=True).first.click()
-    await expect(page).to_have_url(f"{base}/jobs/audit")
+    await go_to(page, "Audit")
+    await expect(page).to_have_url(site.url("/jobs/audit"))
     await shots.take(page, "audit, empty")
 
     # From the keyboard: "g j" goes to the jobs, "j" and Enter open the first,
     # "/" jumps to the search box.
-    await until_live(page)  # the page's script is running
-    await page.keyboard.press("g")
+    async with next_page(page):
+        await page.keyboard.press("g")
+        await page.keyboard.press("j")
+    await expect(page).to_have_url(site.url("/jobs/jobs"))
     await page.keyboard.press("j")
-    await expect(page).to_have_url(f"{base}/jobs/jobs")
-    await until_live(page)
-    await page.keyboard.press("j")
-    await page.keyboard.press("Enter")
+    async with next_page(page):
+        await page.keyboard.press("Enter")
     await expect(page.locator(tid("job-detail"))).to_be_visible()
     await page.go_back()
     await until_live(page)
@@ -116,7 +105,7 @@ async def test_open_jobs_and_visit_every_page(
     # A system in dark mode: the dashboard follows it.
     await page.emulate_media(color_scheme="dark")
     for path, label in (("/jobs/", "overview"), ("/jobs/jobs", "jobs")):
-        await page.goto(base + path)
+        await site.visit(path, page)
         background = await page.evaluate(
             "getComputedStyle(document.body).backgroundColor"
         )
@@ -127,7 +116,7 @@ async def test_open_jobs_and_visit_every_page(
     # A phone-sized window: the same pages, readable.
     await page.set_viewport_size({"width": 390, "height": 844})
     for path, label in (("/jobs/", "overview"), ("/jobs/jobs", "jobs")):
-        await page.goto(base + path)
+        await site.visit(path, page)
         await shots.take(page, f"{label} on a phone")
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{label}: the page is {width} px wide on a phone"
@@ -155,13 +144,9 @@ def _luminance(css_colour: str) -> float:
 
 
 async def test_a_running_job_turns_succeeded_without_a_reload(
-    browser: Browser,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard, shots: Screenshots
 ) -> None:
-    app = dashboard_app()
-    base = await started(app, serve)
-    scheduler = scheduler_of(app)
+    site = await serve_dashboard()
     gate = asyncio.Event()
 
     async def export() -> str:
@@ -169,10 +154,8 @@ async def test_a_running_job_turns_succeeded_without_a_reload(
         await gate.wait()
         return "42 orders"
 
-    job = await scheduler.spawn(export(), "export-orders")
-    page = await browser.new_page()
-    await page.goto(f"{base}/jobs/jobs/{job.id}")
-    await until_live(page)
+    job = await site.scheduler.spawn(export(), "export-orders")
+    page = await site.visit(f"/jobs/jobs/{job.id}")
     state = page.locator(tid("job-state"))
     await expect(state).to_have_text("running")
     await expect(page.locator(tid("job-progress"))).to_contain_text("exporting orders")
@@ -192,10 +175,9 @@ async def test_a_running_job_turns_succeeded_without_a_reload(
 
     # The list, too: a row changes state in place.
     second_gate = asyncio.Event()
-    second = await scheduler.spawn(second_gate.wait(), "export-orders")
-    await page.goto(f"{base}/jobs/jobs")
-    await until_live(page)
-    row = page.locator(f'{tid("job-row")}[data-job-id="{second.id}"]')
+    second = await site.scheduler.spawn(second_gate.wait(), "export-orders")
+    await site.visit("/jobs/jobs", page)
+    row = job_row(page, second.id)
     await expect(row).to_have_attribute("data-state", "running")
     await page.evaluate(NO_RELOAD)
     await shots.take(page, "list with a running job")
@@ -207,17 +189,12 @@ async def test_a_running_job_turns_succeeded_without_a_reload(
 
 
 async def test_the_row_chosen_with_the_keyboard_survives_a_live_refresh(
-    browser: Browser,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard,
 ) -> None:
-    app = dashboard_app()
-    base = await started(app, serve)
-    scheduler = scheduler_of(app)
+    site = await serve_dashboard()
     gate = asyncio.Event()
-    first = await scheduler.spawn(gate.wait(), "import-catalogue")
-    page = await browser.new_page()
-    await page.goto(f"{base}/jobs/jobs")
-    await until_live(page)
+    first = await site.scheduler.spawn(gate.wait(), "import-catalogue")
+    page = await site.visit("/jobs/jobs")
     rows = page.locator(tid("job-row"))
     await expect(rows).to_have_count(1)
     await page.keyboard.press("j")
@@ -226,11 +203,12 @@ async def test_the_row_chosen_with_the_keyboard_survives_a_live_refresh(
     # A job the page does not show yet makes it fetch its content again,
     # which replaces the table the chosen row was in.
     await page.evaluate(NO_RELOAD)
-    await scheduler.spawn(gate.wait(), "send-mail")
+    await site.scheduler.spawn(gate.wait(), "send-mail")
     await expect(rows).to_have_count(2)
     assert await page.evaluate(STILL_LOADED)
     await expect(focused).to_have_attribute("data-job-id", first.id)
-    await page.keyboard.press("Enter")
+    async with next_page(page):
+        await page.keyboard.press("Enter")
     await expect(page.locator(tid("job-detail"))).to_have_attribute(
         "data-job-id", first.id
     )
@@ -238,20 +216,15 @@ async def test_the_row_chosen_with_the_keyboard_survives_a_live_refresh(
 
 
 async def test_a_hidden_tab_pauses_its_stream_and_catches_up_when_back(
-    browser: Browser,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard, shots: Screenshots
 ) -> None:
-    app = dashboard_app()
-    base = await started(app, serve)
-    scheduler = scheduler_of(app)
-    page = await browser.new_page()
+    site = await serve_dashboard()
+    scheduler = site.scheduler
     # The job finishes while the tab is out of view (its stream closed): back
     # in view, the page catches up without a reload.
     gate = asyncio.Event()
     job = await scheduler.spawn(gate.wait(), "export-orders")
-    await page.goto(f"{base}/jobs/jobs/{job.id}")
-    await until_live(page)
+    page = await site.visit(f"/jobs/jobs/{job.id}")
     await _set_hidden(page, True)
     status = page.locator(tid("live-status"))
     await expect(status).to_have_attribute("data-state", "paused")
@@ -271,88 +244,69 @@ async def test_a_hidden_tab_pauses_its_stream_and_catches_up_when_back(
 
 
 async def test_cancel_a_job_from_its_page(
-    browser: Browser,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard, shots: Screenshots
 ) -> None:
-    app = dashboard_app()
-    base = await started(app, serve)
-    job = await scheduler_of(app).spawn(asyncio.Event().wait(), "reindex-search")
-    page = await browser.new_page()
-    await page.goto(f"{base}/jobs/jobs/{job.id}")
+    site = await serve_dashboard()
+    job = await site.scheduler.spawn(asyncio.Event().wait(), "reindex-search")
+    page = await site.visit(f"/jobs/jobs/{job.id}")
     await expect(page.locator(tid("job-state"))).to_have_text("running")
     await shots.take(page, "before cancel")
 
     # Saying no to the confirmation changes nothing.
-    page.once("dialog", lambda dialog: dialog.dismiss())
+    declined = await confirming(page, answer=False, once=True)
     await page.locator(tid("cancel-job")).click()
+    assert declined, "cancelling asks for a confirmation first"
     await expect(page.locator(tid("job-state"))).to_have_text("running")
     assert job.active
 
     asked = await confirming(page)
-    await page.locator(tid("cancel-job")).click()
+    await act(page, page.locator(tid("cancel-job")))
     await expect(page.locator(tid("job-state"))).to_have_text("cancelled")
-    await expect(page.locator(tid("action-result"))).to_have_attribute(
-        "data-outcome", "ok"
-    )
-    assert asked, "cancelling asks for a confirmation first"
+    assert asked == declined, "the same question again"
     assert job.state is aiohttp_jobs.JobState.CANCELLED
     await shots.take(page, "after cancel")
 
-    await page.goto(f"{base}/jobs/audit")
-    row = page.locator(tid("audit-row")).first
-    await expect(row).to_have_attribute("data-action", "cancel")
-    await expect(row).to_have_attribute("data-outcome", "ok")
+    await site.visit("/jobs/audit", page)
+    rows = page.locator(tid("audit-row"))
+    await expect(rows).to_have_count(1)  # the cancel declined left no trace
+    await expect(rows).to_have_attribute("data-action", "cancel")
+    await expect(rows).to_have_attribute("data-outcome", "ok")
     await shots.take(page, "audit log")
 
 
 async def test_run_a_task_now_and_see_its_run_appear(
-    browser: Browser,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard, shots: Screenshots
 ) -> None:
-    app = dashboard_app()
-    base = await started(app, serve)
-    page = await browser.new_page()
-    await page.goto(f"{base}/jobs/tasks")
-    await until_live(page)
-    task = page.locator(f'{tid("task-row")}[data-task-key="nightly-report"]')
+    site = await serve_dashboard()
+    page = await site.visit("/jobs/tasks")
+    task = task_row(page, "nightly-report")
     await expect(task.locator(tid("next-fires"))).to_contain_text("03:00")
     await expect(task.locator(tid("task-run-row"))).to_have_count(0)
     await shots.take(page, "tasks before")
 
     await confirming(page)
-    await task.locator(tid("run-now")).click()
-    await expect(page.locator(tid("action-result"))).to_have_attribute(
-        "data-outcome", "ok"
-    )
-    task = page.locator(f'{tid("task-row")}[data-task-key="nightly-report"]')
+    await act(page, task.locator(tid("run-now")))
     run = task.locator(tid("task-run-row"))
     await expect(run).to_have_count(1)
     await expect(run).to_have_attribute("data-outcome", "succeeded")
     await shots.take(page, "tasks after run now")
 
     # Its run is a job: find it with the jobs list's filter, open its page.
-    await page.get_by_role("link", name="Jobs", exact=True).first.click()
-    await page.locator(tid("filter-name")).fill("nightly-report")
-    await page.locator(tid("filter-submit")).click()
-    await expect(page).to_have_url(re.compile(r"name=nightly-report"))
+    await go_to(page, "Jobs")
+    await filter_jobs(page, "nightly-report")
     rows = page.locator(tid("job-row"))
     await expect(rows).to_have_count(1)
     await shots.take(page, "jobs filtered by name")
-    await rows.locator(tid("job-link")).click()
+    await follow(page, rows.locator(tid("job-link")))
     await expect(page.locator(tid("job-task"))).to_contain_text("nightly-report")
     await expect(page.locator(tid("job-result"))).to_contain_text("report sent")
     await shots.take(page, "the run's job")
 
 
 async def test_a_workflows_steps_change_colour_in_its_graph(
-    browser: Browser,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard, shots: Screenshots
 ) -> None:
-    app = dashboard_app()
-    base = await started(app, serve)
+    site = await serve_dashboard()
     gates = {name: asyncio.Event() for name in ("build", "test", "deploy")}
 
     async def work(name: str) -> str:
@@ -365,15 +319,13 @@ async def test_a_workflows_steps_change_colour_in_its_graph(
     check = Step(work("test"), label="test", requires=build)
     deploy = Step(work("deploy"), label="deploy", requires=check)
     workflow = Workflow(build, check, deploy, label="release", critical=False)
-    run = asyncio.create_task(workflow.run(scheduler=scheduler_of(app)))
+    run = asyncio.create_task(workflow.run(scheduler=site.scheduler))
 
-    page = await browser.new_page()
-    await page.goto(f"{base}/jobs/workflows")
+    page = await site.visit("/jobs/workflows")
     row = page.locator(f'{tid("workflow-row")}[data-workflow-id="{workflow.id}"]')
     await expect(row).to_have_attribute("data-state", "running")
     await shots.take(page, "workflows")
-    await row.get_by_role("link").first.click()
-    await until_live(page)
+    await follow(page, row.get_by_role("link").first)
 
     graph = page.locator(tid("workflow-graph"))
     node = {
@@ -409,7 +361,7 @@ async def test_a_workflows_steps_change_colour_in_its_graph(
     assert await run is False
 
 
-async def _fill(node: Any) -> str:
+async def _fill(node: Locator) -> str:
     """The colour a graph node is painted with (its shape's fill)."""
     fill: str = await node.evaluate(
         "g => getComputedStyle(g.querySelector('rect, ellipse, polygon, path')).fill"
@@ -418,9 +370,7 @@ async def _fill(node: Any) -> str:
 
 
 async def test_steer_the_tasks_and_cancel_what_a_filter_matches(
-    browser: Browser,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard, shots: Screenshots
 ) -> None:
     receipts: list[object] = []
     tasks = journey_tasks()
@@ -437,25 +387,22 @@ async def test_steer_the_tasks_and_cancel_what_a_filter_matches(
     async def remind(ctx: Context) -> None:
         return None
 
-    app = dashboard_app(tasks=tasks)
-    base = await started(app, serve)
-    runtime = aiohttp_jobs.get_tasks(app)
+    site = await serve_dashboard(tasks=tasks)
+    runtime = aiohttp_jobs.get_tasks(site.app)
     await runtime.schedule_task("remind", "ada.tea", interval=600)
 
-    page = await browser.new_page()
+    page = await site.visit("/jobs/tasks")
     asked = await confirming(page)
-    await page.goto(f"{base}/jobs/tasks")
-    await until_live(page)
 
-    def task(key: str) -> Any:
-        return page.locator(f'{tid("task-row")}[data-task-key="{key}"]')
+    def task(key: str) -> Locator:
+        return task_row(page, key)
 
     # Disable a cron task, then enable it again.
-    await task("nightly-report").locator(tid("toggle-enabled")).click()
+    await act(page, task("nightly-report").locator(tid("toggle-enabled")))
     await expect(task("nightly-report")).to_have_attribute("data-enabled", "false")
     await shots.take(page, "nightly-report disabled")
     assert not {i.key: i for i in await runtime.list_tasks()}["nightly-report"].enabled
-    await task("nightly-report").locator(tid("toggle-enabled")).click()
+    await act(page, task("nightly-report").locator(tid("toggle-enabled")))
     await expect(task("nightly-report")).to_have_attribute("data-enabled", "true")
 
     # Fire a keyword with a JSON payload (a payload that is not an object
@@ -466,53 +413,45 @@ async def test_steer_the_tasks_and_cancel_what_a_filter_matches(
     await expect(page.locator(tid("fire-payload"))).to_have_value("[7]")
     assert any("JSON object" in question for question in asked), asked
     await page.locator(tid("fire-payload")).fill('{"order": 7}')
-    await page.locator(tid("fire-keyword")).click()
-    await expect(page.locator(tid("action-result"))).to_have_attribute(
-        "data-outcome", "ok"
-    )
-    await expect(task("notify_customer").locator(tid("task-run-row"))).to_have_count(1)
+    await act(page, page.locator(tid("fire-keyword")))
+    fired = task("notify_customer").locator(tid("task-run-row"))
+    await expect(fired).to_have_count(1)
+    await expect(fired).to_have_attribute("data-outcome", "succeeded")
     assert receipts == [7]
     await shots.take(page, "keyword fired")
 
     # A run that failed can be retried.
-    await task("sync-prices").locator(tid("run-now")).click()
+    await act(page, task("sync-prices").locator(tid("run-now")))
     failed = task("sync-prices").locator(tid("task-run-row"))
     await expect(failed.first).to_have_attribute("data-outcome", "failed")
     await expect(failed.first).to_contain_text("the price feed is down")
-    await failed.first.locator(tid("retry-run")).click()
-    await expect(page.locator(tid("action-result"))).to_have_attribute(
-        "data-outcome", "ok"
-    )
+    await act(page, failed.first.locator(tid("retry-run")))
     await expect(task("sync-prices").locator(tid("task-run-row"))).to_have_count(2)
     await shots.take(page, "failed run retried")
 
     # A dynamic instance can be unscheduled.
-    await task("remind:ada.tea").locator(tid("unschedule")).click()
+    await act(page, task("remind:ada.tea").locator(tid("unschedule")))
     await expect(task("remind:ada.tea")).to_have_count(0)
     assert await runtime.store.get("remind:ada.tea") is None
     await shots.take(page, "instance unscheduled")
 
     # Cancel every job a filter matches: the count first, then the deed.
-    scheduler = scheduler_of(app)
     batch = [
-        await scheduler.spawn(asyncio.Event().wait(), "batch-import") for _ in range(3)
+        await site.scheduler.spawn(asyncio.Event().wait(), "batch-import")
+        for _ in range(3)
     ]
-    other = await scheduler.spawn(asyncio.Event().wait(), "keep-me")
-    await page.goto(f"{base}/jobs/jobs")
-    await page.locator(tid("filter-name")).fill("batch-import")
-    await page.locator(tid("filter-submit")).click()
+    other = await site.scheduler.spawn(asyncio.Event().wait(), "keep-me")
+    await site.visit("/jobs/jobs", page)
+    await filter_jobs(page, "batch-import")
     await expect(page.locator(tid("job-row"))).to_have_count(3)
-    await page.locator(tid("bulk-cancel")).click()
+    await follow(page, page.locator(tid("bulk-cancel")))
     await expect(page.locator(tid("bulk-count"))).to_have_attribute("data-matched", "3")
     await shots.take(page, "bulk cancel, the count first")
-    await page.locator(tid("bulk-cancel-confirm")).click()
-    await expect(page.locator(tid("action-result"))).to_have_attribute(
-        "data-outcome", "ok"
-    )
+    await act(page, page.locator(tid("bulk-cancel-confirm")))
     await shots.take(page, "bulk cancel done")
     assert [job.state.value for job in batch] == ["cancelled"] * 3
     assert other.active
-    await page.goto(f"{base}/jobs/audit")
+    await site.visit("/jobs/audit", page)
     actions = page.locator(tid("audit-row"))
     await expect(actions.first).to_have_attribute("data-action", "bulk_cancel")
     await shots.take(page, "audit of every action")
