@@ -10,26 +10,23 @@ import re
 
 import pytest
 from aiohttp import web
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import Page, expect
 
 from aiohttp_jobs import Step, Workflow
 from tests.conftest import Serve
 from tests.dashboard.browser_support import (
     Screenshots,
-    browser,  # noqa: F401  (fixture)
-    chromium_browser,  # noqa: F401  (fixture)
+    ServeDashboard,
+    Site,
+    act,
     confirming,
-    dashboard_app,
-    scheduler_of,
-    serve,  # noqa: F401  (fixture)
-    shots,  # noqa: F401  (fixture)
-    started,
+    follow,
+    go_to,
+    job_row,
     stripping_proxy,
     tid,
     until_live,
 )
-
-Browser = BrowserContext
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -39,23 +36,20 @@ def allow_everything(request: web.Request, action: str) -> bool:
     return True
 
 
-async def behind_proxy(app: web.Application, serving: Serve) -> tuple[str, str]:
-    """Serve *app* and a proxy forwarding /ops/... to it: (direct, proxied) URLs."""
-    direct = await started(app, serving)
-    _, port = await serving(stripping_proxy(direct, "/ops"), shutdown_timeout=0.5)
-    return direct, f"http://127.0.0.1:{port}/ops"
+async def behind_proxy(site: Site, serve: Serve) -> str:
+    """A proxy forwarding /ops/... to *site*: its URL (``.../ops``)."""
+    _, port = await serve(stripping_proxy(site.base, "/ops"), shutdown_timeout=0.5)
+    return f"http://127.0.0.1:{port}/ops"
 
 
 async def test_under_a_prefix_behind_a_prefix_stripping_proxy(
-    browser: Browser,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard, session_serve: Serve, shots: Screenshots
 ) -> None:
-    app = dashboard_app(authorize=allow_everything)
-    _, proxied = await behind_proxy(app, serve)
-    job = await scheduler_of(app).spawn(asyncio.Event().wait(), "sync-inventory")
+    site = await serve_dashboard(authorize=allow_everything)
+    proxied = await behind_proxy(site, session_serve)
+    job = await site.scheduler.spawn(asyncio.Event().wait(), "sync-inventory")
 
-    page = await browser.new_page()
+    page = await site.browser.new_page()
     await page.goto(f"{proxied}/jobs")  # the redirect stays under /ops
     await expect(page).to_have_url(f"{proxied}/jobs/")
     await until_live(page)  # the event stream comes through the proxy
@@ -68,24 +62,23 @@ async def test_under_a_prefix_behind_a_prefix_stripping_proxy(
     fetched = [h for h in hrefs if not h.startswith("data:")]  # inline, no request
     assert fetched and all(h.startswith(proxied + "/") for h in fetched), fetched
 
-    await page.get_by_role("link", name="Jobs", exact=True).first.click()
+    await go_to(page, "Jobs")
     await expect(page).to_have_url(f"{proxied}/jobs/jobs")
-    row = page.locator(f'{tid("job-row")}[data-job-id="{job.id}"]')
+    row = job_row(page, job.id)
     await expect(row).to_have_attribute("data-state", "running")
     await shots.take(page, "jobs through the proxy")
-    await row.locator(tid("job-link")).click()
+    await follow(page, row.locator(tid("job-link")))
     await expect(page).to_have_url(f"{proxied}/jobs/jobs/{job.id}")
-    await until_live(page)
 
     await confirming(page)
-    await page.locator(tid("cancel-job")).click()
+    await act(page, page.locator(tid("cancel-job")))
     await expect(page.locator(tid("job-state"))).to_have_text("cancelled")
     assert page.url.startswith(proxied + "/")
     assert job.state.value == "cancelled"
     await shots.take(page, "cancelled through the proxy")
 
     for name in ("Tasks", "Workflows", "Audit"):
-        await page.get_by_role("link", name=name, exact=True).first.click()
+        await go_to(page, name)
         await expect(page).to_have_url(f"{proxied}/jobs/{name.lower()}")
     await expect(page.locator(tid("audit-row")).first).to_have_attribute(
         "data-outcome", "ok"
@@ -94,15 +87,13 @@ async def test_under_a_prefix_behind_a_prefix_stripping_proxy(
 
 
 async def test_a_forwarded_request_is_refused_without_an_authorize_hook(
-    browser: Browser,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard, session_serve: Serve, shots: Screenshots
 ) -> None:
-    app = dashboard_app()  # the default: direct loopback requests only
-    direct, proxied = await behind_proxy(app, serve)
-    await scheduler_of(app).spawn(asyncio.Event().wait(), "payroll-export")
+    site = await serve_dashboard()  # the default: direct loopback requests only
+    proxied = await behind_proxy(site, session_serve)
+    await site.scheduler.spawn(asyncio.Event().wait(), "payroll-export")
 
-    page = await browser.new_page()
+    page = await site.browser.new_page()
     for path in ("/jobs/", "/jobs/jobs", "/jobs/api/jobs"):
         response = await page.goto(proxied + path)
         assert response is not None and response.status == 403, path
@@ -111,13 +102,13 @@ async def test_a_forwarded_request_is_refused_without_an_authorize_hook(
     await shots.take(page, "refused through the proxy")
 
     # The same browser on the same machine, directly: let in.
-    response = await page.goto(f"{direct}/jobs/jobs")
+    response = await page.goto(site.url("/jobs/jobs"))
     assert response is not None and response.status == 200
     await expect(page.locator(tid("job-row"))).to_contain_text("payroll-export")
     await shots.take(page, "direct from this machine")
 
 
-async def _evil_site(serving: Serve, target: str) -> int:
+async def _evil_site(serve: Serve, target: str) -> int:
     """Another site: a page with a form that POSTs to *target*."""
 
     async def attack(request: web.Request) -> web.Response:
@@ -133,22 +124,19 @@ async def _evil_site(serving: Serve, target: str) -> int:
 
     evil = web.Application()
     evil.router.add_get("/", attack)
-    _, port = await serving(evil)
+    _, port = await serve(evil)
     return port
 
 
 async def test_a_cross_site_post_is_refused(
-    browser: Browser,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard, session_serve: Serve, shots: Screenshots
 ) -> None:
-    app = dashboard_app()
-    base = await started(app, serve)
-    job = await scheduler_of(app).spawn(asyncio.Event().wait(), "nightly-backup")
-    target = f"{base}/jobs/jobs/{job.id}/cancel"
-    port = await _evil_site(serve, target)
+    site = await serve_dashboard()
+    job = await site.scheduler.spawn(asyncio.Event().wait(), "nightly-backup")
+    target = site.url(f"/jobs/jobs/{job.id}/cancel")
+    port = await _evil_site(session_serve, target)
 
-    page = await browser.new_page()
+    page = await site.browser.new_page()
     # "localhost" is another site than "127.0.0.1"; another port of
     # 127.0.0.1 is the same site but another origin: both are refused.
     for origin in (f"http://localhost:{port}", f"http://127.0.0.1:{port}"):
@@ -168,7 +156,7 @@ async def test_a_cross_site_post_is_refused(
         )
         assert job.active, origin
 
-    await page.goto(f"{base}/jobs/audit")
+    await site.visit("/jobs/audit", page)
     rows = page.locator(tid("audit-row"))
     await expect(rows.first).to_have_attribute("data-outcome", re.compile("refused"))
     await shots.take(page, "audit after the attempts")
@@ -193,13 +181,10 @@ async def _inert(page: Page) -> None:
 
 
 async def test_a_hostile_name_result_and_error_stay_inert_text(
-    browser: Browser,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard, shots: Screenshots
 ) -> None:
-    app = dashboard_app()
-    base = await started(app, serve)
-    scheduler = scheduler_of(app)
+    site = await serve_dashboard()
+    scheduler = site.scheduler
 
     async def hostile_result() -> str:
         return HOSTILE_RESULT
@@ -219,49 +204,44 @@ async def test_a_hostile_name_result_and_error_stay_inert_text(
     )
     run = asyncio.create_task(workflow.run(scheduler=scheduler))
 
-    page = await browser.new_page()
+    page = await site.browser.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: dialogs.append(dialog.message))
-    await page.goto(f"{base}/jobs/jobs")
+    await site.visit("/jobs/jobs", page)
     for job in (succeeded, failed):
-        row = page.locator(f'{tid("job-row")}[data-job-id="{job.id}"]')
-        await expect(row).to_contain_text("<script>")
+        await expect(job_row(page, job.id)).to_contain_text("<script>")
     await _inert(page)
     await shots.take(page, "jobs list")
 
-    await page.goto(f"{base}/jobs/jobs/{succeeded.id}")
+    await site.visit(f"/jobs/jobs/{succeeded.id}", page)
     await expect(page.locator(tid("job-result"))).to_contain_text('<b id="injected">')
     await expect(page.locator("h1")).to_contain_text("<script>")
     await _inert(page)
     await shots.take(page, "job with a hostile result")
 
-    await page.goto(f"{base}/jobs/jobs/{failed.id}")
+    await site.visit(f"/jobs/jobs/{failed.id}", page)
     await expect(page.locator(tid("job-error"))).to_contain_text("<svg onload=")
     await _inert(page)
     await shots.take(page, "job with a hostile error")
 
-    await page.goto(f"{base}/jobs/")
+    await site.visit("/jobs/", page)
     await _inert(page)
     await shots.take(page, "overview with a hostile failure")
 
     # Reflected input: a search for markup is shown as the text searched for.
-    await page.goto(
-        f"{base}/jobs/jobs?q=" + "%3Cscript%3Ewindow.__xss%3D1%3C%2Fscript%3E"
-    )
+    await site.visit("/jobs/jobs?q=%3Cscript%3Ewindow.__xss%3D1%3C%2Fscript%3E", page)
     await expect(page.locator(tid("search-input"))).to_have_value(
         "<script>window.__xss=1</script>"
     )
     await _inert(page)
     await shots.take(page, "search for markup")
 
-    await page.goto(f"{base}/jobs/workflows/{workflow.id}")
+    # Live updates carry the same text: still inert after they arrive.
+    await site.visit(f"/jobs/workflows/{workflow.id}", page)
     await expect(page.locator(tid("workflow-graph"))).to_contain_text("<img src=x")
     await _inert(page)
     assert await page.locator(f"{tid('workflow-graph')} img").count() == 0
     await shots.take(page, "workflow with a hostile label")
-
-    # Live updates carry the same text: still inert after they arrive.
-    await until_live(page)
     gate.set()
     await expect(page.locator(tid("workflow-state"))).to_have_text("succeeded")
     await _inert(page)
