@@ -8,89 +8,74 @@ import asyncio
 from typing import Any
 
 import pytest
-from playwright.async_api import BrowserContext, expect
+from playwright.async_api import Page, expect
 
 from aiohttp_jobs import Step, Workflow
-from tests.conftest import Serve
-from tests.dashboard.browser_support import (
-    Screenshots,
-    browser,  # noqa: F401  (fixture)
-    chromium_browser,  # noqa: F401  (fixture)
-    dashboard_app,
-    scheduler_of,
-    serve,  # noqa: F401  (fixture)
-    shots,  # noqa: F401  (fixture)
-    started,
-    tid,
-)
+from tests.dashboard.browser_support import Screenshots, ServeDashboard, tid
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-# The left edge of every column's heading, and how numeric headings align.
-COLUMNS = """table => Array.from(table.querySelectorAll("thead th"), th => [
-    Math.round(th.getBoundingClientRect().left),
-    Math.round(th.getBoundingClientRect().width),
-    getComputedStyle(th).textAlign,
-])"""
+# The tables (*selector*) of the page's content, all measured at once: a live
+# refresh replaces the content, and an element it replaced has no layout or
+# style any more. For each table, its headings' text, left edge, width and
+# alignment, and the alignment of its number cells.
+TABLES = """(main, selector) => Array.from(main.querySelectorAll(selector), table => {
+    const headings = Array.from(table.querySelectorAll("thead th"));
+    return {
+        headings: headings.map(th => th.innerText),
+        columns: headings.map(th => [
+            Math.round(th.getBoundingClientRect().left),
+            Math.round(th.getBoundingClientRect().width),
+            getComputedStyle(th).textAlign,
+        ]),
+        numbers: Array.from(
+            table.querySelectorAll("tbody td.num"), td => getComputedStyle(td).textAlign
+        ),
+    };
+})"""
+
+
+async def _tables(page: Page, selector: str) -> list[dict[str, Any]]:
+    tables: list[dict[str, Any]] = await page.locator("main").evaluate(TABLES, selector)
+    return tables
 
 
 async def test_job_tables_line_up_and_numbers_align_with_their_headings(
-    browser: BrowserContext,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard, shots: Screenshots
 ) -> None:
-    app = dashboard_app()
-    base = await started(app, serve)
-    scheduler = scheduler_of(app)
+    site = await serve_dashboard()
     gate = asyncio.Event()
-    await scheduler.spawn(gate.wait(), "a-rather-long-job-name-for-a-narrow-column")
-    done = await scheduler.spawn(asyncio.sleep(0, "ok"), "mail", tags=("x" * 30,))
-    await done.wait()
-    page = await browser.new_page()
-    await page.goto(f"{base}/jobs/jobs")
-    tables = page.locator("table.jobs")
-    await expect(tables).to_have_count(2)
-    live = await tables.nth(0).evaluate(COLUMNS)
-    finished = await tables.nth(1).evaluate(COLUMNS)
-    assert live == finished, "the two job tables' columns differ"
-    headings = await tables.nth(0).locator("thead th").all_inner_texts()
-    ran = live[headings.index("Ran")]
-    assert ran[2] == "right"
-    cell_align = await tables.nth(1).evaluate(
-        """t => getComputedStyle(t.querySelector("tbody td.num")).textAlign"""
+    await site.scheduler.spawn(
+        gate.wait(), "a-rather-long-job-name-for-a-narrow-column"
     )
-    assert cell_align == "right"
+    done = await site.scheduler.spawn(asyncio.sleep(0, "ok"), "mail", tags=("x" * 30,))
+    await done.wait()
+    page = await site.visit("/jobs/jobs")
+    await expect(page.locator("table.jobs")).to_have_count(2)
+    live, finished = await _tables(page, "table.jobs")
+    assert live["columns"] == finished["columns"], "the two job tables' columns differ"
+    ran = live["columns"][live["headings"].index("Ran")]
+    assert ran[2] == "right"
+    assert finished["numbers"] and set(finished["numbers"]) == {"right"}
     await shots.take(page, "jobs tables in line")
 
-    await page.goto(f"{base}/jobs/")
-    # The overview reloads its content on live updates: a table measured just
-    # as it is replaced has no style; measure the one in the page.
-    aligns: list[Any] = []
-    for _ in range(50):
-        aligns = await page.locator("table").first.evaluate(COLUMNS)
-        if all(a[2] for a in aligns):
-            break
-        await page.wait_for_timeout(100)
-    assert [a[2] for a in aligns] == ["left"] + ["right"] * 4
+    await site.visit("/jobs/", page)
+    overview = (await _tables(page, "table"))[0]
+    assert [column[2] for column in overview["columns"]] == ["left"] + ["right"] * 4
     gate.set()
 
 
 async def test_a_long_step_label_is_shortened_with_the_whole_label_as_title(
-    browser: BrowserContext,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard, shots: Screenshots
 ) -> None:
-    app = dashboard_app()
-    base = await started(app, serve)
-    scheduler = scheduler_of(app)
+    site = await serve_dashboard()
     label = "rebuild the search index of every catalogue in every region"
     gate = asyncio.Event()
     workflow = Workflow(
         Step(gate.wait(), label=label), label=f"nightly {label}", critical=False
     )
-    run = asyncio.create_task(workflow.run(scheduler=scheduler))
-    page = await browser.new_page()
-    await page.goto(f"{base}/jobs/workflows/{workflow.id}")
+    run = asyncio.create_task(workflow.run(scheduler=site.scheduler))
+    page = await site.visit(f"/jobs/workflows/{workflow.id}")
     graph = page.locator(f"{tid('workflow-graph')} svg")
     await expect(graph).to_be_visible()
     step = graph.locator("g.wf-step")
