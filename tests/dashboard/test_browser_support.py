@@ -17,10 +17,6 @@ from tests.dashboard.browser_support import (
     CHROMIUM,
     FLAGS,
     Screenshots,
-    browser,  # noqa: F401  (fixture)
-    chromium_browser,  # noqa: F401  (fixture)
-    serve,  # noqa: F401  (fixture)
-    shots,  # noqa: F401  (fixture)
     stripping_proxy,
 )
 
@@ -63,20 +59,20 @@ async def _redirect(request: web.Request) -> web.Response:
     raise web.HTTPFound("/jobs/")
 
 
-async def _proxied(serving: Serve) -> tuple[web.Application, str]:
+async def _proxied(serve: Serve) -> tuple[web.Application, str]:
     """An echo application behind the proxy at /ops; (upstream, proxy URL)."""
     upstream = _upstream()
-    _, port = await serving(upstream)
-    _, proxy_port = await serving(
+    _, port = await serve(upstream)
+    _, proxy_port = await serve(
         stripping_proxy(f"http://127.0.0.1:{port}", "/ops"), shutdown_timeout=0.5
     )
     return upstream, f"http://127.0.0.1:{proxy_port}"
 
 
 async def test_proxy_strips_its_prefix_and_says_it_forwarded(
-    serve: Serve,  # noqa: F811
+    session_serve: Serve,
 ) -> None:
-    _, base = await _proxied(serve)
+    _, base = await _proxied(session_serve)
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{base}/ops/jobs/x?a=1", data=b"hi") as resp:
             seen: dict[str, Any] = await resp.json()
@@ -93,9 +89,9 @@ async def test_proxy_strips_its_prefix_and_says_it_forwarded(
 
 
 async def test_proxy_streams_an_event_stream_as_it_is_written(
-    serve: Serve,  # noqa: F811
+    session_serve: Serve,
 ) -> None:
-    upstream, base = await _proxied(serve)
+    upstream, base = await _proxied(session_serve)
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"{base}/ops/stream") as resp,
@@ -106,11 +102,9 @@ async def test_proxy_streams_an_event_stream_as_it_is_written(
 
 
 async def test_chromium_is_the_system_binary_with_a_fresh_profile(
-    browser: BrowserContext,  # noqa: F811
-    shots: Screenshots,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    browser: BrowserContext, shots: Screenshots, session_serve: Serve
 ) -> None:
-    _, base = await _proxied(serve)
+    _, base = await _proxied(session_serve)
     page = await browser.new_page()
     await page.goto(f"{base}/ops/hello")
     await expect(page.locator("body")).to_contain_text('"path": "/hello"')
