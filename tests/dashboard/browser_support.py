@@ -133,11 +133,6 @@ async def session_serve() -> AsyncIterator[Serve]:
         yield serve_app
 
 
-#: The same fixture under ``tests/conftest.py``'s name, for a module that
-#: imports it (it then stands for that one in the module).
-serve = session_serve
-
-
 class Screenshots:
     """Full-page screenshots of a journey, numbered in the order taken."""
 

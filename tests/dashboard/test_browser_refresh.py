@@ -6,37 +6,26 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from playwright.async_api import BrowserContext, expect
+from playwright.async_api import expect
 
-from tests.conftest import Serve
 from tests.dashboard.browser_support import (
     NO_RELOAD,
     STILL_LOADED,
-    browser,  # noqa: F401  (fixture)
-    chromium_browser,  # noqa: F401  (fixture)
-    dashboard_app,
-    scheduler_of,
-    serve,  # noqa: F401  (fixture)
-    started,
+    ServeDashboard,
+    follow,
     tid,
-    until_live,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def test_a_filter_typed_but_not_applied_survives_a_live_refresh(
-    browser: BrowserContext,  # noqa: F811
-    serve: Serve,  # noqa: F811
+    serve_dashboard: ServeDashboard,
 ) -> None:
-    app = dashboard_app()
-    base = await started(app, serve)
-    scheduler = scheduler_of(app)
+    site = await serve_dashboard()
     gate = asyncio.Event()
-    await scheduler.spawn(gate.wait(), "import-catalogue")
-    page = await browser.new_page()
-    await page.goto(f"{base}/jobs/jobs")
-    await until_live(page)
+    await site.scheduler.spawn(gate.wait(), "import-catalogue")
+    page = await site.visit("/jobs/jobs")
     rows = page.locator(tid("job-row"))
     await expect(rows).to_have_count(1)
     name = page.locator(tid("filter-name"))
@@ -44,11 +33,11 @@ async def test_a_filter_typed_but_not_applied_survives_a_live_refresh(
     await page.locator(tid("filter-priority")).select_option("high")
     await name.blur()  # typed, then looked elsewhere: the form is not busy
     await page.evaluate(NO_RELOAD)
-    await scheduler.spawn(gate.wait(), "send-mail")  # makes the list reload
+    await site.scheduler.spawn(gate.wait(), "send-mail")  # makes the list reload
     await expect(rows).to_have_count(2)
     assert await page.evaluate(STILL_LOADED)
     await expect(name).to_have_value("nightly")
     await expect(page.locator(tid("filter-priority"))).to_have_value("high")
-    await page.locator(tid("filter-submit")).click()
-    await expect(page).to_have_url(f"{base}/jobs/jobs?name=nightly&priority=high")
+    await follow(page, page.locator(tid("filter-submit")))
+    await expect(page).to_have_url(site.url("/jobs/jobs?name=nightly&priority=high"))
     gate.set()
