@@ -128,6 +128,7 @@ PUBLIC: dict[str, frozenset[str]] = {
             "Cursor",
             "InstanceInfo",
             "Lease",
+            "LeaseInfo",
             "MemoryStore",
             "Outcome",
             "RunLogEntry",

@@ -72,6 +72,10 @@ Rules every implementation follows (the contract suite in
     :data:`RUN_LOG_SIZE` entries, newest logged first. Entries for a key without
     a record are ignored; deleting a record deletes its log; saving another
     revision keeps it.
+11. **Leases** (:meth:`~TaskStore.leases`) lists every run whose lease has not
+    expired at *now*, whoever holds it, with the ``owner`` its claim was
+    acquired for: what a dashboard shows as "running, and where". A run
+    waiting (queued, or for a retry) or whose lease expired is not listed.
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ __all__ = [
     "Cursor",
     "InstanceInfo",
     "Lease",
+    "LeaseInfo",
     "Outcome",
     "RunLogEntry",
     "TaskRecord",
@@ -177,6 +182,26 @@ class InstanceInfo(NamedTuple):
     """When it started (POSIX seconds)."""
     last_seen: float
     """Its latest heartbeat (POSIX seconds)."""
+
+
+class LeaseInfo(NamedTuple):
+    """One run leased now, as :meth:`TaskStore.leases` lists it (rule 11)."""
+
+    run_id: str
+    key: str
+    """The record key."""
+    task: str
+    """The name of the declared task that runs it."""
+    owner: str
+    """Who holds the lease: the ``owner`` given to :meth:`TaskStore.acquire`
+    (a runtime's ``instance_id``)."""
+    attempt: int
+    fire_at: float
+    """The occurrence the run executes (POSIX seconds)."""
+    expires_at: float
+    """When the lease ends unless its holder extends it (POSIX seconds)."""
+    cancelled: bool = False
+    """A cancel was requested: the holder stops the run at its next heartbeat."""
 
 
 class RunLogEntry(NamedTuple):
@@ -394,6 +419,15 @@ class TaskStore(ABC):
         """
 
     # -- instances and run log (what a dashboard shows of the whole cluster) -------
+
+    @abstractmethod
+    async def leases(self, *, now: float) -> list[LeaseInfo]:
+        """The runs leased at *now* (lease not expired), whoever holds them,
+        by record key then run id (rule 11).
+
+        Costs the store one read (one per partition), whatever the number of
+        records: a dashboard asks it on every look.
+        """
 
     @abstractmethod
     async def register_instance(self, info: InstanceInfo, *, ttl: float) -> None:

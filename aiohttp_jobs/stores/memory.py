@@ -22,6 +22,7 @@ from .base import (
     Cursor,
     InstanceInfo,
     Lease,
+    LeaseInfo,
     RunLogEntry,
     TaskRecord,
     TaskStore,
@@ -410,6 +411,27 @@ class MemoryStore(TaskStore):
         return True
 
     # -- instances and run log ----------------------------------------------------
+
+    async def leases(self, *, now: float) -> list[LeaseInfo]:
+        """Looks at every run (queued ones too): this store keeps no index of
+        the leased ones, so the claim path stays as cheap as it was."""
+        records = self._records
+        found = [
+            LeaseInfo(
+                run.run_id,
+                run.key,
+                records[run.key].task,
+                run.token.rpartition(":")[0],  # "<owner>:<n>"
+                run.attempt,
+                run.fire_at,
+                run.expires,
+                run.cancelled,
+            )
+            for run in self._runs.values()
+            if run.token is not None and run.expires > now
+        ]
+        found.sort(key=lambda lease: (lease.key, lease.run_id))
+        return found
 
     async def register_instance(self, info: InstanceInfo, *, ttl: float) -> None:
         if type(info) is not InstanceInfo and not isinstance(info, InstanceInfo):

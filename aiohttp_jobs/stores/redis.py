@@ -64,6 +64,7 @@ from .base import (
     Cursor,
     InstanceInfo,
     Lease,
+    LeaseInfo,
     RunLogEntry,
     TaskRecord,
     TaskStore,
@@ -75,7 +76,19 @@ __all__ = ["RedisClock", "RedisStore"]
 
 log = logging.getLogger("aiohttp_jobs.stores.redis")
 
-_KEYS = ("rec", "st", "due", "run", "kruns", "done", "donez", "fence", "inst", "instz")
+_KEYS = (
+    "rec",
+    "st",
+    "due",
+    "run",
+    "kruns",
+    "done",
+    "donez",
+    "fence",
+    "inst",
+    "instz",
+    "lease",
+)
 _NKEYS = len(_KEYS)
 _BATCH = 500  # commits or heartbeats per script call
 # partition, operation, call id ("": not remembered), args, more keys
@@ -924,6 +937,43 @@ class RedisStore(TaskStore):
             for info in await self._eval(0, "instances", _ms(now))
         ]
         found.sort(key=lambda info: info.instance_id)
+        return found
+
+    async def leases(self, *, now: float) -> list[LeaseInfo]:
+        """One script call per partition, reading the partition's sorted set
+        of lease expiries from *now* on (the runs leased, not the queued)."""
+        if type(now) is not float or not 0.0 <= now <= MAX_TIMESTAMP:
+            now = check_timestamp("now", now)
+        now_ms = _ms(now)
+        calls: list[_Call] = [
+            (p, "leases", "", [now_ms], []) for p in range(self.partitions)
+        ]
+        found: list[LeaseInfo] = []
+        for reply in await self._eval_many(calls):
+            for (
+                run_id,
+                key,
+                task,
+                token,
+                attempt,
+                fire,
+                expires,
+                cancelled,
+            ) in json.loads(reply):
+                found.append(
+                    LeaseInfo(
+                        run_id,
+                        key,
+                        task,
+                        # "<owner>:<store>.<acquire>:<partition>.<n>"
+                        token.rsplit(":", 2)[0],
+                        int(attempt),
+                        int(fire) / 1000,
+                        int(expires) / 1000,
+                        cancelled == "1",
+                    )
+                )
+        found.sort(key=lambda lease: (lease.key, lease.run_id))
         return found
 
     async def log_run(self, entry: RunLogEntry) -> None:

@@ -88,6 +88,7 @@ from .base import (
     Cursor,
     InstanceInfo,
     Lease,
+    LeaseInfo,
     RunLogEntry,
     TaskRecord,
     TaskStore,
@@ -1108,6 +1109,32 @@ class SQLiteStore(TaskStore):
         return [
             InstanceInfo(ident, host, pid, version, started / 1000, seen / 1000)
             for ident, host, pid, version, started, seen in rows
+        ]
+
+    async def leases(self, *, now: float) -> list[LeaseInfo]:
+        """One SELECT: the runs whose ``due`` (their lease expiry, while
+        leased) is after *now*, with a token."""
+        rows = await self._read(
+            "SELECT r.run_id, r.key, rec.task, r.token, r.attempt, r.fire_at, "
+            "r.due, r.cancelled FROM aiohttp_jobs_runs AS r "
+            "JOIN aiohttp_jobs_records AS rec "
+            "ON rec.namespace = r.namespace AND rec.key = r.key "
+            "WHERE r.namespace = ? AND r.due > ? AND r.token IS NOT NULL "
+            "ORDER BY r.key, r.run_id",
+            (self._namespace, ms(now)),
+        )
+        return [
+            LeaseInfo(
+                run_id,
+                key,
+                task,
+                token.rpartition(":")[0],  # "<owner>:<n>"
+                attempt,
+                fire_at / 1000,
+                expires / 1000,
+                bool(cancelled),
+            )
+            for run_id, key, task, token, attempt, fire_at, expires, cancelled in rows
         ]
 
     async def log_run(self, entry: RunLogEntry) -> None:

@@ -20,6 +20,7 @@ from aiohttp_jobs.stores import (
     Cursor,
     InstanceInfo,
     Lease,
+    LeaseInfo,
     RunLogEntry,
     TaskRecord,
     TaskStore,
@@ -468,6 +469,78 @@ async def test_instances_are_listed_while_they_heartbeat(store: TaskStore) -> No
     assert await store.instances(now=140.0) == []
     with pytest.raises(ConfigError, match="ttl"):
         await store.register_instance(_instance("a", 1.0), ttl=0)
+
+
+# -- leases (rule 11) -----------------------------------------------------------------
+
+
+async def test_leases_list_each_run_leased_now_with_its_owner_and_expiry(
+    store: TaskStore,
+) -> None:
+    await store.save(_rec("d:x", fire_at=90.0))
+    await store.save(_rec("t", fire_at=100.0))
+    await store.add_run("t", fire_at=200.0)  # queued: not leased
+    assert await store.leases(now=90.0) == []
+    # an owner may have colons in it (a host:pid name)
+    acquire = store.acquire
+    [a] = await acquire(now=95.0, owner="host-1:42", lease_duration=30, limit=10)
+    [b] = await acquire(now=100.0, owner="b", lease_duration=40, limit=10)
+    assert await store.leases(now=100.0) == [
+        LeaseInfo("d:x@90000", "d:x", "d", "host-1:42", 0, 90.0, 125.0, False),
+        LeaseInfo("t@100000", "t", "t", "b", 0, 100.0, 140.0, False),
+    ]
+    # a lease is listed until it expires, and follows its heartbeats
+    assert [x.run_id for x in await store.leases(now=125.0)] == [b.run_id]
+    assert await store.extend(b, until=300.0) is Lease.HELD
+    [held] = await store.leases(now=200.0)
+    assert (held.run_id, held.owner, held.expires_at) == (b.run_id, "b", 300.0)
+    # finished: gone (the expired one too, once its holder commits)
+    assert await store.commit(b, cursor=Cursor(500.0)) is Lease.HELD
+    assert await store.commit(a) is Lease.HELD
+    assert await store.leases(now=100.0) == []
+
+
+async def test_a_lease_taken_over_names_its_new_owner_and_attempt(
+    store: TaskStore,
+) -> None:
+    await store.save(_rec(fire_at=100.0))
+    await store.acquire(now=100.0, owner="a", lease_duration=30, limit=1)
+    assert [x.owner for x in await store.leases(now=129.0)] == ["a"]
+    assert await store.leases(now=130.0) == []  # expired: held by nobody
+    await store.acquire(now=130.0, owner="b", lease_duration=30, limit=1)
+    assert await store.leases(now=130.0) == [
+        LeaseInfo("t@100000", "t", "t", "b", 1, 100.0, 160.0, False)
+    ]
+
+
+async def test_a_run_waiting_to_retry_or_gone_is_not_leased(store: TaskStore) -> None:
+    await store.save(_rec(fire_at=100.0, max_running=2))
+    [claim] = await _take(store, 100.0)
+    assert await store.commit(claim, retry_at=110.0) is Lease.HELD
+    assert await store.leases(now=100.0) == []
+    [retry] = await _take(store, 110.0)
+    assert [x.attempt for x in await store.leases(now=110.0)] == [1]
+    # the cursor moved on while the run goes on: still leased
+    assert await store.commit(retry, cursor=Cursor(120.0), keep_lease=True)
+    assert [x.run_id for x in await store.leases(now=110.0)] == [claim.run_id]
+    [other] = await _take(store, 120.0)
+    assert len(await store.leases(now=120.0)) == 2
+    await store.save(_rec(fire_at=100.0, max_running=2, revision=1))  # replaced
+    assert await store.leases(now=120.0) == []
+    [claim] = await _take(store, 120.0)
+    assert await store.delete("t") is True
+    assert await store.leases(now=120.0) == []
+    assert other.run_id == "t@120000"
+
+
+async def test_a_leased_run_shows_its_cancel_request(store: TaskStore) -> None:
+    await store.save(_rec(fire_at=100.0))
+    [claim] = await _take(store, 100.0)
+    assert await store.cancel(claim.run_id, now=101.0) is True
+    [lease] = await store.leases(now=101.0)
+    assert (lease.run_id, lease.cancelled) == (claim.run_id, True)
+    assert await store.commit(claim, cursor=Cursor(160.0)) is Lease.CANCELLED
+    assert await store.leases(now=101.0) == []
 
 
 # -- run log (rule 10) ----------------------------------------------------------------

@@ -316,6 +316,8 @@ class StoreModel(RuleBasedStateMachine):
         assert ref == sut
         ref, sut = self.both("next_due")
         assert ref == sut
+        ref, sut = self.both("leases", now=self.now)
+        assert ref == sut
 
     @rule()
     def same_logs_and_instances(self) -> None:

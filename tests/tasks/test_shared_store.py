@@ -25,6 +25,7 @@ from aiohttp_jobs.stores import (
     Cursor,
     InstanceInfo,
     Lease,
+    LeaseInfo,
     MemoryStore,
     RunLogEntry,
     TaskRecord,
@@ -120,6 +121,10 @@ class Cuttable(TaskStore):
     async def instances(self, *, now: float) -> list[InstanceInfo]:
         self._check()
         return await self.inner.instances(now=now)
+
+    async def leases(self, *, now: float) -> list[LeaseInfo]:
+        self._check()
+        return await self.inner.leases(now=now)
 
     async def log_run(self, entry: RunLogEntry) -> None:
         self._check()

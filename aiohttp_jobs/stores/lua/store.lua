@@ -19,7 +19,10 @@
 --       8 fence STRING the fencing counter of the partition
 --       9 inst  HASH instance id -> InstanceInfo (JSON; partition 0 only)
 --      10 instz ZSET instance id -> listed until (ms)
---      11...   LIST run logs of record keys (newest first), when an
+--      11 lease ZSET run id -> lease expiry (ms), for each leased run (an
+--                    expired lease stays until the run is claimed again,
+--                    retried or finished; "leases" skips it)
+--      12...   LIST run logs of record keys (newest first), when an
 --              operation needs them (ARGV says which is which)
 -- ARGV: 1 operation, 2 wake-up channel, 3 sender, 4 call id ('' if the
 -- operation is not repeated safely by its nature), then the operation's own.
@@ -28,7 +31,7 @@
 
 local K_REC, K_ST, K_DUE, K_RUN, K_KRUNS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_DONE, K_DONEZ, K_FENCE = KEYS[6], KEYS[7], KEYS[8]
-local K_INST, K_INSTZ = KEYS[9], KEYS[10]
+local K_INST, K_INSTZ, K_LEASE = KEYS[9], KEYS[10], KEYS[11]
 local op, channel, sender, call = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local LOG_SIZE = 100
@@ -117,6 +120,7 @@ local function drop(key)
     for _, id in ipairs(cmsgpack.unpack(s)) do
       redis.call('HDEL', K_RUN, id)
       redis.call('ZREM', K_DUE, 'r:' .. id)
+      redis.call('ZREM', K_LEASE, id)
     end
     redis.call('HDEL', K_KRUNS, key)
   end
@@ -216,13 +220,13 @@ elseif op == 'save' then
   return 1
 
 elseif op == 'delete' then
-  -- ARGV: key; KEYS[11]: its run log
+  -- ARGV: key; KEYS[12]: its run log
   local key = ARGV[5]
   if redis.call('HEXISTS', K_REC, key) == 0 then
     return 0
   end
   drop(key)
-  redis.call('DEL', KEYS[11])
+  redis.call('DEL', KEYS[12])
   return 1
 
 elseif op == 'add_run' then
@@ -297,6 +301,7 @@ elseif op == 'acquire' then
     run.fence = redis.call('INCR', K_FENCE)
     put_run(run)
     redis.call('ZADD', K_DUE, exp, 'r:' .. run.id)
+    redis.call('ZADD', K_LEASE, exp, run.id)
     out[n] = claimed(run, state, due)
     ids[n] = {run.id, due}
   end
@@ -320,6 +325,7 @@ elseif op == 'extend' then
       run.expires = tonumber(item[3])
       put_run(run)
       redis.call('ZADD', K_DUE, item[3], 'r:' .. run.id)
+      redis.call('ZADD', K_LEASE, item[3], run.id)
       out[n] = 1 + run.cancelled
     else
       out[n] = 0
@@ -358,9 +364,11 @@ elseif op == 'commit' then
         run.due = tonumber(retry)
         put_run(run)
         redis.call('ZADD', K_DUE, retry, 'r:' .. id)
+        redis.call('ZREM', K_LEASE, id)
       elseif keep ~= '1' then
         redis.call('HDEL', K_RUN, id)
         redis.call('ZREM', K_DUE, 'r:' .. id)
+        redis.call('ZREM', K_LEASE, id)
         kruns_del(key, id)
         if run.fromc == 1 then
           st.r = math.max(st.r - 1, 0)
@@ -421,11 +429,37 @@ elseif op == 'cancel' then
   return 1
 
 elseif op == 'log' then
-  -- ARGV: key, entry; KEYS[11]: its run log
+  -- ARGV: key, entry; KEYS[12]: its run log
   if redis.call('HEXISTS', K_REC, ARGV[5]) == 1 then
-    append_log(KEYS[11], ARGV[6])
+    append_log(KEYS[12], ARGV[6])
   end
   return 1
+
+elseif op == 'leases' then
+  -- ARGV: now_ms. Reads only.
+  -- reply: JSON [[run id, key, task, token, attempt, fire, expires,
+  --        cancelled], ...]
+  local out = {}
+  local items = redis.call('ZRANGEBYSCORE', K_LEASE, '(' .. ARGV[5], '+inf',
+    'WITHSCORES')
+  local tasks = {}
+  for i = 1, #items, 2 do
+    local run = get_run(items[i])
+    if run and run.token ~= '' then
+      local task = tasks[run.key]
+      if not task then
+        local definition = redis.call('HGET', K_REC, run.key)
+        task = definition and cjson.decode(definition).t or ''
+        tasks[run.key] = task
+      end
+      out[#out + 1] = {run.id, run.key, task, run.token, fmt(run.attempt),
+                       fmt(run.fire), fmt(run.expires), fmt(run.cancelled)}
+    end
+  end
+  if #out == 0 then
+    return '[]'
+  end
+  return cjson.encode(out)
 
 elseif op == 'register' then
   -- ARGV: instance id, info, listed until (ms)
