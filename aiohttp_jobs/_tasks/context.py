@@ -19,7 +19,15 @@ from .._core.clock import Clock
 from .._core.job import Job
 from .._core.tracing import LINK_KEY, unlink
 from .._errors import LeaseLostError
-from ..stores.base import JSON, Claim, InstanceInfo, Lease, RunLogEntry, TaskStore
+from ..stores.base import (
+    JSON,
+    Claim,
+    InstanceInfo,
+    Lease,
+    LeaseInfo,
+    RunLogEntry,
+    TaskStore,
+)
 from .options import ExecutionMode, Task
 
 __all__ = [
@@ -78,6 +86,7 @@ class TaskControl(Protocol):
     def instance_id(self) -> str: ...
     async def cancel_run(self, run_id: str, /) -> bool: ...
     async def instances(self) -> list[InstanceInfo]: ...
+    async def leases(self) -> list[LeaseInfo]: ...
     async def recent_runs(
         self, name: str, /, *, limit: int = ...
     ) -> list[RunLogEntry]: ...

@@ -37,6 +37,7 @@ from ..stores.base import (
     NO_PARAMS,
     RUN_LOG_SIZE,
     InstanceInfo,
+    LeaseInfo,
     RunLogEntry,
     TaskRecord,
     TaskStore,
@@ -385,6 +386,18 @@ class TaskRuntime:
         """The application instances sharing this store that are alive (this
         one included), by ``instance_id``."""
         return await self._store.instances(now=self._clock.time())
+
+    async def leases(self) -> list[LeaseInfo]:
+        """The runs in progress on every instance sharing the store (this one
+        included) that hold a lease, by record key then run id: each names
+        its holder (``owner``, an :attr:`instance_id`), attempt, occurrence
+        and lease expiry, and whether a cancel was requested.
+
+        Runs of tasks declared with ``execution_mode=AT_MOST_ONCE`` hold no
+        lease while they run (they settle their occurrence first): they are
+        not listed.
+        """
+        return await self._store.leases(now=self._clock.time())
 
     async def recent_runs(
         self, name: str, /, *, limit: int = RUN_LOG_SIZE

@@ -363,6 +363,34 @@ async def test_instances_register_heartbeat_and_age_out(clock: FakeClock) -> Non
     assert await stores[0].inner.instances(now=clock.time()) == []
 
 
+async def test_every_instance_sees_who_holds_each_run(clock: FakeClock) -> None:
+    def declare(tasks: Tasks, ran: Ran) -> None:
+        note = _record(ran)
+
+        @tasks.task(interval=1000, lease_duration=30)
+        async def slow(ctx: Context) -> None:
+            note(ctx)
+            await task_sleep(ctx, 100)
+
+    async with instances(clock, declare) as (runtimes, _, ran):
+        assert await runtimes[0].leases() == []
+        await clock.advance(1000)
+        [(holder, _, run_id, _)] = ran
+        other = runtimes[1 - int(holder[1:])]
+        [lease] = await other.leases()  # the other instance sees it
+        assert (lease.run_id, lease.key, lease.task) == (run_id, "slow", "slow")
+        assert (lease.owner, lease.attempt, lease.cancelled) == (holder, 0, False)
+        assert lease.fire_at == clock.time()
+        assert lease.expires_at == clock.time() + 30
+        await clock.advance(50)  # heartbeats move the expiry on
+        [lease] = await other.leases()
+        assert lease.expires_at > clock.time()
+        assert await other.cancel_run(run_id) is True
+        assert [x.cancelled for x in await other.leases()] == [True]
+        await clock.advance(10)  # the holder settles it at its next heartbeat
+        assert await other.leases() == []
+
+
 async def test_the_run_log_says_where_and_how_each_run_ended(clock: FakeClock) -> None:
     def declare(tasks: Tasks, ran: Ran) -> None:
         note = _record(ran)
