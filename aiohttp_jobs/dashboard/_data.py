@@ -17,9 +17,11 @@ from .._core.job import Job, JobState
 from .._core.priority import Priority, parse_priority
 from .._core.scheduler import Scheduler
 from .._errors import ConfigError, UnknownPriorityError
+from .._tasks.context import TaskInfo
 from .._tasks.runtime import TaskRuntime
 from .._workflows.model import Workflow
 from .._workflows.step import BaseStep, Step
+from ..stores.base import InstanceInfo, LeaseInfo
 from ._config import Config
 from ._schedule import next_fires, schedule_words, timezone_of
 
@@ -512,6 +514,73 @@ def _job_run(job: Job[Any]) -> dict[str, object]:
     }
 
 
+async def _holders(
+    runtime: TaskRuntime,
+) -> tuple[dict[str, list[LeaseInfo]], dict[str, InstanceInfo]]:
+    """The runs leased now on every instance, by record key, and the
+    instances the registry knows, by id (both empty when the store cannot
+    be read now: the page then shows what this instance runs)."""
+    by_key: dict[str, list[LeaseInfo]] = {}
+    try:
+        for lease in await runtime.leases():
+            by_key.setdefault(lease.key, []).append(lease)
+    except Exception:
+        return {}, {}
+    try:
+        known = {info.instance_id: info for info in await runtime.instances()}
+    except Exception:
+        known = {}
+    return by_key, known
+
+
+def _holder(
+    lease: LeaseInfo, me: str, known: Mapping[str, InstanceInfo]
+) -> dict[str, object]:
+    info = known.get(lease.owner)
+    return {
+        "run_id": lease.run_id,
+        "instance": lease.owner,
+        "this": lease.owner == me,
+        "host": None if info is None else info.host,
+        "attempt": lease.attempt,
+        "fire_at": lease.fire_at,
+        "expires_at": lease.expires_at,
+        "cancel_requested": lease.cancelled,
+    }
+
+
+def _where(holder: Mapping[str, object]) -> str:
+    if holder["this"]:
+        return f"this instance ({holder['instance']})"
+    if holder["host"]:
+        return f"{holder['instance']} on {holder['host']}"
+    return str(holder["instance"])
+
+
+def _running(
+    info: TaskInfo, holders: list[dict[str, object]], me: str
+) -> tuple[int, str | None, str | None]:
+    """Runs in progress on every instance, where, and the run the page's
+    *Cancel run* button stops.
+
+    This instance's runs are counted by its jobs (runs of at-most-once tasks
+    hold no lease) or its leases (once-off instances keep no statistics),
+    whichever is more; the other instances' by their leases.
+    """
+    here = sum(1 for h in holders if h["this"])
+    running = max(info.running, here) + len(holders) - here
+    places = list(dict.fromkeys(_where(h) for h in holders))
+    if info.running and not here:
+        places.insert(0, f"this instance ({me})")
+    local = info.last_run
+    if local is not None and local.state == "running":
+        cancel: str | None = local.run_id
+    else:
+        waiting = [h for h in holders if not h["cancel_requested"]] or holders
+        cancel = str(waiting[0]["run_id"]) if waiting else None
+    return running, ", ".join(places) or None, cancel
+
+
 async def tasks_page(
     runtime: TaskRuntime | None, scheduler: Scheduler, config: Config
 ) -> dict[str, object]:
@@ -520,6 +589,8 @@ async def tasks_page(
     now = runtime.clock.time()
     infos = {info.key: info for info in await runtime.list_tasks()}
     records = {record.key: record for record in await runtime.store.records()}
+    leases, known = await _holders(runtime)
+    me = runtime.instance_id
     declared = runtime.tasks
     rows = []
     for key in sorted(infos):
@@ -529,6 +600,8 @@ async def tasks_page(
         keyword = None if task is None else task.keyword
         spec = None if record is None else record.schedule
         runs = await _recent_runs(runtime, scheduler, key)
+        holders = [_holder(lease, me, known) for lease in leases.get(key, ())]
+        running, lease_text, running_run = _running(info, holders, me)
         durations = [
             float(r["duration"]) for r in runs if isinstance(r["duration"], int | float)
         ]
@@ -553,13 +626,11 @@ async def tasks_page(
                 )
                 if info.enabled
                 else [],
-                "running": info.running,
-                "lease": f"this instance ({runtime.instance_id})"
-                if info.running
-                else None,
-                "running_run": info.last_run.run_id
-                if info.last_run is not None and info.last_run.state == "running"
-                else None,
+                "running": running,
+                "running_here": info.running,
+                "lease": lease_text,
+                "holders": holders,
+                "running_run": running_run,
                 "runs": info.runs,
                 "failures": info.failures,
                 "recent_failures": sum(r["outcome"] == "failed" for r in runs),

@@ -13,6 +13,7 @@ from aiohttp import web
 
 import aiohttp_jobs
 from aiohttp_jobs import Context, JobState, Tasks, dashboard
+from aiohttp_jobs.stores import MemoryStore, TaskStore
 from aiohttp_jobs.testing import FakeClock, settle
 from tests.dashboard.support import (
     SAME_ORIGIN,
@@ -354,3 +355,89 @@ async def test_after_firing_the_keyword_stays_selected(
     assert location.startswith("../tasks?keyword=order-placed&done=")
     page = await (await client.get("/jobs/tasks?keyword=order-placed")).text()
     assert "<option selected>order-placed</option>" in page
+
+
+def _two_instances_tasks(store: TaskStore, owner: str) -> Tasks:
+    tasks = Tasks(store=store, owner=owner)
+
+    @tasks.task(keyword="slow", lease_duration=30)
+    async def slow(ctx: Context) -> None:
+        await asyncio.Event().wait()
+
+    return tasks
+
+
+async def test_a_run_on_another_instance_shows_who_holds_it_and_is_cancelled(
+    aiohttp_client: ClientFactory,
+) -> None:
+    shared = MemoryStore()  # one store, two instances
+    clock = FakeClock(T0)
+    async with (
+        aiohttp_jobs.Scheduler(limit=None) as scheduler,
+        _two_instances_tasks(shared, "b").runtime(
+            app=None, scheduler=scheduler, clock=clock
+        ) as other,
+    ):
+        [run_id] = await other.fire("slow")
+        await settle()  # instance b claims the run and starts it
+        assert other.in_flight == 1
+        client = await aiohttp_client(
+            make_app(tasks=_two_instances_tasks(shared, "a"), clock=clock)
+        )
+        here = _runtime(client)
+        assert here.instance_id == "a" and here.in_flight == 0
+        [row] = (await (await client.get("/jobs/api/tasks")).json())["tasks"]
+        [b] = [i for i in await here.instances() if i.instance_id == "b"]
+        assert row["running"] == 1 and row["running_here"] == 0
+        assert row["lease"] == f"b on {b.host}"
+        assert row["holders"] == [
+            {
+                "run_id": run_id,
+                "instance": "b",
+                "this": False,
+                "host": b.host,
+                "attempt": 0,
+                "fire_at": clock.time(),
+                "expires_at": clock.time() + 30,
+                "cancel_requested": False,
+            }
+        ]
+        assert row["running_run"] == run_id
+        page = await (await client.get("/jobs/tasks")).text()
+        assert 'data-task-key="slow" data-enabled="true" data-running="1"' in page
+        assert (
+            f'data-testid="task-holder" data-run-id="{run_id}" data-instance="b" '
+            'data-this="false"'
+        ) in page
+        assert f'name="run_id" value="{run_id}"' in page  # its cancel button
+        body = await (
+            await client.post("/jobs/api/tasks/cancel", json={"run_id": run_id})
+        ).json()
+        assert body["outcome"] == "ok"
+        [row] = (await (await client.get("/jobs/api/tasks")).json())["tasks"]
+        assert [h["cancel_requested"] for h in row["holders"]] == [True]
+        assert "cancel requested" in await (await client.get("/jobs/tasks")).text()
+        await clock.advance(10)  # b hears of it at its next heartbeat
+        await other.wait_idle()
+        [row] = (await (await client.get("/jobs/api/tasks")).json())["tasks"]
+        assert (row["running"], row["holders"], row["lease"]) == (0, [], None)
+        assert row["running_run"] is None
+        [entry] = await here.recent_runs("slow")
+        assert (entry.instance, entry.outcome) == ("b", "cancelled")
+
+
+async def test_a_run_of_this_instance_is_shown_as_held_here(
+    aiohttp_client: ClientFactory,
+) -> None:
+    clock = FakeClock(T0)
+    tasks = _two_instances_tasks(MemoryStore(), "a")
+    client = await aiohttp_client(make_app(tasks=tasks, clock=clock))
+    runtime = _runtime(client)
+    [run_id] = await runtime.fire("slow")
+    await settle()
+    [row] = (await (await client.get("/jobs/api/tasks")).json())["tasks"]
+    assert (row["running"], row["running_here"]) == (1, 1)
+    assert row["lease"] == "this instance (a)"
+    assert [(h["run_id"], h["this"]) for h in row["holders"]] == [(run_id, True)]
+    page = await (await client.get("/jobs/tasks")).text()
+    assert f'data-run-id="{run_id}" data-instance="a" data-this="true"' in page
