@@ -4,9 +4,10 @@ survives: what they typed in a form and have not sent yet."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
 from tests.dashboard.browser_support import (
     NO_RELOAD,
@@ -40,4 +41,46 @@ async def test_a_filter_typed_but_not_applied_survives_a_live_refresh(
     await expect(page.locator(tid("filter-priority"))).to_have_value("high")
     await follow(page, page.locator(tid("filter-submit")))
     await expect(page).to_have_url(site.url("/jobs/jobs?name=nightly&priority=high"))
+    gate.set()
+
+
+async def test_typing_in_a_filter_is_not_interrupted_by_a_refresh_on_its_way(
+    serve_dashboard: ServeDashboard,
+) -> None:
+    site = await serve_dashboard()
+    gate = asyncio.Event()
+    await site.scheduler.spawn(gate.wait(), "import-catalogue")
+    page = await site.visit("/jobs/jobs")
+    rows = page.locator(tid("job-row"))
+    await expect(rows).to_have_count(1)
+    # The page's own fetch of its content takes a second: long enough to
+    # start typing while it is on its way.
+    asked = asyncio.Event()
+
+    async def slowly(route: Route) -> None:
+        first = not asked.is_set()
+        asked.set()
+        if first:
+            await asyncio.sleep(1.0)
+        await route.continue_()
+
+    await page.route(re.compile(r".*/jobs/jobs$"), slowly)
+    await site.scheduler.spawn(gate.wait(), "send-mail")  # makes the list reload
+    await asyncio.wait_for(asked.wait(), 15)
+    name = page.locator(tid("filter-name"))
+    async with page.expect_event(
+        "requestfinished", lambda request: request.url.endswith("/jobs/jobs")
+    ):
+        await name.click()
+        await page.keyboard.type("nigh")
+    # The content arrived while the reader typed; let the page handle it.
+    await page.evaluate("new Promise((done) => setTimeout(done, 100))")
+    # It replaced nothing under their hands: what they type goes on into the
+    # field, and the refresh comes once they are done.
+    await page.keyboard.type("tly")
+    await expect(name).to_have_value("nightly")
+    await expect(name).to_be_focused()
+    await name.blur()
+    await expect(rows).to_have_count(2)
+    await expect(name).to_have_value("nightly")
     gate.set()

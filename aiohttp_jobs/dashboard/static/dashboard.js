@@ -126,7 +126,8 @@
       var id = row.getAttribute("data-job-id") || row.getAttribute("data-workflow-id");
       if (id) return { row: id, self: active === row };
     }
-    return active.id ? { id: active.id } : null;
+    if (active.id) return { id: active.id };
+    return active.name && active.matches(FIELDS) ? { field: active.name } : null;
   }
 
   function markRow(row) {
@@ -143,6 +144,13 @@
     if (key.id) {
       var el = document.getElementById(key.id);
       if (el && main.contains(el)) el.focus();
+      return;
+    }
+    if (key.field) {
+      var fields = main.querySelectorAll(FIELDS);
+      for (var j = 0; j < fields.length; j++) {
+        if (fields[j].name === key.field) { fields[j].focus(); return; }
+      }
       return;
     }
     var rows = main.querySelectorAll("tr[data-row]");
@@ -206,6 +214,9 @@
         .then(function (r) { return r.ok ? r.text() : null; })
         .then(function (html) {
           if (!html || mine !== refreshSeq) return;
+          // The reader started typing while the content was on its way: not
+          // under their hands; fetch it again once they are done.
+          if (busy()) { softRefresh(); return; }
           var doc = new DOMParser().parseFromString(html, "text/html");
           var fresh = doc.getElementById("main");
           var main = document.getElementById("main");
