@@ -17,6 +17,12 @@ looks at every stream's connection, so a closed one (a hidden tab pauses its
 stream) is let go within an interval rather than at its next ping. On
 shutdown every stream ends at once.
 
+Runs of other instances sharing the task store raise no event here: while
+the feed is attached, and the store is shared (not the in-process memory
+store), it looks at the store's leases every ``CLUSTER_INTERVAL`` seconds (one
+store call, whatever the number of streams) and tells the Tasks page to reload
+when a run started, ended or was taken over elsewhere.
+
 A listener makes the scheduler build an event for every change; at thousands
 of jobs a second that is a good part of its time. So when more than
 ``BUSY_EVENTS`` events come within one interval, the broadcaster stops
@@ -45,7 +51,9 @@ from .. import metrics
 from .._core.events import Event, JobEvent
 from .._core.job import Job, JobState
 from .._core.scheduler import Scheduler
-from ..web._state import SCHEDULER_KEY
+from .._tasks.runtime import TaskRuntime
+from ..stores.memory import MemoryStore
+from ..web._state import SCHEDULER_KEY, TASKS_KEY
 from ._config import ROOT_KEY
 from ._data import job_row
 
@@ -62,6 +70,9 @@ BUSY_EVENTS = 600
 #: Jobs finished within one sampled interval under which it listens again.
 QUIET_JOBS = 100
 PING_INTERVAL = 15.0
+#: Seconds between two looks at the shared store's leases (other instances'
+#: runs) while someone watches.
+CLUSTER_INTERVAL = 2.0
 #: Seconds the feed keeps recording after a page was rendered, waiting for
 #: that page's stream to connect (a later stream is told to refresh).
 HOLD = 5.0
@@ -95,6 +106,12 @@ class Broadcaster:
         self._flusher: asyncio.Task[None] | None = None
         #: The loop time until which a rendered page keeps the feed recording.
         self._held_until = 0.0
+        #: The task runtime whose shared store is watched for other
+        #: instances' runs, the watcher, and what it saw last.
+        self.runtime: TaskRuntime | None = None
+        self._cluster: asyncio.Task[None] | None = None
+        self._cluster_seen: frozenset[tuple[str, str, int, bool]] | None = None
+        self._tasks_changed = False
         #: Each open stream's request and the future set when it is gone.
         self._streams: dict[asyncio.Future[None], web.BaseRequest] = {}
 
@@ -129,6 +146,34 @@ class Broadcaster:
         self._seen = None
         scheduler.events.add_listener(self._listen)
 
+    def watch_cluster(self, runtime: TaskRuntime | None) -> None:
+        """Watch *runtime*'s store for runs of other instances while the feed
+        is attached (nothing to watch on the in-process memory store)."""
+        if runtime is None or type(runtime.store) is MemoryStore:
+            return
+        self.runtime = runtime
+        if self.scheduler is not None and self._cluster is None:
+            self._cluster = asyncio.get_running_loop().create_task(self._cluster_loop())
+
+    async def _cluster_loop(self) -> None:
+        runtime = self.runtime
+        assert runtime is not None
+        while True:
+            try:
+                seen = frozenset(
+                    (lease.run_id, lease.owner, lease.attempt, lease.cancelled)
+                    for lease in await runtime.leases()
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store is away: the runner logs it
+                seen = None
+            if seen is not None:
+                if self._cluster_seen is not None and seen != self._cluster_seen:
+                    self._tasks_changed = True
+                self._cluster_seen = seen
+            await asyncio.sleep(CLUSTER_INTERVAL)
+
     def hold(self, scheduler: Scheduler) -> None:
         """A page is being rendered: record changes from now on, for ``HOLD``
         seconds or for as long as a stream is open, so its stream (connecting
@@ -154,7 +199,10 @@ class Broadcaster:
         self.busy = False
         self._events = 0
         scheduler.events.add_listener(self._listen)
-        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+        loop = asyncio.get_running_loop()
+        self._flusher = loop.create_task(self._flush_loop())
+        if self.runtime is not None and self._cluster is None:
+            self._cluster = loop.create_task(self._cluster_loop())
 
     def _detach(self) -> None:
         scheduler = self.scheduler
@@ -170,6 +218,11 @@ class Broadcaster:
         self.messages.clear()
         self.seq += 1
         self._held_until = 0.0
+        self._cluster_seen = None
+        self._tasks_changed = False
+        cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            cluster.cancel()
         flusher, self._flusher = self._flusher, None
         if flusher is not None and flusher is not asyncio.current_task():
             flusher.cancel()
@@ -184,7 +237,7 @@ class Broadcaster:
             self._events = 0
             if self.busy:
                 self._sample()
-            elif self._changed or self._more:
+            elif self._changed or self._more or self._tasks_changed:
                 self.publish()
 
     def watch(self, request: web.BaseRequest) -> asyncio.Future[None]:
@@ -254,7 +307,10 @@ class Broadcaster:
                 if tag.startswith("workflow:")
             }
         )
-        tasks = any(job.tags[:1] == ("task",) for job in changed.values())
+        tasks = self._tasks_changed or any(
+            job.tags[:1] == ("task",) for job in changed.values()
+        )
+        self._tasks_changed = False
         counts = (
             None
             if scheduler is None
@@ -322,6 +378,7 @@ async def note_seq(
         scheduler = request.config_dict.get(SCHEDULER_KEY)
         if scheduler is not None:
             broadcaster.hold(scheduler)
+            broadcaster.watch_cluster(request.config_dict.get(TASKS_KEY))
     token = SEQ_AT_START.set(broadcaster.seq)
     try:
         return await handler(request)
@@ -343,6 +400,7 @@ async def stream(request: web.Request, scheduler: Scheduler) -> web.StreamRespon
     if broadcaster.closing:
         raise web.HTTPServiceUnavailable(text="shutting down\n")
     broadcaster._attach(scheduler)
+    broadcaster.watch_cluster(request.config_dict.get(TASKS_KEY))
     broadcaster.clients += 1
     _clients_changed(request, broadcaster)
     try:

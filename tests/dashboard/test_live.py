@@ -16,6 +16,8 @@ import aiohttp_jobs
 from aiohttp_jobs import EventKind, JobEvent, dashboard
 from aiohttp_jobs.dashboard import _live
 from aiohttp_jobs.dashboard._live import BROADCASTER_KEY, Broadcaster
+from aiohttp_jobs.stores import MemoryStore
+from aiohttp_jobs.testing import FakeClock
 from tests.conftest import Serve
 from tests.dashboard.support import (
     ClientFactory,
@@ -366,3 +368,48 @@ def test_a_busy_scheduler_is_sampled_instead_of_listened_to() -> None:
             assert not scheduler.events
 
     asyncio.run(main())
+
+
+class _SharedStore(MemoryStore):
+    """Stands for a store other processes share (SQLite, Redis): the feed
+    watches its leases, which it does not for the in-process memory store."""
+
+
+def _slow_tasks(store: MemoryStore, owner: str) -> aiohttp_jobs.Tasks:
+    tasks = aiohttp_jobs.Tasks(store=store, owner=owner)
+
+    @tasks.task(keyword="slow", lease_duration=30)
+    async def slow(ctx: aiohttp_jobs.Context) -> None:
+        await asyncio.Event().wait()
+
+    return tasks
+
+
+async def test_a_run_starting_on_another_instance_makes_the_tasks_page_reload(
+    aiohttp_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run raises no event on this instance's scheduler: the feed notices
+    # it in the shared store's leases.
+    monkeypatch.setattr(_live, "CLUSTER_INTERVAL", 0.02)
+    shared = _SharedStore()
+    clock = FakeClock(1_767_225_600.0)
+    async with (
+        aiohttp_jobs.Scheduler(limit=None) as elsewhere,
+        _slow_tasks(shared, "b").runtime(
+            app=None, scheduler=elsewhere, clock=clock
+        ) as other,
+    ):
+        client = await aiohttp_client(
+            make_app(tasks=_slow_tasks(shared, "a"), clock=clock)
+        )
+        response = await client.get("/jobs/stream")
+        assert (await _event(response.content))["event"] == "hello"
+        await asyncio.sleep(0.1)  # the feed's first look: nothing runs
+        [run_id] = await other.fire("slow")
+        updates = await _updates_until(response.content, lambda d: d["tasks"])
+        assert updates[-1]["jobs"] == []  # nothing ran here
+        assert await other.cancel_run(run_id)
+        await clock.advance(10)  # b hears of it at its next heartbeat
+        await other.wait_idle()
+        await _updates_until(response.content, lambda d: d["tasks"])  # it ended
+        response.close()
