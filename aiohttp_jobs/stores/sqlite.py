@@ -141,6 +141,12 @@ _FALLBACK_INTERVAL = 0.1  # ... at least, when there is no index to read
 _MIN_POLL_INTERVAL = 0.001
 
 
+def _index_of(path: str) -> str | None:
+    """The WAL index file of the database at *path*, as SQLite names it (links
+    followed, from the current directory); ``None`` in memory."""
+    return None if path == ":memory:" else os.path.realpath(path) + "-shm"
+
+
 def _read_header(fd: int) -> bytes | None:
     """The header of the WAL index open at *fd*; ``None`` if unreadable."""
     try:
@@ -180,17 +186,18 @@ class _IndexWatch:
     @classmethod
     def start(
         cls,
-        path: str,
+        path: str | None,
         interval: float,
         loop: asyncio.AbstractEventLoop,
         moved: Callable[[], None],
     ) -> _IndexWatch | None:
-        """Watch the WAL index of the database at *path*; ``None`` when there
-        is none to read (an in-memory database, a journal that is not WAL)."""
-        if path == ":memory:":
+        """Watch the WAL index at *path* (the database's, ``None`` for an
+        in-memory one); ``None`` when there is none to read (a journal that is
+        not WAL)."""
+        if path is None:
             return None
         try:
-            fd = os.open(os.path.realpath(path) + "-shm", os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY)
         except OSError:
             return None
         if _read_header(fd) is None:
@@ -341,6 +348,7 @@ class SQLiteStore(TaskStore):
         self._subscribers = _Subscribers(log)
         self._poller: asyncio.Task[None] | None = None
         self._data_version = 0
+        self._index: str | None = None  # the WAL index file, once open
         self._pending: list[_Item] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -377,6 +385,7 @@ class SQLiteStore(TaskStore):
     async def _connect(self) -> aiosqlite.Connection:
         library = _import_aiosqlite()
         _check_folder(self._path)
+        self._index = _index_of(self._path)
         conn: aiosqlite.Connection = await library.connect(
             self._path, isolation_level=None
         )
@@ -456,7 +465,7 @@ class SQLiteStore(TaskStore):
         loop = asyncio.get_running_loop()
         moved = asyncio.Event()
         moved.set()  # the first round asks: changes made since the store opened
-        watch = _IndexWatch.start(self._path, self._poll_interval, loop, moved.set)
+        watch = _IndexWatch.start(self._index, self._poll_interval, loop, moved.set)
         fallback = max(self._poll_interval, _FALLBACK_INTERVAL)
         anyway = max(self._poll_interval, _ASK_EVERY)
         try:

@@ -201,6 +201,24 @@ async def test_a_commit_of_another_connection_is_seen_in_the_wal_index(
         assert statements.count("PRAGMA data_version") == 2
 
 
+async def test_a_file_named_relative_to_the_directory_is_watched_from_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "_ASK_EVERY", 3600.0)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    async with SQLiteStore("jobs.db", poll_interval=0.01) as mine:
+        monkeypatch.chdir(tmp_path / "elsewhere")  # the application moved on
+        heard = asyncio.Event()
+        mine.subscribe(heard.set)
+        await _settled(lambda: len(_watchers()) == 1)
+        await asyncio.sleep(0.05)
+        heard.clear()
+        async with SQLiteStore(tmp_path / "jobs.db") as other:
+            await other.save(_rec(fire_at=5.0))
+        await asyncio.wait_for(heard.wait(), 10)
+
+
 async def test_without_a_wal_index_to_read_sqlite_is_asked_on_a_timer(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
