@@ -657,12 +657,13 @@ class SQLiteStore(TaskStore):
             # (kind: 0 a run, 1 a cursor, due, run row id or record key, record).
             due = await conn.execute_fetchall(
                 f"SELECT * FROM (SELECT 1, due, key, {RECORD_COLUMNS} "
-                "FROM aiohttp_jobs_records WHERE namespace = ?1 AND due IS NOT NULL "
-                "AND due <= ?2 ORDER BY due LIMIT ?3) UNION ALL "
+                "FROM aiohttp_jobs_records WHERE namespace = ? AND due IS NOT NULL "
+                "AND due <= ? ORDER BY due LIMIT ?) UNION ALL "
                 "SELECT * FROM (SELECT 0, due, id, NULL, NULL, NULL, NULL, NULL, "
-                "NULL, NULL, NULL, NULL FROM aiohttp_jobs_runs WHERE namespace = ?1 "
-                "AND due <= ?2 ORDER BY due, id LIMIT ?3)",
-                (ns, now_ms, limit),
+                "NULL, NULL, NULL, NULL FROM aiohttp_jobs_runs WHERE namespace = ? "
+                "AND due <= ? ORDER BY due, id LIMIT ?)",
+                # Plain placeholders: numbered ones warn on Python 3.12.
+                (ns, now_ms, limit) * 2,
             )
             # In due order, runs first on a tie; the fences grow in that order.
             chosen = sorted(due, key=_due_order)[:limit]
