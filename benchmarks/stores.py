@@ -737,6 +737,10 @@ async def main(
         and multi.get("duplicates") == 0,
         "sqlite_1_at_least_5000_per_s": (rate("sqlite_1") or 0) >= 5_000,
         "redis_lateness_p99_at_most_20ms": late.get("p99_ms", 1e9) <= 20,
+        "sqlite_lateness_p99_at_most_20ms": out.get("lateness_sqlite", {})
+        .get("all", {})
+        .get("p99_ms", 1e9)
+        <= 20,
     }
     out["errors"] = sorted(
         name for name, entry in once.items() if entry and "error" in entry

@@ -47,5 +47,6 @@ async def test_store_benchmark_prints_throughput_acquire_cost_and_lateness() -> 
         "redis_multi_at_least_1.8x_with_0_duplicates",
         "sqlite_1_at_least_5000_per_s",
         "redis_lateness_p99_at_most_20ms",
+        "sqlite_lateness_p99_at_most_20ms",
     }
     assert result["all_ran"] is True

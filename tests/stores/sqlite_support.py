@@ -36,9 +36,8 @@ WRITE_LEASE = 1.0
 
 
 async def sqlite_store(tmp_path: Path) -> SQLiteStore:
-    """A store on a new file in *tmp_path* (not opened yet); quick to notice
-    changes made by other connections."""
-    return SQLiteStore(tmp_path / f"tasks-{next(_files)}.db", poll_interval=0.05)
+    """A store on a new file in *tmp_path* (not opened yet)."""
+    return SQLiteStore(tmp_path / f"tasks-{next(_files)}.db")
 
 
 def _finish(store: SQLiteStore, claim: Claim) -> asyncio.Future[object]:
