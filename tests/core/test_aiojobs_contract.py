@@ -506,8 +506,9 @@ async def test_private_fields_aiojobs_code_reads_still_answer() -> None:
 # these run against aiohttp_jobs only.
 
 
-async def test_closing_a_pending_job_starts_no_other_past_the_limit() -> None:
-    scheduler = aiohttp_jobs.Scheduler(limit=1)
+def _waiting_jobs() -> tuple[asyncio.Event, list[int], Callable[[int], Any]]:
+    """A coroutine function whose jobs note their number when they start,
+    then wait for the event."""
     release = asyncio.Event()
     started: list[int] = []
 
@@ -515,6 +516,12 @@ async def test_closing_a_pending_job_starts_no_other_past_the_limit() -> None:
         started.append(n)
         await release.wait()
 
+    return release, started, coro
+
+
+async def test_closing_a_pending_job_starts_no_other_past_the_limit() -> None:
+    scheduler = aiohttp_jobs.Scheduler(limit=1)
+    release, started, coro = _waiting_jobs()
     first = await scheduler.spawn(coro(1))
     second = await scheduler.spawn(coro(2))
     third = await scheduler.spawn(coro(3))
@@ -530,13 +537,7 @@ async def test_closing_a_pending_job_starts_no_other_past_the_limit() -> None:
 
 async def test_wait_timing_out_on_a_pending_job_closes_it() -> None:
     scheduler = aiohttp_jobs.Scheduler(limit=1)
-    release = asyncio.Event()
-    started: list[int] = []
-
-    async def coro(n: int) -> None:
-        started.append(n)
-        await release.wait()
-
+    release, started, coro = _waiting_jobs()
     await scheduler.spawn(coro(1))
     queued = await scheduler.spawn(coro(2))
     with pytest.raises(asyncio.TimeoutError):

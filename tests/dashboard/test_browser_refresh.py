@@ -7,12 +7,13 @@ import asyncio
 import re
 
 import pytest
-from playwright.async_api import Route, expect
+from playwright.async_api import Page, Route, expect
 
 from tests.dashboard.browser_support import (
     NO_RELOAD,
     STILL_LOADED,
     ServeDashboard,
+    Site,
     follow,
     tid,
 )
@@ -20,15 +21,23 @@ from tests.dashboard.browser_support import (
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_a_filter_typed_but_not_applied_survives_a_live_refresh(
+async def _jobs_page_with_one_running(
     serve_dashboard: ServeDashboard,
-) -> None:
+) -> tuple[Site, Page, asyncio.Event]:
+    """The jobs page, live, listing one job that runs until the gate opens."""
     site = await serve_dashboard()
     gate = asyncio.Event()
     await site.scheduler.spawn(gate.wait(), "import-catalogue")
     page = await site.visit("/jobs/jobs")
+    await expect(page.locator(tid("job-row"))).to_have_count(1)
+    return site, page, gate
+
+
+async def test_a_filter_typed_but_not_applied_survives_a_live_refresh(
+    serve_dashboard: ServeDashboard,
+) -> None:
+    site, page, gate = await _jobs_page_with_one_running(serve_dashboard)
     rows = page.locator(tid("job-row"))
-    await expect(rows).to_have_count(1)
     name = page.locator(tid("filter-name"))
     await name.fill("nightly")
     await page.locator(tid("filter-priority")).select_option("high")
@@ -47,12 +56,8 @@ async def test_a_filter_typed_but_not_applied_survives_a_live_refresh(
 async def test_typing_in_a_filter_is_not_interrupted_by_a_refresh_on_its_way(
     serve_dashboard: ServeDashboard,
 ) -> None:
-    site = await serve_dashboard()
-    gate = asyncio.Event()
-    await site.scheduler.spawn(gate.wait(), "import-catalogue")
-    page = await site.visit("/jobs/jobs")
+    site, page, gate = await _jobs_page_with_one_running(serve_dashboard)
     rows = page.locator(tid("job-row"))
-    await expect(rows).to_have_count(1)
     # The page's own fetch of its content takes a second: long enough to
     # start typing while it is on its way.
     asked = asyncio.Event()

@@ -225,47 +225,41 @@ async def test_a_closed_stream_is_let_go_and_resuming_across_the_gap_refreshes(
     response.close()
 
 
+async def _rendered_seq(client: Any, path: str) -> str:
+    """The feed id a page was rendered at (its body's ``data-seq``)."""
+    page = await client.get(path)
+    found = re.search(r'data-seq="(\d+)"', await page.text())
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.mark.parametrize("other_tab", [True, False], ids=["other tab", "no other tab"])
 async def test_a_page_resumes_from_the_id_it_was_rendered_at(
-    aiohttp_client: ClientFactory,
+    aiohttp_client: ClientFactory, other_tab: bool
 ) -> None:
-    # Another tab keeps the feed listening. A page is rendered, then a job
-    # finishes before the page's stream connects: the stream resumes from the
-    # id the page was rendered at and replays that change.
+    # A page is rendered, then a job finishes before the page's stream
+    # connects: the stream resumes from the id the page was rendered at and
+    # replays that change, whether another tab kept the feed listening or
+    # nobody listened when the page was asked for (the page keeps the feed
+    # recording until its own stream connects).
     client = await aiohttp_client(make_app())
     scheduler = scheduler_of(client)
-    other = await client.get("/jobs/stream")
-    assert (await _event(other.content))["event"] == "hello"
-    page = await client.get("/jobs/jobs")
-    found = re.search(r'data-seq="(\d+)"', await page.text())
-    assert found is not None
+    other = None
+    if other_tab:
+        other = await client.get("/jobs/stream")
+        assert (await _event(other.content))["event"] == "hello"
+    else:
+        assert not scheduler.events
+    seq = await _rendered_seq(client, "/jobs/jobs")
     job = await finished(scheduler, returning(1), "between-render-and-stream")
-    response = await client.get("/jobs/stream", params={"last": found.group(1)})
+    response = await client.get("/jobs/stream", params={"last": seq})
     updates = await _updates_until(
         response.content, lambda d: any(j["id"] == job.id for j in d["jobs"])
     )
     assert updates
     response.close()
-    other.close()
-
-
-async def test_a_change_before_the_only_pages_stream_connects_reaches_it(
-    aiohttp_client: ClientFactory,
-) -> None:
-    # No other tab open: nobody listened when the page was requested. The
-    # page keeps the feed recording until its own stream connects.
-    client = await aiohttp_client(make_app())
-    scheduler = scheduler_of(client)
-    assert not scheduler.events
-    page = await client.get("/jobs/jobs")
-    found = re.search(r'data-seq="(\d+)"', await page.text())
-    assert found is not None
-    job = await finished(scheduler, returning(1), "between-render-and-stream")
-    response = await client.get("/jobs/stream", params={"last": found.group(1)})
-    updates = await _updates_until(
-        response.content, lambda d: any(j["id"] == job.id for j in d["jobs"])
-    )
-    assert updates
-    response.close()
+    if other is not None:
+        other.close()
 
 
 async def test_a_page_whose_stream_never_connects_stops_the_recording(
@@ -276,9 +270,7 @@ async def test_a_page_whose_stream_never_connects_stops_the_recording(
     scheduler = scheduler_of(client)
     api = await client.get("/jobs/api/jobs")  # the API opens no stream
     assert api.status == 200 and not scheduler.events
-    page = await client.get("/jobs/jobs")
-    found = re.search(r'data-seq="(\d+)"', await page.text())
-    assert found is not None
+    seq = await _rendered_seq(client, "/jobs/jobs")
     assert scheduler.events  # recording for the page's stream
     for _ in range(200):
         if not scheduler.events:
@@ -287,7 +279,7 @@ async def test_a_page_whose_stream_never_connects_stops_the_recording(
     assert not scheduler.events  # it never came: nobody listens any more
     # A stream that comes after all cannot know what it missed: it refreshes.
     await finished(scheduler, returning(1), "missed")
-    response = await client.get("/jobs/stream", params={"last": found.group(1)})
+    response = await client.get("/jobs/stream", params={"last": seq})
     refresh = await asyncio.wait_for(_event(response.content), 10)
     assert refresh["event"] == "refresh"
     response.close()

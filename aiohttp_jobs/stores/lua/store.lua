@@ -37,6 +37,14 @@ local op, channel, sender, call = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local LOG_SIZE = 100
 local DONE_KEEP_MS = 300000
 
+-- A JSON array, also when empty (cjson encodes an empty table as an object).
+local function json_list(out)
+  if #out == 0 then
+    return '[]'
+  end
+  return cjson.encode(out)
+end
+
 local function fmt(n)
   return string.format('%d', n)
 end
@@ -265,10 +273,7 @@ elseif op == 'acquire' then
         out[#out + 1] = claimed(run, nil, item[2])
       end
     end
-    if #out == 0 then
-      return '[]'
-    end
-    return cjson.encode(out)
+    return json_list(out)
   end
   local expires = tonumber(ARGV[5]) + tonumber(ARGV[7])
   local exp = fmt(expires)
@@ -456,10 +461,7 @@ elseif op == 'leases' then
                        fmt(run.fire), fmt(run.expires), fmt(run.cancelled)}
     end
   end
-  if #out == 0 then
-    return '[]'
-  end
-  return cjson.encode(out)
+  return json_list(out)
 
 elseif op == 'register' then
   -- ARGV: instance id, info, listed until (ms)
