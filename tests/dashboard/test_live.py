@@ -67,6 +67,17 @@ async def _updates_until(
                 return messages
 
 
+async def _until(done: Any, nudge: Any = None) -> None:
+    """Look at ``done()`` until it holds (10 s at most), awaiting ``nudge()``
+    between two looks if given; the caller asserts what it waited for."""
+    for _ in range(400):
+        if done():
+            return
+        if nudge is not None:
+            await nudge()
+        await asyncio.sleep(0.025)
+
+
 async def test_a_job_change_reaches_the_stream(aiohttp_client: ClientFactory) -> None:
     client = await aiohttp_client(make_app())
     scheduler = scheduler_of(client)
@@ -183,11 +194,11 @@ async def test_the_listener_is_attached_only_while_someone_watches(
     assert scheduler.events
     response.close()
     broadcaster = client.app._subapps[0][BROADCASTER_KEY]  # type: ignore[union-attr]
-    for _ in range(200):
-        if broadcaster.clients == 0:
-            break
-        await finished(scheduler, returning(0), "nudge")  # wakes the stream
-        await asyncio.sleep(0.05)
+    # Each finished job wakes the stream, which then sees it is closed.
+    await _until(
+        lambda: broadcaster.clients == 0,
+        lambda: finished(scheduler, returning(0), "nudge"),
+    )
     assert broadcaster.clients == 0
     assert not scheduler.events
 
@@ -203,10 +214,8 @@ async def test_a_closed_stream_is_let_go_and_resuming_across_the_gap_refreshes(
     response = await client.get("/jobs/stream")
     hello = await _event(response.content)
     response.close()  # a tab hidden: the browser closes its stream
-    for _ in range(400):
-        if broadcaster.clients == 0:
-            break
-        await asyncio.sleep(0.025)  # nothing written to it: no ping, no update
+    # Nothing is written to it meanwhile: no ping, no update.
+    await _until(lambda: broadcaster.clients == 0)
     assert broadcaster.clients == 0
     assert not scheduler.events  # the last stream gone: nobody listens
     # A job finishes while nobody listens: nothing records it.
@@ -272,10 +281,7 @@ async def test_a_page_whose_stream_never_connects_stops_the_recording(
     assert api.status == 200 and not scheduler.events
     seq = await _rendered_seq(client, "/jobs/jobs")
     assert scheduler.events  # recording for the page's stream
-    for _ in range(200):
-        if not scheduler.events:
-            break
-        await asyncio.sleep(0.025)
+    await _until(lambda: not scheduler.events)
     assert not scheduler.events  # it never came: nobody listens any more
     # A stream that comes after all cannot know what it missed: it refreshes.
     await finished(scheduler, returning(1), "missed")
@@ -324,11 +330,11 @@ async def test_open_streams_are_reported_to_the_metrics(
     response.close()
     broadcaster = client.app._subapps[0][BROADCASTER_KEY]  # type: ignore[union-attr]
     scheduler = scheduler_of(client)
-    for _ in range(200):
-        if broadcaster.clients == 0:
-            break
-        await finished(scheduler, returning(0), "nudge")  # wakes the stream
-        await asyncio.sleep(0.05)
+    # Each finished job wakes the stream, which then sees it is closed.
+    await _until(
+        lambda: broadcaster.clients == 0,
+        lambda: finished(scheduler, returning(0), "nudge"),
+    )
     assert collected.streams == 0
 
 
