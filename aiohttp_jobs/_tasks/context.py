@@ -120,7 +120,6 @@ class Context:
         extend: Extend,
         task: Task,
         claim: Claim,
-        params: dict[str, JSON],
         missed: int,
     ) -> None:
         self._runtime = runtime
@@ -135,12 +134,7 @@ class Context:
         if payload and LINK_KEY in payload:
             # Added by fire() or run_now() on a traced instance: not the task's.
             payload, self._trace_link = unlink(payload)
-            record = claim.record.params
-            if LINK_KEY in record:
-                params[LINK_KEY] = record[LINK_KEY]
-            else:
-                del params[LINK_KEY]
-        self.params = params
+        self.params: dict[str, JSON] = {**claim.record.params, **(payload or {})}
         self.payload = payload
         self.missed = missed
 

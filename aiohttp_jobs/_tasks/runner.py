@@ -568,13 +568,7 @@ class TaskRunner:
         if claim.cancelled:  # cancelled while it waited: settle, do not run
             await self._settle_cancelled(task, claim, started)
             return None
-        if claim.payload:
-            params = {**record.params, **claim.payload}
-        else:
-            params = dict(record.params) if record.params else {}
-        ctx = Context(
-            self._control, self._fixtures, self._extend, task, claim, params, missed
-        )
+        ctx = Context(self._control, self._fixtures, self._extend, task, claim, missed)
         leased = ctx.leased
         expires = claim.expires_at
         if leased and started >= claim.expires_at - self._lease / 2:
@@ -601,7 +595,7 @@ class TaskRunner:
             state = await store.commit(claim, cursor=cursor, keep_lease=True)
             self._changed.set()
             if state is Lease.CANCELLED:  # finished by the store: nothing to do
-                self._log_run(claim, "cancelled", started)
+                self._log_run(self._entry(claim, "cancelled", started))
                 return None
         if leased and task.lease_duration != self._lease:
             expires = clock.time() + task.lease_duration
@@ -622,7 +616,7 @@ class TaskRunner:
             if held is not None and held.cancel_requested:
                 await self._settle_cancelled(task, claim, started)
             elif held is not None and held.lost:
-                self._log_run(claim, "lost", started)
+                self._log_run(self._entry(claim, "lost", started))
             raise
         except Exception as exc:
             if leased:
@@ -631,13 +625,13 @@ class TaskRunner:
                 log.error(
                     "task %r run %r failed", task.name, claim.run_id, exc_info=exc
                 )
-                await self._log_run_now(claim, "failed", started, exc)
+                await self._log_run_now(self._entry(claim, "failed", started, exc))
             raise
         finally:
             if held is not None:
                 del self._held[claim.run_id]
         if not leased:
-            await self._log_run_now(claim, "succeeded", started)
+            await self._log_run_now(self._entry(claim, "succeeded", started))
         elif not await self._record_success(task, claim, missed > 0, started):
             await self._lost(claim, "finished", started=started)
         return result
@@ -660,38 +654,21 @@ class TaskRunner:
             None if exc is None else repr(exc),
         )
 
-    def _log_run(
-        self,
-        claim: Claim,
-        outcome: Outcome,
-        started: float,
-        exc: BaseException | None = None,
-    ) -> None:
-        """Append to the run log in the background (a report, never in the way
-        of the run: a store error is logged and forgotten)."""
-        entry = self._entry(claim, outcome, started, exc)
-        task = asyncio.get_running_loop().create_task(self._store.log_run(entry))
+    def _log_run(self, entry: RunLogEntry) -> None:
+        """Append *entry* to the run log in the background (a report, never in
+        the way of the run)."""
+        task = asyncio.get_running_loop().create_task(self._log_run_now(entry))
         self._reports.add(task)
-        task.add_done_callback(self._reported)
+        task.add_done_callback(self._reports.discard)
 
-    async def _log_run_now(
-        self,
-        claim: Claim,
-        outcome: Outcome,
-        started: float,
-        exc: BaseException | None = None,
-    ) -> None:
-        """Append to the run log before the run's job ends, so whoever sees the
-        job finish (a dashboard) finds its entry; a store error is logged."""
+    async def _log_run_now(self, entry: RunLogEntry) -> None:
+        """Append *entry* to the run log (before the run's job ends, when
+        awaited: whoever sees the job finish, a dashboard, finds its entry);
+        a store error is logged and forgotten."""
         try:
-            await self._store.log_run(self._entry(claim, outcome, started, exc))
+            await self._store.log_run(entry)
         except Exception as error:
             log.warning("could not append to the run log: %r", error)
-
-    def _reported(self, task: asyncio.Task[None]) -> None:
-        self._reports.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("could not append to the run log: %r", task.exception())
 
     async def _settle_cancelled(self, task: Task, claim: Claim, started: float) -> None:
         """A cancel was requested: finish the run, move the cursor on."""
@@ -774,7 +751,7 @@ class TaskRunner:
                 what,
             )
             if started is not None:
-                self._log_run(claim, "lost", started)
+                self._log_run(self._entry(claim, "lost", started))
         else:
             log.warning(
                 "task %r run %r waited past its lease and was taken over; not "
@@ -811,4 +788,4 @@ class TaskRunner:
                 await self._lost(claim, "failed")
             return
         # FailureMode.NONE: keep the lease; the occurrence runs again on expiry.
-        self._log_run(claim, "failed", started, exc)
+        self._log_run(self._entry(claim, "failed", started, exc))
