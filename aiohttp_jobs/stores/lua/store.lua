@@ -310,11 +310,8 @@ elseif op == 'acquire' then
     out[n] = claimed(run, state, due)
     ids[n] = {run.id, due}
   end
-  if #out == 0 then
-    return '[]'
-  end
-  if call == '' then
-    return cjson.encode(out)
+  if call == '' or #out == 0 then
+    return json_list(out)
   end
   -- kept while the claims' lease lasts: a repeat after that finds none held
   return remember(cjson.encode(out), cjson.encode(ids),
