@@ -5,6 +5,7 @@ changes this file, the docs and CHANGES.md together.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pickle
@@ -197,6 +198,13 @@ def _module(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
+def _python(code: str) -> str:
+    """What *code* prints, run in a fresh interpreter (nothing imported yet)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def _public_classes() -> list[tuple[str, str]]:
     return [
         (module, name)
@@ -313,10 +321,32 @@ def test_importing_every_public_module_loads_no_database_client_or_templates() -
         "'prometheus_client', 'opentelemetry'} & "
         "set(sys.modules)))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "[]"
+    out = _python(code)
+    assert out.strip() == "[]"
+
+
+def test_the_packages_lazy_table_names_what_its_type_checking_imports_name() -> None:
+    """``aiohttp_jobs/__init__.py`` lists its names three times: ``__all__``,
+    the imports type checkers read, and the table ``__getattr__`` imports
+    from. The three agree, name for name and module for module."""
+    package = _module("aiohttp_jobs")
+    assert package.__file__ is not None
+    with open(package.__file__, encoding="utf-8") as source:
+        tree = ast.parse(source.read())
+    [checked] = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    ]
+    imported = {
+        alias.name: "." * node.level + (node.module or "")
+        for node in checked.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    lazy = package._LAZY
+    assert imported == lazy
+    assert set(lazy) | {"__version__"} == set(package.__all__)
 
 
 def test_the_package_imports_its_names_when_first_used() -> None:
@@ -337,10 +367,8 @@ def test_the_package_imports_its_names_when_first_used() -> None:
         "except AttributeError as e:\n"
         "    print(e)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert out.stdout.splitlines() == [
+    out = _python(code)
+    assert out.splitlines() == [
         "True True True aiohttp_jobs.metrics aiohttp_jobs.dashboard True",
         "module 'aiohttp_jobs' has no attribute 'no_such_name'",
     ]
