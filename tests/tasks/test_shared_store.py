@@ -168,6 +168,20 @@ def _record(ran: Ran) -> Callable[[Context], None]:
     return note
 
 
+def _slow(duration: float) -> Callable[[Tasks, Ran], None]:
+    """Declares ``slow``: due every 1000 s, leased for 30 s, runs *duration* s."""
+
+    def declare(tasks: Tasks, ran: Ran) -> None:
+        note = _record(ran)
+
+        @tasks.task(interval=1000, lease_duration=30)
+        async def slow(ctx: Context) -> None:
+            note(ctx)
+            await task_sleep(ctx, duration)
+
+    return declare
+
+
 def elapsed_of(ctx: Context) -> float:
     clock = ctx.runtime.clock
     assert isinstance(clock, FakeClock)
@@ -273,15 +287,7 @@ async def test_a_run_is_cancelled_from_another_instance(clock: FakeClock) -> Non
 async def test_cancelling_on_the_holding_instance_is_immediate(
     clock: FakeClock,
 ) -> None:
-    def declare(tasks: Tasks, ran: Ran) -> None:
-        note = _record(ran)
-
-        @tasks.task(interval=1000, lease_duration=30)
-        async def slow(ctx: Context) -> None:
-            note(ctx)
-            await task_sleep(ctx, 500)
-
-    async with instances(clock, declare, count=1) as ([runtime], _, ran):
+    async with instances(clock, _slow(500), count=1) as ([runtime], _, ran):
         await clock.advance(1000)
         [(_, _, run_id, _)] = ran
         assert await runtime.cancel_run(run_id) is True
@@ -364,15 +370,7 @@ async def test_instances_register_heartbeat_and_age_out(clock: FakeClock) -> Non
 
 
 async def test_every_instance_sees_who_holds_each_run(clock: FakeClock) -> None:
-    def declare(tasks: Tasks, ran: Ran) -> None:
-        note = _record(ran)
-
-        @tasks.task(interval=1000, lease_duration=30)
-        async def slow(ctx: Context) -> None:
-            note(ctx)
-            await task_sleep(ctx, 100)
-
-    async with instances(clock, declare) as (runtimes, _, ran):
+    async with instances(clock, _slow(100)) as (runtimes, _, ran):
         assert await runtimes[0].leases() == []
         await clock.advance(1000)
         [(holder, _, run_id, _)] = ran
