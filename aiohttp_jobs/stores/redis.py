@@ -740,19 +740,15 @@ class RedisStore(TaskStore):
         now_ms = _ms(now)
         lease_ms = _ms(lease_duration)
         prefix = f"{owner}:{self._uid}.{next(self._ids)}:"
-        if self.partitions == 1:
-            parts = [0]
-            replies = [
-                await self._eval(
-                    0, "acquire", now_ms, prefix, lease_ms, limit, call=self._call_id()
-                )
-            ]
+        if self.partitions == 1:  # nothing to share: no counting round trip
+            args = [now_ms, prefix, lease_ms, limit]
+            calls: list[_Call] = [(0, "acquire", self._call_id(), args, [])]
         else:
             calls = self._plan(
                 await self._peek(now_ms), limit, now_ms, prefix, lease_ms
             )
-            parts = [call[0] for call in calls]
-            replies = await self._eval_many(calls) if calls else []
+        parts = [call[0] for call in calls]
+        replies = await self._eval_many(calls) if calls else []
         expires = (now_ms + lease_ms) / 1000
         claims: list[Claim] = []
         dues: list[float] = []
