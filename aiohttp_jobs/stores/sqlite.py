@@ -52,6 +52,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from itertools import groupby
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._checks import (
@@ -275,13 +276,25 @@ def _due_order(row: Sequence[Any]) -> tuple[Any, ...]:
 
 def _groups(batch: list[_Item]) -> Iterator[list[Any]]:
     """*batch* in order, as runs of operations of one kind (applied together)
-    and bodies alone."""
-    group: list[Any] = []
-    for item in batch:
-        if group and (isinstance(item, _Body) or type(item) is not type(group[0])):
+    and bodies alone (each body is its own key)."""
+    for _, group in groupby(
+        batch, key=lambda item: item if isinstance(item, _Body) else type(item)
+    ):
+        yield list(group)
+
+
+def _distinct_keys(batch: list[DeleteOp]) -> Iterator[list[DeleteOp]]:
+    """*batch* in order, in slices of at most ``_DELETE_CHUNK`` deletes of
+    distinct keys (one statement each: a key deleted twice in one statement
+    would be reported deleted twice)."""
+    group: list[DeleteOp] = []
+    keys: set[str] = set()
+    for op in batch:
+        if op.key in keys or len(group) == _DELETE_CHUNK:
             yield group
-            group = []
-        group.append(item)
+            group, keys = [], set()
+        group.append(op)
+        keys.add(op.key)
     if group:
         yield group
 
@@ -510,26 +523,20 @@ class SQLiteStore(TaskStore):
         A caller cancelled meanwhile does not take its write back: it is done
         (or fails) with the rest of the batch.
         """
-        self._connection()
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Body(body, future, notify))
-        return await asyncio.shield(future)
+        return await self._queue(_Body(body, self._future(), notify))
 
     def _future(self) -> asyncio.Future[Any]:
         """A future for the answer to a queued write (the store must be open)."""
         self._connection()
         return asyncio.get_running_loop().create_future()
 
-    async def _queue(self, op: _Op) -> Any:
-        """The answer to *op*, once the batch transaction that takes it is done
-        (a caller cancelled meanwhile does not take its write back)."""
-        self._enqueue(op)
-        return await asyncio.shield(op.future)
-
-    def _enqueue(self, item: _Item) -> None:
+    async def _queue(self, item: _Item) -> Any:
+        """The answer to *item*, once the batch transaction that takes it is
+        done (a caller cancelled meanwhile does not take its write back)."""
         self._pending.append(item)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        return await asyncio.shield(item.future)
 
     async def _read(self, sql: str, params: Sequence[Any]) -> Iterable[Any]:
         async with self._lock:
@@ -939,17 +946,9 @@ class SQLiteStore(TaskStore):
     ) -> list[tuple[DeleteOp, bool]]:
         """Apply deletes in order, a statement for as many as have distinct
         keys (a key deleted twice: the second finds nothing)."""
+        ns = self._namespace
         results: list[tuple[DeleteOp, bool]] = []
-        start = 0
-        while start < len(batch):
-            keys: set[str] = set()
-            end = start
-            while end < len(batch) and end - start < _DELETE_CHUNK:
-                if batch[end].key in keys:
-                    break
-                keys.add(batch[end].key)
-                end += 1
-            group = batch[start:end]
+        for group in _distinct_keys(batch):
             params: list[Any] = []
             for op in group:
                 claim = op.claim
@@ -958,7 +957,6 @@ class SQLiteStore(TaskStore):
                     if claim is None
                     else (op.key, claim.run_id, claim.token)
                 )
-            ns = self._namespace
             # Each (key, run_id, token): with a claim, only while its run is
             # still held by that claim's token; a trigger deletes runs and log.
             rows = await conn.execute_fetchall(
@@ -973,7 +971,6 @@ class SQLiteStore(TaskStore):
             )
             deleted = {key for (key,) in rows}
             results += [(op, op.key in deleted) for op in group]
-            start = end
         return results
 
     async def _apply_leases(
