@@ -369,17 +369,28 @@ async def test_finished_once_off_runs_of_one_loop_turn_are_deleted_at_once(
         results = await asyncio.gather(
             store.delete("t:1", claim=stale),  # not the claim's holder
             *(store.delete(c.record.key, claim=c) for c in claims),
-            store.delete("t:2", claim=claims[2]),  # again: gone already
+            store.delete("t:2", claim=claims[2]),  # another record's (t:10) claim
             store.delete("plain"),
             store.delete("missing"),
             store.delete("t:3", claim=claims[4]),  # another record's claim
         )
         assert results == [False] + [True] * 50 + [False, True, False, False]
-        # one statement for each run of distinct keys (t:2 came twice)
+        # one statement for each run of distinct keys (t:1 came twice)
         assert calls == ["BEGIN IMMEDIATE", "WITH doomed", "WITH doomed", "COMMIT"]
         assert await store.records() == []
         assert await store.recent_runs("t:0") == []  # the log went along
         assert await store.next_due() is None  # and the runs
+
+
+async def test_a_batch_of_deletes_takes_a_statement_for_each_300(db: Path) -> None:
+    async with SQLiteStore(db) as store:
+        await asyncio.gather(*(store.save(_rec(f"t:{i}")) for i in range(301)))
+        calls = _calls(store)
+        results = await asyncio.gather(*(store.delete(f"t:{i}") for i in range(301)))
+        assert results == [True] * 301
+        # at most 300 deletes (900 parameters) in one statement
+        assert calls == ["BEGIN IMMEDIATE", "WITH doomed", "WITH doomed", "COMMIT"]
+        assert await store.records() == []
 
 
 async def test_saves_and_log_entries_of_one_loop_turn_are_written_at_once(
