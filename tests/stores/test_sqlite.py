@@ -453,6 +453,27 @@ async def test_claiming_due_cursors_and_runs_takes_a_few_statements_whatever_the
         assert [c.run_id for c in more] == [f"t:{i}@{i * 1000}" for i in range(38, 60)]
 
 
+async def test_a_hundred_due_once_off_tasks_are_claimed_in_four_statements(
+    db: Path,
+) -> None:
+    # What docs/stores.md promises: claimed in four statements, deleted in one.
+    async with SQLiteStore(db) as store:
+        await asyncio.gather(
+            *(store.save(_rec(f"t:{i:03}", fire_at=1.0)) for i in range(100))
+        )
+        calls = _calls(store)
+        claims = await store.acquire(now=1.0, owner="me", lease_duration=9, limit=100)
+        assert len(claims) == 100
+        assert calls[0] == "BEGIN IMMEDIATE" and calls[-1] == "COMMIT"
+        assert len(calls) == 2 + 4, calls
+        calls.clear()
+        deleted = await asyncio.gather(
+            *(store.delete(c.record.key, claim=c) for c in claims)
+        )
+        assert deleted == [True] * 100
+        assert calls == ["BEGIN IMMEDIATE", "WITH doomed", "COMMIT"]
+
+
 async def test_writes_asked_for_in_the_next_loop_turn_join_the_batch(
     db: Path,
 ) -> None:
