@@ -328,7 +328,8 @@ def test_importing_every_public_module_loads_no_database_client_or_templates() -
 def test_the_packages_lazy_table_names_what_its_type_checking_imports_name() -> None:
     """``aiohttp_jobs/__init__.py`` lists its names three times: ``__all__``,
     the imports type checkers read, and the table ``__getattr__`` imports
-    from. The three agree, name for name and module for module."""
+    from. The three agree, name for name and module for module; and the
+    submodules it imports on first use are the public ones."""
     package = _module("aiohttp_jobs")
     assert package.__file__ is not None
     with open(package.__file__, encoding="utf-8") as source:
@@ -347,6 +348,9 @@ def test_the_packages_lazy_table_names_what_its_type_checking_imports_name() -> 
     lazy = package._LAZY
     assert imported == lazy
     assert set(lazy) | {"__version__"} == set(package.__all__)
+    # The submodules it imports on first use: the public ones, and the plugin.
+    submodules = {name.split(".")[1] for name in PUBLIC if name.count(".") == 1}
+    assert package._SUBMODULES == submodules | {"pytest_plugin"}
 
 
 def test_the_package_imports_its_names_when_first_used() -> None:
