@@ -174,7 +174,7 @@ def carry(payload: dict[str, Any] | None, cause: str) -> dict[str, Any] | None:
     carrier: dict[str, Any] = {}
     TraceContextTextMapPropagator().inject(carrier)
     carrier["cause"] = cause
-    return {**payload, LINK_KEY: carrier} if payload else {LINK_KEY: carrier}
+    return {**(payload or {}), LINK_KEY: carrier}
 
 
 def unlink(
