@@ -719,18 +719,31 @@ class RedisStore(TaskStore):
     # -- claiming ---------------------------------------------------------------------
 
     async def next_due(self) -> float | None:
-        return await self._retrying(self._next_due)
-
-    async def _next_due(self) -> float | None:
-        client = self._require()
-        if self.partitions == 1:
-            heads = [await client.zrange(self._keys[0][2], 0, 0, withscores=True)]
-        else:
-            heads = await asyncio.gather(
-                *(client.zrange(k[2], 0, 0, withscores=True) for k in self._keys)
-            )
+        heads = await self._read_dues(
+            lambda client, due: client.zrange(due, 0, 0, withscores=True)
+        )
         scores = [h[0][1] for h in heads if h]
         return min(scores) / 1000 if scores else None
+
+    async def _read_dues(self, read: Callable[[Any, str], Any]) -> list[Any]:
+        """``read(client, due)`` for the due set of every partition, tried
+        again while the server is unreachable: in one round trip on a single
+        server (a pipeline, where *read* queues its command), as concurrent
+        calls on a cluster, whose partitions live on different nodes."""
+        client = self._require()
+        keys = [k[2] for k in self._keys]
+
+        async def each() -> list[Any]:
+            if len(keys) == 1:
+                return [await read(client, keys[0])]
+            if self._cluster:
+                return list(await asyncio.gather(*(read(client, k) for k in keys)))
+            pipe = client.pipeline(transaction=False)
+            for k in keys:
+                read(pipe, k)
+            return list(await pipe.execute())
+
+        return await self._retrying(each)
 
     async def acquire(
         self, *, now: float, owner: str, lease_duration: float, limit: int
@@ -793,20 +806,10 @@ class RedisStore(TaskStore):
     async def _peek(self, now_ms: int) -> list[int]:
         """How many runs are due in each partition (ZCOUNT: no entries are
         sent back), for sharing a batch between them."""
-        client = self._require()
-        keys = [k[2] for k in self._keys]
-
-        async def peek() -> list[Any]:
-            if self._cluster:
-                return await asyncio.gather(
-                    *(client.zcount(due, "-inf", now_ms) for due in keys)
-                )
-            pipe = client.pipeline(transaction=False)
-            for due in keys:
-                pipe.zcount(due, "-inf", now_ms)
-            return list(await pipe.execute())
-
-        return [int(count) for count in await self._retrying(peek)]
+        counts = await self._read_dues(
+            lambda client, due: client.zcount(due, "-inf", now_ms)
+        )
+        return [int(count) for count in counts]
 
     def _plan(
         self, due: list[int], limit: int, now_ms: int, prefix: str, lease: int

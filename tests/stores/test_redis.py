@@ -87,6 +87,16 @@ async def _evalsha_calls(server: RedisServer) -> int:
     return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
+async def _connections_made(server: RedisServer) -> int:
+    """How many connections the server has accepted (this question's too)."""
+    client = server.client(decode_responses=True)
+    try:
+        stats = await client.info("stats")
+    finally:
+        await client.aclose()
+    return int(stats["total_connections_received"])
+
+
 # -- round trips and idempotence ------------------------------------------------------
 
 
@@ -108,6 +118,23 @@ async def test_commits_of_one_loop_turn_are_one_script_call(
     assert beats == [Lease.LOST] * 50  # finished runs: nothing to extend
     # one acquire, one commit batch, one heartbeat batch
     assert await _evalsha_calls(redis_server) - before == 3
+
+
+async def test_reading_every_partition_is_one_round_trip_on_one_server(
+    redis_server: RedisServer,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    store = await opened(redis_server.url, partitions=4)
+    for i in range(8):
+        await store.save(_rec(f"t{i}", fire_at=100.0 + i))
+    before = await _connections_made(redis_server)
+    # sent at once, four reads would take four connections of the pool
+    assert await store.next_due() == 100.0
+    assert len(await store.acquire(now=200.0, owner="a", lease_duration=30, limit=8))
+    assert await store.next_due() == 230.0
+    # one pipeline on the one connection the store had open: none opened
+    # but the one asking
+    assert await _connections_made(redis_server) - before == 1
 
 
 async def test_a_commit_repeated_after_a_lost_reply_takes_effect_once(
