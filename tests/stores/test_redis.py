@@ -137,6 +137,19 @@ async def test_reading_every_partition_is_one_round_trip_on_one_server(
     assert await _connections_made(redis_server) - before == 1
 
 
+async def test_leases_are_one_script_call_per_partition_whatever_is_leased(
+    redis_server: RedisServer,  # noqa: F811
+    opened: Callable[..., Any],
+) -> None:
+    store = await opened(redis_server.url, partitions=3)
+    for i in range(30):
+        await store.save(_rec(f"t{i}", fire_at=100.0 + i))
+    await store.acquire(now=200.0, owner="a", lease_duration=30, limit=20)
+    before = await _evalsha_calls(redis_server)
+    assert len(await store.leases(now=200.0)) == 20
+    assert await _evalsha_calls(redis_server) - before == 3
+
+
 async def test_a_commit_repeated_after_a_lost_reply_takes_effect_once(
     redis_server: RedisServer,  # noqa: F811
     opened: Callable[..., Any],
