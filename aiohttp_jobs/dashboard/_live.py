@@ -107,9 +107,11 @@ class Broadcaster:
         #: The loop time until which a rendered page keeps the feed recording.
         self._held_until = 0.0
         #: The task runtime whose shared store is watched for other
-        #: instances' runs, the watcher, and what it saw last.
+        #: instances' runs, the look at it under way, when the next one is
+        #: due (loop time), and what the last one saw.
         self.runtime: TaskRuntime | None = None
-        self._cluster: asyncio.Task[None] | None = None
+        self._look: asyncio.Task[None] | None = None
+        self._next_look = 0.0
         self._cluster_seen: frozenset[tuple[str, str, int, bool]] | None = None
         self._tasks_changed = False
         #: Each open stream's request and the future set when it is gone.
@@ -146,42 +148,37 @@ class Broadcaster:
         self._seen = None
         scheduler.events.add_listener(self._listen)
 
-    def watch_cluster(self, runtime: TaskRuntime | None) -> None:
-        """Watch *runtime*'s store for runs of other instances while the feed
-        is attached (nothing to watch on the in-process memory store)."""
-        if runtime is None or type(runtime.store) is MemoryStore:
-            return
-        self.runtime = runtime
-        if self.scheduler is not None and self._cluster is None:
-            self._cluster = asyncio.get_running_loop().create_task(self._cluster_loop())
-
-    async def _cluster_loop(self) -> None:
+    def _look_at_cluster(self, now: float) -> None:
+        """Every ``CLUSTER_INTERVAL``, read the shared store's leases (in a task
+        of its own: a slow store does not hold up the flushes), unless the
+        previous read is still under way."""
         runtime = self.runtime
-        assert runtime is not None
-        while True:
-            try:
-                seen = frozenset(
-                    (lease.run_id, lease.owner, lease.attempt, lease.cancelled)
-                    for lease in await runtime.leases()
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the store is away: the runner logs it
-                seen = None
-            if seen is not None:
-                if self._cluster_seen is not None and seen != self._cluster_seen:
-                    self._tasks_changed = True
-                self._cluster_seen = seen
-            await asyncio.sleep(CLUSTER_INTERVAL)
+        if runtime is None or now < self._next_look:
+            return
+        if self._look is None or self._look.done():
+            self._next_look = now + CLUSTER_INTERVAL
+            self._look = asyncio.get_running_loop().create_task(self._leases(runtime))
 
-    def hold(self, scheduler: Scheduler) -> None:
+    async def _leases(self, runtime: TaskRuntime) -> None:
+        try:
+            seen = frozenset(
+                (lease.run_id, lease.owner, lease.attempt, lease.cancelled)
+                for lease in await runtime.leases()
+            )
+        except Exception:  # the store is away: the runner logs it
+            return
+        if self._cluster_seen is not None and seen != self._cluster_seen:
+            self._tasks_changed = True
+        self._cluster_seen = seen
+
+    def hold(self, scheduler: Scheduler, runtime: TaskRuntime | None) -> None:
         """A page is being rendered: record changes from now on, for ``HOLD``
         seconds or for as long as a stream is open, so its stream (connecting
         with the id the page was rendered at) can replay them."""
         if self.closing:
             return
         self._held_until = asyncio.get_running_loop().time() + HOLD
-        self._attach(scheduler)
+        self._attach(scheduler, runtime)
 
     def _held(self) -> bool:
         return asyncio.get_running_loop().time() < self._held_until
@@ -192,17 +189,20 @@ class Broadcaster:
         if self.clients == 0 and not self._held():
             self._detach()
 
-    def _attach(self, scheduler: Scheduler) -> None:
+    def _attach(self, scheduler: Scheduler, runtime: TaskRuntime | None) -> None:
+        """Start recording; with *runtime* on a shared store (not the
+        in-process memory store), watch its leases too."""
         if self.scheduler is not None:
             return
+        if runtime is not None and type(runtime.store) is not MemoryStore:
+            self.runtime = runtime
         self.scheduler = scheduler
         self.busy = False
         self._events = 0
         scheduler.events.add_listener(self._listen)
         loop = asyncio.get_running_loop()
         self._flusher = loop.create_task(self._flush_loop())
-        if self.runtime is not None and self._cluster is None:
-            self._cluster = loop.create_task(self._cluster_loop())
+        self._look_at_cluster(loop.time())  # what runs now, to compare with
 
     def _detach(self) -> None:
         scheduler = self.scheduler
@@ -220,9 +220,10 @@ class Broadcaster:
         self._held_until = 0.0
         self._cluster_seen = None
         self._tasks_changed = False
-        cluster, self._cluster = self._cluster, None
-        if cluster is not None:
-            cluster.cancel()
+        self._next_look = 0.0
+        look, self._look = self._look, None
+        if look is not None:
+            look.cancel()
         flusher, self._flusher = self._flusher, None
         if flusher is not None and flusher is not asyncio.current_task():
             flusher.cancel()
@@ -234,6 +235,7 @@ class Broadcaster:
             if self.clients == 0 and not self._held():
                 self._detach()  # the pages rendered lately never connected
                 return
+            self._look_at_cluster(asyncio.get_running_loop().time())
             self._events = 0
             if self.busy:
                 self._sample()
@@ -377,8 +379,7 @@ async def note_seq(
     if request.method == "GET" and route in PAGES:
         scheduler = request.config_dict.get(SCHEDULER_KEY)
         if scheduler is not None:
-            broadcaster.hold(scheduler)
-            broadcaster.watch_cluster(request.config_dict.get(TASKS_KEY))
+            broadcaster.hold(scheduler, request.config_dict.get(TASKS_KEY))
     token = SEQ_AT_START.set(broadcaster.seq)
     try:
         return await handler(request)
@@ -399,8 +400,7 @@ async def stream(request: web.Request, scheduler: Scheduler) -> web.StreamRespon
     broadcaster = request.app[BROADCASTER_KEY]
     if broadcaster.closing:
         raise web.HTTPServiceUnavailable(text="shutting down\n")
-    broadcaster._attach(scheduler)
-    broadcaster.watch_cluster(request.config_dict.get(TASKS_KEY))
+    broadcaster._attach(scheduler, request.config_dict.get(TASKS_KEY))
     broadcaster.clients += 1
     _clients_changed(request, broadcaster)
     try:

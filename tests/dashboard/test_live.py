@@ -342,7 +342,7 @@ def test_a_busy_scheduler_is_sampled_instead_of_listened_to() -> None:
     async def main() -> None:
         async with aiohttp_jobs.Scheduler(limit=None) as scheduler:
             broadcaster = Broadcaster()
-            broadcaster._attach(scheduler)
+            broadcaster._attach(scheduler, None)
             assert scheduler.events and not broadcaster.busy
             jobs = [await scheduler.spawn(returning(n), "burst") for n in range(400)]
             await asyncio.gather(*(job.wait() for job in jobs))
@@ -411,3 +411,24 @@ async def test_a_run_starting_on_another_instance_makes_the_tasks_page_reload(
         await other.wait_idle()
         await _updates_until(response.content, lambda d: d["tasks"])  # it ended
         response.close()
+
+
+@pytest.mark.parametrize("store", [MemoryStore, _SharedStore], ids=["own", "shared"])
+def test_only_a_shared_store_has_its_leases_read(store: type[MemoryStore]) -> None:
+    # The in-process memory store holds this instance's runs only, which
+    # raise events already: reading its leases would be a call for nothing.
+    async def main() -> None:
+        async with (
+            aiohttp_jobs.Scheduler(limit=None) as scheduler,
+            _slow_tasks(store(), "a").runtime(
+                app=None, scheduler=scheduler, clock=FakeClock(0.0)
+            ) as runtime,
+        ):
+            broadcaster = Broadcaster()
+            broadcaster._attach(scheduler, runtime)
+            try:
+                assert (broadcaster._look is not None) == (store is _SharedStore)
+            finally:
+                broadcaster._detach()
+
+    asyncio.run(main())
