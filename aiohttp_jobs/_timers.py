@@ -4,8 +4,8 @@ The event loop's timers follow the monotonic clock; a clock whose time moves
 otherwise (the system clock, which NTP steps and a suspend move; a clock that
 follows a server's) cannot hand its deadline to them as it is. A
 :class:`DeadlineTimer` arms the loop's timer for the delay its clock shows now,
-at most :data:`MAX_STEP` seconds ahead, and arms it again when it fires before
-its clock reaches the deadline. The clocks check the deadline they are given.
+at most a minute ahead, and arms it again when it fires before its clock
+reaches the deadline. The clocks check the deadline they are given.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-__all__ = ["MAX_STEP", "SPIN", "DeadlineTimer"]
+__all__ = ["DeadlineTimer"]
 
 # A jump of the clock is noticed at least this often.
-MAX_STEP = 60.0
+_MAX_STEP = 60.0
 # The last stretch before a deadline is waited out by yielding to the event loop
 # (other callbacks keep running), so timers fire within microseconds, not within
 # the selector's one-millisecond resolution.
-SPIN = 0.0015
+_SPIN = 0.0015
 
 
 class DeadlineTimer:
@@ -41,13 +41,13 @@ class DeadlineTimer:
     def _arm(self) -> None:
         loop = asyncio.get_running_loop()
         delay = self._when - self._time()
-        if delay <= SPIN:
+        if delay <= _SPIN:
             self._handle = None
             loop.call_soon(self._fire)
             return
         # The selector rounds its timeout up to whole milliseconds: wake a little
         # early and let _fire() step through the loop until the deadline.
-        step = min(delay - SPIN, MAX_STEP)
+        step = min(delay - _SPIN, _MAX_STEP)
         self._handle = loop.call_at(loop.time() + step, self._fire)
 
     def _fire(self) -> None:
