@@ -152,6 +152,101 @@ def _cumulative(
     return buckets
 
 
+#: Each family one collection yields, by its field of :class:`_Families`:
+#: its kind, name, help and labels.
+_FAMILY_SPECS: Final[dict[str, tuple[str, str, str, tuple[str, ...]]]] = {
+    "started": (
+        "counter",
+        "aiohttp_jobs_jobs_started",
+        "Jobs that started running, by job name.",
+        ("name",),
+    ),
+    "finished": (
+        "counter",
+        "aiohttp_jobs_jobs_finished",
+        "Jobs that reached a final state, by job name and state (succeeded, "
+        "failed, cancelled).",
+        ("name", "state"),
+    ),
+    "run": (
+        "histogram",
+        "aiohttp_jobs_job_run_seconds",
+        "Seconds from a job's start to its end, by job name.",
+        ("name",),
+    ),
+    "wait": (
+        "histogram",
+        "aiohttp_jobs_job_wait_seconds",
+        "Seconds from a job's spawn to its start (waiting for a slot, and the delay"
+        " of a delayed spawn), by priority.",
+        ("priority",),
+    ),
+    "active": (
+        "gauge",
+        "aiohttp_jobs_jobs_active",
+        "Jobs running now, by priority.",
+        ("priority",),
+    ),
+    "pending": (
+        "gauge",
+        "aiohttp_jobs_jobs_pending",
+        "Jobs waiting for a slot now, by priority.",
+        ("priority",),
+    ),
+    "scheduled": (
+        "gauge",
+        "aiohttp_jobs_jobs_scheduled",
+        "Jobs spawned with a delay that has not passed yet.",
+        (),
+    ),
+    "capacity": (
+        "gauge",
+        "aiohttp_jobs_capacity",
+        "Jobs that may run at once for a job of this priority (the limit plus "
+        "reserves); absent without a limit, never for critical.",
+        ("priority",),
+    ),
+    "pending_limit": (
+        "gauge",
+        "aiohttp_jobs_pending_limit",
+        "Size of the pending list (0: unbounded).",
+        (),
+    ),
+    "lateness": (
+        "histogram",
+        "aiohttp_jobs_task_lateness_seconds",
+        "Seconds between a scheduled task occurrence's due time and its claim by "
+        "this instance, by task.",
+        ("task",),
+    ),
+    "takeovers": (
+        "counter",
+        "aiohttp_jobs_task_lease_takeovers",
+        "Runs of this instance whose lease was lost (taken over by another runner "
+        "after it expired, or the instance was unscheduled), by task.",
+        ("task",),
+    ),
+    "store_errors": (
+        "counter",
+        "aiohttp_jobs_store_errors",
+        "Task store calls that raised, by operation.",
+        ("operation",),
+    ),
+    "store_time": (
+        "histogram",
+        "aiohttp_jobs_store_seconds",
+        "Round-trip time of task store calls, by operation.",
+        ("operation",),
+    ),
+    "streams": (
+        "gauge",
+        "aiohttp_jobs_dashboard_streams",
+        "Dashboard event streams (server-sent events) open now.",
+        (),
+    ),
+}
+
+
 class _Families(NamedTuple):
     """The metric families one collection yields, in this order."""
 
@@ -295,84 +390,16 @@ class Metrics:
 
     def _families(self, *, with_samples: bool) -> Iterator[Metric]:
         core = _prometheus()
-        counter, gauge, histogram = (
-            core.CounterMetricFamily,
-            core.GaugeMetricFamily,
-            core.HistogramMetricFamily,
-        )
+        kinds = {
+            "counter": core.CounterMetricFamily,
+            "gauge": core.GaugeMetricFamily,
+            "histogram": core.HistogramMetricFamily,
+        }
         families = _Families(
-            started=counter(
-                "aiohttp_jobs_jobs_started",
-                "Jobs that started running, by job name.",
-                labels=["name"],
-            ),
-            finished=counter(
-                "aiohttp_jobs_jobs_finished",
-                "Jobs that reached a final state, by job name and state "
-                "(succeeded, failed, cancelled).",
-                labels=["name", "state"],
-            ),
-            run=histogram(
-                "aiohttp_jobs_job_run_seconds",
-                "Seconds from a job's start to its end, by job name.",
-                labels=["name"],
-            ),
-            wait=histogram(
-                "aiohttp_jobs_job_wait_seconds",
-                "Seconds from a job's spawn to its start (waiting for a slot, and "
-                "the delay of a delayed spawn), by priority.",
-                labels=["priority"],
-            ),
-            active=gauge(
-                "aiohttp_jobs_jobs_active",
-                "Jobs running now, by priority.",
-                labels=["priority"],
-            ),
-            pending=gauge(
-                "aiohttp_jobs_jobs_pending",
-                "Jobs waiting for a slot now, by priority.",
-                labels=["priority"],
-            ),
-            scheduled=gauge(
-                "aiohttp_jobs_jobs_scheduled",
-                "Jobs spawned with a delay that has not passed yet.",
-            ),
-            capacity=gauge(
-                "aiohttp_jobs_capacity",
-                "Jobs that may run at once for a job of this priority (the limit "
-                "plus reserves); absent without a limit, never for critical.",
-                labels=["priority"],
-            ),
-            pending_limit=gauge(
-                "aiohttp_jobs_pending_limit",
-                "Size of the pending list (0: unbounded).",
-            ),
-            lateness=histogram(
-                "aiohttp_jobs_task_lateness_seconds",
-                "Seconds between a scheduled task occurrence's due time and its claim "
-                "by this instance, by task.",
-                labels=["task"],
-            ),
-            takeovers=counter(
-                "aiohttp_jobs_task_lease_takeovers",
-                "Runs of this instance whose lease was lost (taken over by another "
-                "runner after it expired, or the instance was unscheduled), by task.",
-                labels=["task"],
-            ),
-            store_errors=counter(
-                "aiohttp_jobs_store_errors",
-                "Task store calls that raised, by operation.",
-                labels=["operation"],
-            ),
-            store_time=histogram(
-                "aiohttp_jobs_store_seconds",
-                "Round-trip time of task store calls, by operation.",
-                labels=["operation"],
-            ),
-            streams=gauge(
-                "aiohttp_jobs_dashboard_streams",
-                "Dashboard event streams (server-sent events) open now.",
-            ),
+            **{
+                field: kinds[kind](name, doc, labels=list(labels))
+                for field, (kind, name, doc, labels) in _FAMILY_SPECS.items()
+            }
         )
         if with_samples:
             self._fill(families)
