@@ -442,11 +442,9 @@ elseif op == 'leases' then
   -- reply: JSON [[run id, key, task, token, attempt, fire, expires,
   --        cancelled], ...]
   local out = {}
-  local items = redis.call('ZRANGEBYSCORE', K_LEASE, '(' .. ARGV[5], '+inf',
-    'WITHSCORES')
   local tasks = {}
-  for i = 1, #items, 2 do
-    local run = get_run(items[i])
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_LEASE, '(' .. ARGV[5], '+inf')) do
+    local run = get_run(id)
     if run and run.token ~= '' then
       local task = tasks[run.key]
       if not task then
