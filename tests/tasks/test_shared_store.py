@@ -605,3 +605,51 @@ async def test_a_run_carrying_its_callers_trace_gives_the_task_its_own_payload(
         ],
         key=repr,
     )
+
+
+async def test_a_run_log_the_store_refuses_is_reported_and_the_runs_go_on(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The run log is a report: a store error appending to it is logged, whether
+    # the entry is written before the run's job ends (at most once) or in the
+    # background (a failed run that keeps its lease), and fails nothing.
+    from aiohttp_jobs import ExecutionMode
+
+    class NoLog(MemoryStore):
+        async def log_run(self, entry: RunLogEntry) -> None:
+            raise ConnectionError("log unreachable")
+
+    tasks = Tasks(store=NoLog())
+    ran: list[str] = []
+
+    @tasks.task(keyword="go", execution_mode=ExecutionMode.AT_MOST_ONCE)
+    async def go(ctx: Context) -> None:
+        ran.append("go")
+
+    @tasks.task(keyword="boom", execution_mode=ExecutionMode.AT_MOST_ONCE)
+    async def boom(ctx: Context) -> None:
+        ran.append("boom")
+        raise ValueError("broken")
+
+    @tasks.task(keyword="stuck", failure_mode=FailureMode.NONE)
+    async def stuck(ctx: Context) -> None:
+        ran.append("stuck")
+        raise ValueError("broken")
+
+    async with (
+        Scheduler(limit=None) as scheduler,
+        tasks.runtime(app=None, scheduler=scheduler, clock=clock) as runtime,
+    ):
+        for keyword in ("go", "boom", "stuck", "go"):
+            await runtime.fire(keyword)
+            await runtime.wait_idle()
+    assert ran == ["go", "boom", "stuck", "go"]
+    warnings = [
+        record.getMessage()
+        for record in caplog.records
+        if record.getMessage().startswith("could not append to the run log")
+    ]
+    assert (
+        warnings
+        == ["could not append to the run log: ConnectionError('log unreachable')"] * 4
+    )
