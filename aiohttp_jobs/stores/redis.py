@@ -964,7 +964,7 @@ class RedisStore(TaskStore):
                         run_id,
                         key,
                         task,
-                        # "<owner>:<store>.<acquire>:<partition>.<n>"
+                        # "<owner>:<store>.<acquire>:[<partition>.]<n>"
                         token.rsplit(":", 2)[0],
                         int(attempt),
                         int(fire) / 1000,
