@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .base import NO_PARAMS, Claim, Cursor, Lease, RunLogEntry, TaskRecord
 
@@ -190,37 +190,30 @@ def marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-class SaveOp:
-    """A save waiting for the next batch transaction: its row."""
-
-    __slots__ = ("future", "row")
-
-    def __init__(self, row: tuple[Any, ...], future: asyncio.Future[None]) -> None:
-        self.row = row
-        self.future = future
+# Writes waiting for the next batch transaction, each with the future of its
+# answer; the store applies a run of them of one kind together.
 
 
-class DeleteOp:
-    """A delete waiting for the next batch transaction."""
+class SaveOp(NamedTuple):
+    """A save: its row."""
 
-    __slots__ = ("claim", "future", "key")
-
-    def __init__(
-        self, key: str, claim: Claim | None, future: asyncio.Future[bool]
-    ) -> None:
-        self.key = key
-        self.claim = claim
-        self.future = future
+    row: tuple[Any, ...]
+    future: asyncio.Future[None]
 
 
-class LogOp:
-    """A run log entry waiting for the next batch transaction."""
+class DeleteOp(NamedTuple):
+    """A delete, with the claim that must still hold its run (if any)."""
 
-    __slots__ = ("entry", "future")
+    key: str
+    claim: Claim | None
+    future: asyncio.Future[bool]
 
-    def __init__(self, entry: RunLogEntry, future: asyncio.Future[None]) -> None:
-        self.entry = entry
-        self.future = future
+
+class LogOp(NamedTuple):
+    """A run log entry."""
+
+    entry: RunLogEntry
+    future: asyncio.Future[None]
 
 
 class LeaseOp:
