@@ -314,9 +314,9 @@ class SQLiteStore(TaskStore):
         processes, while something is subscribed (:meth:`subscribe`): how late
         a run another process adds may start here at worst. A look reads 48
         bytes of shared memory in a thread, no query; SQLite is asked only when
-        they changed. An idle store costs about 0.4% of a core at the default
-        0.005 s (what a query every 0.1 s cost before), 0.25% at 0.01 s. At
-        least 0.001.
+        they changed. At the default 0.005 s an idle runner process uses about
+        half a percent of a core (``idle_cpu`` in the store benchmark; see the
+        capacity page). At least 0.001.
     :param synchronous: ``"FULL"`` (the default) syncs the write-ahead log on
         every commit; ``"NORMAL"`` is faster and still survives a killed
         process, but a power cut may lose the last commits (their runs then
