@@ -46,6 +46,7 @@ import logging
 import time
 import uuid
 import zlib
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -823,24 +824,16 @@ class RedisStore(TaskStore):
         Each partition's share is its earliest runs.
         """
         n = self.partitions
-        turn = self._turn
+        # the partitions with runs due, in turn from where the previous batch
+        # stopped; one that has had all its runs dealt leaves the ring
+        ring = deque(p for p in ((self._turn + i) % n for i in range(n)) if due[p])
         share = [0] * n
-        left = min(limit, sum(due))
-        while left:
-            # the partitions with runs not dealt yet, in turn from *turn*
-            ring = [p for p in ((turn + i) % n for i in range(n)) if due[p] > share[p]]
-            rounds = min(left // len(ring), min(due[p] - share[p] for p in ring))
-            if rounds:  # whole rounds at once: every one of the ring gets one
-                for p in ring:
-                    share[p] += rounds
-                left -= rounds * len(ring)
-                turn = (ring[-1] + 1) % n
-                continue
-            for p in ring[:left]:  # less than a round: the first in turn
-                share[p] += 1
-            turn = (ring[left - 1] + 1) % n
-            left = 0
-        self._turn = turn
+        for _ in range(min(limit, sum(due))):  # as many as the claims to read
+            p = ring.popleft()
+            share[p] += 1
+            if share[p] < due[p]:
+                ring.append(p)
+            self._turn = (p + 1) % n
         return [
             (
                 p,
