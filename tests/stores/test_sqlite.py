@@ -219,6 +219,25 @@ async def test_a_file_named_relative_to_the_directory_is_watched_from_another(
         await asyncio.wait_for(heard.wait(), 10)
 
 
+async def test_sqlite_is_asked_anyway_when_the_index_seems_still(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The header is only a hint: one that never moves still lets a commit of
+    # another process through, on the slower timer.
+    monkeypatch.setattr(sqlite_module, "_read_header", lambda fd: b"\0" * 48)
+    monkeypatch.setattr(sqlite_module, "_ASK_EVERY", 0.05)
+    async with SQLiteStore(db, poll_interval=0.01) as mine:
+        heard = asyncio.Event()
+        mine.subscribe(heard.set)
+        await _settled(lambda: len(_watchers()) == 1)  # watching, still
+        await asyncio.sleep(0.1)
+        heard.clear()
+        async with SQLiteStore(db) as other:
+            await other.save(_rec(fire_at=5.0))
+        await asyncio.wait_for(heard.wait(), 10)
+        assert len(_watchers()) == 1
+
+
 async def test_without_a_wal_index_to_read_sqlite_is_asked_on_a_timer(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
