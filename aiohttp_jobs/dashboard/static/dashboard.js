@@ -118,12 +118,16 @@
   /* A refresh replaces the page's content: the row a reader moved to with
      j/k (or the element they focused) is found again in the new content, so
      Enter still opens it and the place is not lost under their hands. */
+  function rowId(row) {
+    return row.getAttribute("data-job-id") || row.getAttribute("data-workflow-id");
+  }
+
   function focusKey(main) {
     var active = document.activeElement;
     if (!active || active === document.body || !main.contains(active)) return null;
     var row = active.closest("tr[data-row]");
     if (row) {
-      var id = row.getAttribute("data-job-id") || row.getAttribute("data-workflow-id");
+      var id = rowId(row);
       if (id) return { row: id, self: active === row };
     }
     if (active.id) return { id: active.id };
@@ -156,7 +160,7 @@
     var rows = main.querySelectorAll("tr[data-row]");
     for (var i = 0; i < rows.length; i++) {
       var r = rows[i];
-      if (r.getAttribute("data-job-id") === key.row || r.getAttribute("data-workflow-id") === key.row) {
+      if (rowId(r) === key.row) {
         if (key.self) markRow(r);
         else { var a = r.querySelector("a"); if (a) a.focus(); }
         return;
