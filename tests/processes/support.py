@@ -357,14 +357,6 @@ def check(cfg: dict[str, Any], events: Iterable[dict[str, Any]]) -> Report:
     return report
 
 
-def starts_of(events: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """The ``start`` events of *key*, in time order."""
-    return sorted(
-        (ev for ev in events if ev["ev"] == "start" and ev.get("key") == key),
-        key=lambda ev: ev["t"],
-    )
-
-
 async def wait_for_event(
     logdir: Path, pred: Any, timeout: float, poll: float = 0.02
 ) -> dict[str, Any]:
