@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 import aiohttp_jobs
-from aiohttp_jobs import Context, JobState, Tasks, dashboard
+from aiohttp_jobs import Context, ExecutionMode, JobState, Tasks, dashboard
 from aiohttp_jobs.stores import MemoryStore, TaskStore
 from aiohttp_jobs.testing import FakeClock, settle
 from tests.dashboard.support import (
@@ -441,3 +441,22 @@ async def test_a_run_of_this_instance_is_shown_as_held_here(
     assert [(h["run_id"], h["this"]) for h in row["holders"]] == [(run_id, True)]
     page = await (await client.get("/jobs/tasks")).text()
     assert f'data-run-id="{run_id}" data-instance="a" data-this="true"' in page
+
+
+async def test_a_run_holding_no_lease_is_shown_as_running_here(
+    aiohttp_client: ClientFactory,
+) -> None:
+    # An at-most-once run settles its occurrence first: no lease names it, so
+    # this instance's own jobs count it.
+    tasks = Tasks(store=MemoryStore(), owner="a")
+
+    @tasks.task(keyword="slow", execution_mode=ExecutionMode.AT_MOST_ONCE)
+    async def slow(ctx: Context) -> None:
+        await asyncio.Event().wait()
+
+    client = await aiohttp_client(make_app(tasks=tasks, clock=FakeClock(T0)))
+    await _runtime(client).fire("slow")
+    await settle()
+    [row] = (await (await client.get("/jobs/api/tasks")).json())["tasks"]
+    assert (row["running"], row["holders"]) == (1, [])
+    assert row["lease"] == "this instance (a)"
