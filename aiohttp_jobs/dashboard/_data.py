@@ -497,10 +497,7 @@ async def _recent_runs(
 
 
 def _job_run(job: Job[Any]) -> dict[str, object]:
-    error = None
-    if job.state is JobState.FAILED:
-        exc = job.exception()
-        error = None if exc is None else f"{type(exc).__name__}: {exc}"[:500]
+    """A run in flight on this instance (not finished: no duration, no error)."""
     return {
         "run_id": None,
         "job_id": job.id,
@@ -508,9 +505,9 @@ def _job_run(job: Job[Any]) -> dict[str, object]:
         "attempt": None,
         "outcome": job.state.value,
         "started": job.started_at,
-        "finished": job.finished_at,
-        "duration": job.duration if job.state.final else None,
-        "error": error,
+        "finished": None,
+        "duration": None,
+        "error": None,
     }
 
 
