@@ -67,6 +67,11 @@ async def _updates_until(
                 return messages
 
 
+def _broadcaster(client: Any) -> Broadcaster:
+    """The live feed of the dashboard mounted by :func:`make_app`."""
+    return client.app._subapps[0][BROADCASTER_KEY]  # type: ignore[no-any-return]
+
+
 async def _until(done: Any, nudge: Any = None) -> None:
     """Look at ``done()`` until it holds (10 s at most), awaiting ``nudge()``
     between two looks if given; the caller asserts what it waited for."""
@@ -193,7 +198,7 @@ async def test_the_listener_is_attached_only_while_someone_watches(
     await _event(response.content)
     assert scheduler.events
     response.close()
-    broadcaster = client.app._subapps[0][BROADCASTER_KEY]  # type: ignore[union-attr]
+    broadcaster = _broadcaster(client)
     # Each finished job wakes the stream, which then sees it is closed.
     await _until(
         lambda: broadcaster.clients == 0,
@@ -210,7 +215,7 @@ async def test_a_closed_stream_is_let_go_and_resuming_across_the_gap_refreshes(
     monkeypatch.setattr(_live, "PING_INTERVAL", 3600.0)
     client = await aiohttp_client(make_app())
     scheduler = scheduler_of(client)
-    broadcaster = client.app._subapps[0][BROADCASTER_KEY]  # type: ignore[union-attr]
+    broadcaster = _broadcaster(client)
     response = await client.get("/jobs/stream")
     hello = await _event(response.content)
     response.close()  # a tab hidden: the browser closes its stream
@@ -328,7 +333,7 @@ async def test_open_streams_are_reported_to_the_metrics(
     text = await (await client.get("/jobs/metrics")).text()
     assert "aiohttp_jobs_dashboard_streams 1.0" in text
     response.close()
-    broadcaster = client.app._subapps[0][BROADCASTER_KEY]  # type: ignore[union-attr]
+    broadcaster = _broadcaster(client)
     scheduler = scheduler_of(client)
     # Each finished job wakes the stream, which then sees it is closed.
     await _until(
