@@ -437,3 +437,11 @@ def test_only_a_shared_store_has_its_leases_read(store: type[MemoryStore]) -> No
                 broadcaster._detach()
 
     asyncio.run(main())
+
+
+def test_every_page_keeps_the_feed_recording_for_its_stream() -> None:
+    # The pages are the GET routes with a JSON twin under api/: one added
+    # without being listed would render a page whose stream misses changes.
+    routes = make_app()._subapps[0].router.routes()
+    names = {route.name for route in routes if route.method == "GET"}
+    assert _live.PAGES == {name for name in names if f"api_{name}" in names}
